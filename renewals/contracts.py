@@ -1,0 +1,109 @@
+"""Activity inputs and results: one pydantic model in, one out, for every activity.
+
+Every request carries `journey_id` and `touchpoint`; with the channel they make the idempotency key
+that the outbox, the providers and the operator-task table deduplicate on.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict
+
+from renewals.journey import RobotOutcome
+from renewals.models import Channel
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def dedup_key(journey_id: str, touchpoint: str, channel: Channel) -> str:
+    return f"{journey_id}:{touchpoint}:{channel.value}"
+
+
+class SendRequest(_Contract):
+    journey_id: str
+    touchpoint: str
+    channel: Channel
+    template: str
+    recipient: str
+    text: str
+    subject: str | None = None
+
+    @property
+    def dedup_key(self) -> str:
+        return dedup_key(self.journey_id, self.touchpoint, self.channel)
+
+
+class SendReceipt(_Contract):
+    provider: str
+    provider_message_id: str
+
+
+class SuppressionRecord(_Contract):
+    """A touchpoint that did not go out, and why: kept in the outbox as the audit of every decision."""
+
+    journey_id: str
+    touchpoint: str
+    channel: Channel
+    template: str
+    recipient: str | None
+    status: str  # "suppressed" or "failed"
+    reason: str
+
+
+class RobotCallRequest(_Contract):
+    journey_id: str
+    touchpoint: str
+    phone: str
+    script: str
+    attempt: int  # 1 for the journey's first call
+
+    @property
+    def dedup_key(self) -> str:
+        return dedup_key(self.journey_id, self.touchpoint, Channel.ROBOT_CALL)
+
+
+class RobotCallResult(_Contract):
+    task_id: str
+    outcome: RobotOutcome | None = None  # None: the outcome arrives later by webhook → signal
+
+
+class OperatorTaskRequest(_Contract):
+    journey_id: str
+    touchpoint: str
+    policy_number: str
+    centre_id: str
+    reason: str
+    text: str
+
+    @property
+    def dedup_key(self) -> str:
+        return dedup_key(self.journey_id, self.touchpoint, Channel.OPERATOR_TASK)
+
+
+class OperatorTaskReceipt(_Contract):
+    task_id: str
+
+
+class PortalQuery(_Contract):
+    policy_number: str
+    expires_on: date
+
+
+class PortalStatus(_Contract):
+    """The agent portal's view of the renewal: «Проект», «котировка», «оплата»."""
+
+    draft: bool = False
+    quote: bool = False
+    paid: bool = False
+
+
+class StageRecord(_Contract):
+    journey_id: str
+    policy_number: str
+    expires_on: date
+    agent_id: str
+    product: str
+    stage: str

@@ -1,0 +1,1 @@
+"""The application database: tables, the async engine, and migrations (Alembic)."""

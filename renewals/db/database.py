@@ -1,0 +1,80 @@
+"""The async engine and session factory, and schema migration through Alembic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE: a writer takes the lock up front, so two
+    # concurrent read-then-write transactions wait for each other instead of failing with SQLITE_BUSY.
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """One engine per process; activities open short sessions from `session()`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, object] = {}
+        if url.startswith("sqlite"):
+            if ":memory:" in url or url.endswith("sqlite+aiosqlite://"):
+                raise ValueError("use a SQLite file: concurrent activities need separate connections")
+            _ensure_parent(url)
+        else:
+            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _begin_immediate)
+        self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+
+        def upgrade(connection: Connection) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+        async with self.engine.begin() as connection:
+            await connection.run_sync(upgrade)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def new_session(self) -> AsyncSession:
+        return self.session()
+
+
+def _ensure_parent(url: str) -> None:
+    path = url.split(":///", 1)[-1]
+    if path and path != url:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,135 @@
+"""The domain's data: policies, their clients, agents and regional renewal centres.
+
+These pydantic models are the single shape used by intake, the database layer, the workflow input
+and the simulation contract, so a policy means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Product(StrEnum):
+    """Insurance lines taking part in the informing programme."""
+
+    KASKO = "KASKO"
+    KASKO_OSAGO = "KASKO_OSAGO"
+    OSAGO = "OSAGO"  # «свободное ОСАГО»: standalone, without КАСКО
+    IFL = "IFL"  # property insurance of individuals; the product code selects the programme
+    MORTGAGE = "MORTGAGE"
+
+
+class Bank(StrEnum):
+    """The mortgage lender matters: Сбер clients are informed at −45, other banks' at −30."""
+
+    SBER = "SBER"
+    OTHER = "OTHER"
+
+
+class Line(StrEnum):
+    """Lines of business the agent-performance norms are stated for."""
+
+    KASKO = "KASKO"
+    OSAGO = "OSAGO"
+    IFL = "IFL"
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    VK = "vk"
+    ROBOT_CALL = "robot_call"
+    OPERATOR_TASK = "operator_task"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Client(_Model):
+    last_name: str = Field(min_length=1)
+    first_name: str = Field(min_length=1)
+    patronymic: str | None = None
+    phone: str = Field(min_length=1)
+    email: str | None = None
+    vk_id: str | None = None
+    timezone: str = "Europe/Moscow"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def io(self) -> str:
+        """ИО: имя + отчество, or the first name alone when there is no patronymic."""
+        return f"{self.first_name} {self.patronymic}" if self.patronymic else self.first_name
+
+
+class Agent(_Model):
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    phone: str = Field(min_length=1)
+    renewal_rates: dict[Line, float] = Field(default_factory=dict)
+
+    @field_validator("renewal_rates")
+    @classmethod
+    def _rates_are_fractions(cls, value: dict[Line, float]) -> dict[Line, float]:
+        for line, rate in value.items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"renewal rate for {line} must be a fraction 0..1, got {rate}")
+        return value
+
+
+class RegionalCentre(_Model):
+    """A regional centre with its Центр Возобновления (renewal centre) and its own phone."""
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    phone: str = Field(min_length=1)
+
+
+_SPACES = re.compile(r"\s+")
+
+
+class Policy(_Model):
+    number: str = Field(min_length=1)
+    product: Product
+    product_code: str | None = None
+    bank: Bank | None = None
+    expires_on: date  # the last day of cover
+    first_prolongation_year: bool = False
+    renewal_centre: bool = False  # the client is supported by a renewal centre
+    client: Client
+    agent: Agent
+    regional_centre: RegionalCentre | None = None
+
+    @model_validator(mode="after")
+    def _product_details(self) -> Policy:
+        if self.product is Product.MORTGAGE and self.bank is None:
+            raise ValueError("bank: a MORTGAGE policy needs its bank (SBER or OTHER)")
+        if self.product is Product.IFL and not self.product_code:
+            raise ValueError("product_code: an IFL policy needs its product code (e.g. 305, 354)")
+        if self.renewal_centre and self.regional_centre is None:
+            raise ValueError("regional_centre: a renewal-centre client needs its regional centre")
+        return self
+
+    @property
+    def normalised_number(self) -> str:
+        """The number as it goes into ids: no spaces or slashes, upper case."""
+        return _SPACES.sub("", self.number).replace("/", "-").upper()
+
+
+def journey_id(policy_number: str, expires_on: date) -> str:
+    """One journey per policy term: a duplicate start finds the same id and never a second journey."""
+    normalised = _SPACES.sub("", policy_number).replace("/", "-").upper()
+    return f"renewal-{normalised}-{expires_on:%Y%m%d}"

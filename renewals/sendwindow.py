@@ -1,0 +1,77 @@
+"""When a client may be written to or called: the send window in the client's local time.
+
+Default hours follow the conservative Russian guideline: working days 08:00–22:00, weekends and
+public holidays 09:00–20:00. Working days come from the Russian production calendar (`holidays`),
+so a transferred working Saturday is a working day and a transferred day off is not. A touchpoint
+due outside the window waits for the next one: defer, never skip, never backdate.
+
+Pure and deterministic, so workflow code may use it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import holidays
+from pydantic import BaseModel, ConfigDict
+
+
+CALENDAR_YEARS = range(2020, 2041)
+
+# Built eagerly at import: `holidays` imports and translates lazily on first use of a year, which the
+# workflow sandbox forbids. Dates outside CALENDAR_YEARS are refused rather than guessed.
+_RU_CALENDAR = holidays.country_holidays("RU", years=CALENDAR_YEARS)
+
+
+@cache
+def zone(name: str) -> ZoneInfo:
+    """A time zone by name. Workflow code calls this rather than ZoneInfo, which its sandbox proxies."""
+    return ZoneInfo(name)
+
+
+def is_working_day(day: date) -> bool:
+    """Russian production calendar: weekends and holidays off, transferred working Saturdays on."""
+    if day.year not in CALENDAR_YEARS:
+        raise ValueError(f"{day} is outside the production calendar's years {CALENDAR_YEARS}")
+    return bool(_RU_CALENDAR.is_working_day(day))
+
+
+class SendWindow(BaseModel):
+    """Window hours; travels inside the journey input so workflow code never reads settings."""
+
+    model_config = ConfigDict(frozen=True)
+
+    working_start: time = time(8, 0)
+    working_end: time = time(22, 0)
+    non_working_start: time = time(9, 0)
+    non_working_end: time = time(20, 0)
+
+    def hours(self, day: date) -> tuple[time, time]:
+        if is_working_day(day):
+            return self.working_start, self.working_end
+        return self.non_working_start, self.non_working_end
+
+    def opening(self, day: date, tz: ZoneInfo) -> datetime:
+        return datetime.combine(day, self.hours(day)[0], tzinfo=tz)
+
+    def closing(self, day: date, tz: ZoneInfo) -> datetime:
+        return datetime.combine(day, self.hours(day)[1], tzinfo=tz)
+
+    def next_open_moment(self, earliest: datetime, tz: ZoneInfo) -> datetime:
+        """The first instant at or after `earliest` that lies inside a window, in `tz`."""
+        local = earliest.astimezone(tz)
+        day = local.date()
+        for _ in range(30):  # the longest run of days off is far shorter; this bounds a bad config
+            start, end = self.opening(day, tz), self.closing(day, tz)
+            if local < start:
+                return start
+            if local < end:
+                return local
+            day += timedelta(days=1)
+        raise ValueError("no send window within 30 days: check the configured hours")
+
+    def due_moment(self, day: date, not_before: datetime, tz: ZoneInfo) -> datetime:
+        """When a touchpoint of local calendar `day` goes out: its day's window, or the next one."""
+        return self.next_open_moment(max(self.opening(day, tz), not_before), tz)

@@ -1,0 +1,44 @@
+"""One settings object for the whole service, read from the environment (prefix RENEWALS_)."""
+
+from __future__ import annotations
+
+from datetime import time
+from functools import cache
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from renewals.sendwindow import SendWindow
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RENEWALS_", env_file=".env", extra="ignore")
+
+    # Temporal: the embedded dev server by default; a self-hosted cluster or Temporal Cloud by config.
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = None
+    temporal_tls: bool = False
+    task_queue: str = "renewals"
+
+    # The application database: SQLite file by default, PostgreSQL in production.
+    database_url: str = "sqlite+aiosqlite:///.data/renewals.db"
+
+    # Send window in the client's local time (weekdays / weekends and public holidays).
+    window_working_start: time = time(8, 0)
+    window_working_end: time = time(22, 0)
+    window_non_working_start: time = time(9, 0)
+    window_non_working_end: time = time(20, 0)
+
+    def send_window(self) -> SendWindow:
+        return SendWindow(
+            working_start=self.window_working_start,
+            working_end=self.window_working_end,
+            non_working_start=self.window_non_working_start,
+            non_working_end=self.window_non_working_end,
+        )
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

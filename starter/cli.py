@@ -1,0 +1,29 @@
+"""The `renewals` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="renewals", description="Prolongation journeys")
+    commands = parser.add_subparsers(dest="command", required=True)
+    simulate = commands.add_parser("simulate", help="run scenarios on the time-skipping server, print JSON")
+    simulate.add_argument("scenarios", help="SCENARIOS.json")
+    commands.add_parser("worker", help="run a worker against the configured Temporal")
+    args = parser.parse_args(argv)
+
+    if args.command == "simulate":
+        from starter.simulate import run_cli
+
+        sys.exit(asyncio.run(run_cli(args.scenarios)))
+    if args.command == "worker":
+        from worker import main as worker_main
+
+        worker_main()
+
+
+if __name__ == "__main__":
+    main()

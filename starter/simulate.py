@@ -1,0 +1,204 @@
+"""`renewals simulate SCENARIOS.json`: what will this client receive, and when?
+
+Each scenario runs through the real RenewalJourney and its real activities, with sandbox channels
+and an in-memory database, on the time-skipping test server, and the timelines are printed as JSON.
+The input and output shapes are the public contract documented in README.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import sys
+from collections import Counter
+import datetime as dt
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.journey import JourneyActivities
+from renewals.channels.sandbox import SandboxRobot
+from renewals.db.database import Database
+from renewals.journey import EventType, JourneyEvent, JourneyInput, JourneyStatus, RobotOutcome
+from renewals.models import Policy, journey_id
+from renewals.settings import get_settings
+from starter.binaries import find_binary
+from starter.temporal_setup import register_search_attributes
+from worker import build_worker, sandbox_channels
+from workflows.simulation import ScenarioRun, SimulateScenario, TimedEvent
+
+TASK_QUEUE = "simulate"
+
+
+class ScenarioError(ValueError):
+    """A malformed scenario: names the scenario and the field."""
+
+
+class ScenarioEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: EventType
+    day: int | None = None  # relative to expires_on, at `time` in the client's zone
+    time: dt.time = Field(default_factory=lambda: dt.time(12, 0))
+    at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_moment(self) -> ScenarioEvent:
+        if (self.day is None) == (self.at is None):
+            raise ValueError("give exactly one of 'day' or 'at'")
+        if self.at is not None and self.at.tzinfo is None:
+            raise ValueError("'at' needs a UTC offset")
+        return self
+
+    def moment(self, expires_on: date, tz: ZoneInfo) -> datetime:
+        if self.at is not None:
+            return self.at
+        assert self.day is not None
+        return datetime.combine(expires_on + timedelta(days=self.day), self.time, tzinfo=tz)
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    now: datetime
+    policy: Policy
+    events: list[ScenarioEvent] = Field(default_factory=list)
+    robot: list[RobotOutcome] = Field(default_factory=list)
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
+
+def parse_scenarios(document: Any, real_now: datetime) -> list[Scenario]:
+    """Validate every scenario; the first bad one raises ScenarioError naming its id and field."""
+    if not isinstance(document, dict) or not isinstance(document.get("scenarios"), list):
+        raise ScenarioError('input: expected {"scenarios": [...]}')
+    scenarios: list[Scenario] = []
+    for index, raw in enumerate(document["scenarios"]):
+        name = raw.get("id") if isinstance(raw, dict) and raw.get("id") else f"#{index + 1}"
+        try:
+            scenario = Scenario.model_validate(raw)
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise ScenarioError(f"scenario {name}: {_field(first['loc'])}: {first['msg']}") from None
+        if scenario.now.tzinfo is None:
+            raise ScenarioError(f"scenario {name}: now: needs a UTC offset")
+        if scenario.now < real_now:
+            raise ScenarioError(f"scenario {name}: now: {scenario.now.isoformat()} is in the past")
+        tz = ZoneInfo(scenario.policy.client.timezone)
+        for position, event in enumerate(scenario.events):
+            if event.moment(scenario.policy.expires_on, tz) < scenario.now:
+                raise ScenarioError(
+                    f"scenario {name}: events[{position}]: {event.type.value} happens before the intake (now)"
+                )
+        scenarios.append(scenario)
+    repeated = [sid for sid, n in Counter(s.id for s in scenarios).items() if n > 1]
+    if repeated:
+        raise ScenarioError(f"scenario {repeated[0]}: id: used by more than one scenario")
+    return scenarios
+
+
+def _workflow_ids(scenarios: list[Scenario]) -> dict[str, str]:
+    """The production journey id; scenarios that share a policy term get their scenario id appended."""
+    ids = {s.id: journey_id(s.policy.number, s.policy.expires_on) for s in scenarios}
+    shared = {wid for wid, n in Counter(ids.values()).items() if n > 1}
+    return {sid: f"{wid}--{sid}" if wid in shared else wid for sid, wid in ids.items()}
+
+
+def _runs(scenarios: list[Scenario], ids: dict[str, str]) -> list[ScenarioRun]:
+    window = get_settings().send_window()
+    runs = []
+    for scenario in scenarios:
+        tz = ZoneInfo(scenario.policy.client.timezone)
+        runs.append(
+            ScenarioRun(
+                journey_id=ids[scenario.id],
+                start_at=scenario.now,
+                journey=JourneyInput(policy=scenario.policy, window=window),
+                events=[
+                    TimedEvent(
+                        at=event.moment(scenario.policy.expires_on, tz),
+                        event=JourneyEvent(type=event.type, source="scenario"),
+                    )
+                    for event in scenario.events
+                ],
+            )
+        )
+    return runs
+
+
+def render_result(scenario: Scenario, workflow_id: str, status: JourneyStatus) -> dict[str, Any]:
+    tz = ZoneInfo(scenario.policy.client.timezone)
+    return {
+        "id": scenario.id,
+        "workflow_id": workflow_id,
+        "final_stage": status.stage.value,
+        "timeline": [
+            {
+                "at": entry.at.astimezone(tz).isoformat(),
+                "day": entry.day,
+                "channel": entry.channel.value,
+                "status": entry.status.value,
+                "reason": entry.reason,
+                "template": entry.template,
+                "to": entry.to,
+                "text": entry.text,
+            }
+            for entry in status.timeline
+        ],
+    }
+
+
+async def simulate(scenarios: list[Scenario]) -> list[dict[str, Any]]:
+    ids = _workflow_ids(scenarios)
+    server = find_binary("temporal-test-server")
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=server, data_converter=pydantic_data_converter
+    )
+    scratch = tempfile.TemporaryDirectory(prefix="renewals-simulate-")
+    db = Database(f"sqlite+aiosqlite:///{scratch.name}/simulate.db")
+    try:
+        await register_search_attributes(env.client)
+        await db.migrate()
+        robot = SandboxRobot(db, script={ids[s.id]: s.robot for s in scenarios})
+        activities = JourneyActivities(db, sandbox_channels(db, robot))
+        async with build_worker(env.client, TASK_QUEUE, activities, [SimulateScenario], fail_fast=True):
+            with env.auto_time_skipping_disabled():
+                handles = [
+                    await env.client.start_workflow(
+                        SimulateScenario.run, run, id=f"simulate-{run.journey_id}", task_queue=TASK_QUEUE
+                    )
+                    for run in _runs(scenarios, ids)
+                ]
+                await env.client.test_service.unlock_time_skipping(UnlockTimeSkippingRequest())
+                statuses = [await handle.result() for handle in handles]
+    finally:
+        await db.dispose()
+        await env.shutdown()
+        scratch.cleanup()
+    return [render_result(s, ids[s.id], st) for s, st in zip(scenarios, statuses, strict=True)]
+
+
+async def run_cli(path: str) -> int:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        print(f"input: cannot read {path}: {error}", file=sys.stderr)
+        return 2
+    try:
+        scenarios = parse_scenarios(document, datetime.now(UTC))
+    except ScenarioError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    results = await simulate(scenarios)
+    json.dump({"results": results}, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,40 @@
+"""Make a Temporal namespace ready for journeys: register the custom search attributes."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from renewals import search_attributes as sa
+
+
+async def register_search_attributes(client: Client, namespace: str = "default") -> list[str]:
+    """Add the journey's search attributes the namespace lacks; returns the names added.
+
+    The time-skipping test server cannot list search attributes: there every one is added.
+    """
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        known = set(existing.custom_attributes) | set(existing.system_attributes)
+    except RPCError as error:
+        if error.status is not RPCStatusCode.UNIMPLEMENTED:
+            raise
+        known = set()
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+        for key in sa.ALL
+        if key.name not in known
+    }
+    if missing:
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
+            )
+        except RPCError as error:
+            if error.status is not RPCStatusCode.ALREADY_EXISTS:
+                raise
+    return sorted(missing)

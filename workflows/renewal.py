@@ -1,0 +1,555 @@
+"""RenewalJourney: one durable workflow per expiring policy term.
+
+It interprets `renewals.rules`: sleeps until each touchpoint's moment in the client's send window,
+decides (gate, condition, portal check) whether the touchpoint goes out, and sends through activities.
+Signals and updates bring in what happens meanwhile; the journey stops the moment the renewal is
+secured, the client opts out, the policy is cancelled or the client refuses an operator.
+
+Determinism: time only from `workflow.now()`, all I/O in activities, activities called by name so
+this module imports nothing but the pure domain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from renewals import search_attributes as sa
+    from renewals.contracts import (
+        OperatorTaskReceipt,
+        OperatorTaskRequest,
+        PortalQuery,
+        PortalStatus,
+        RobotCallRequest,
+        RobotCallResult,
+        SendReceipt,
+        SendRequest,
+        StageRecord,
+        SuppressionRecord,
+    )
+    from renewals.journey import (
+        ENGAGEMENT_EVENTS,
+        ROBOT_CONTACTS,
+        TERMINAL_STAGES,
+        EntryStatus,
+        EventType,
+        JourneyEvent,
+        JourneyInput,
+        JourneyStatus,
+        NextTouchpoint,
+        OperatorOutcome,
+        OperatorOutcomeReport,
+        ReceivedEvent,
+        RobotOutcome,
+        RobotOutcomeReport,
+        Stage,
+        TimelineEntry,
+    )
+    from renewals.models import Channel, Policy
+    from renewals.rules import (
+        OPERATOR_RULE,
+        Condition,
+        Touchpoint,
+        gate_reason,
+        segment_of,
+        touchpoints_for,
+    )
+    from renewals.sendwindow import zone
+    from renewals.templates import RenderedMessage, render
+
+SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10))
+QUICK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+# Progress only moves forward: a −17 e-mail after an operator hand-off does not make it "informing".
+_PROGRESS = (Stage.SCHEDULED, Stage.INFORMING, Stage.ROBOT_CALLING, Stage.OPERATOR, Stage.FINAL_REMINDER)
+_EVENT_STAGES = {
+    EventType.PAYMENT_RECEIVED: Stage.PAID,
+    EventType.RENEWED: Stage.RENEWED,
+    EventType.OPT_OUT: Stage.OPTED_OUT,
+    EventType.POLICY_CANCELLED: Stage.CANCELLED,
+}
+_MISSING_ADDRESS = {Channel.EMAIL: "no_email_address", Channel.VK: "no_vk_id", Channel.SMS: "no_phone"}
+
+
+@workflow.defn(name="RenewalJourney")
+class RenewalJourney:
+    @workflow.init
+    def __init__(self, journey: JourneyInput) -> None:
+        self._policy = journey.policy
+        self._window = journey.window
+        self._tz = zone(journey.policy.client.timezone)
+        self._id = workflow.info().workflow_id
+        self._stage = Stage.SCHEDULED
+        self._timeline: list[TimelineEntry] = []
+        self._events: list[ReceivedEvent] = []
+        self._next: NextTouchpoint | None = None
+        self._draft = False
+        self._quote = False
+        self._engaged_by: EventType | None = None
+        self._robot_stopped = False
+        self._robot_calls = 0
+        self._robot_outcomes: dict[str, RobotOutcome] = {}
+        self._latest_robot_task: str | None = None
+        self._operator_tasks: dict[str, bool] = {}  # task id → still open
+
+    # ---- the journey ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, journey: JourneyInput) -> JourneyStatus:
+        start_day = self._local_today()
+        expires_on = self._policy.expires_on
+        workflow.upsert_search_attributes(self._search_attributes())
+        self._publish()
+        if start_day > expires_on:
+            self._finish(Stage.LAPSED, "started after the last day of cover")
+        for touchpoint in touchpoints_for(self._policy):
+            if self._finished:
+                break
+            day = expires_on + timedelta(days=touchpoint.day)
+            if day < start_day:
+                await self._skip_past_day(touchpoint)
+                continue
+            if touchpoint.rule.channel is Channel.ROBOT_CALL and self._robot_stopped:
+                continue
+            due = self._window.due_moment(day, workflow.now(), self._tz)
+            if await self._sleep_until(due, touchpoint):
+                await self._run_touchpoint(touchpoint)
+        if not self._finished:
+            self._next = None
+            end_of_cover = datetime.combine(expires_on + timedelta(days=1), time(0), tzinfo=self._tz)
+            await self._wait(lambda: self._finished, end_of_cover, "until the last day of cover ends")
+            if not self._finished:
+                self._finish(Stage.LAPSED, "no payment or renewal by the end of cover")
+        await workflow.execute_activity(
+            "record_stage",
+            StageRecord(
+                journey_id=self._id,
+                policy_number=self._policy.number,
+                expires_on=expires_on,
+                agent_id=self._policy.agent.id,
+                product=self._policy.product.value,
+                stage=self._stage.value,
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=QUICK_RETRY,
+            summary="record the journey's outcome",
+        )
+        return self.status()
+
+    async def _skip_past_day(self, touchpoint: Touchpoint) -> None:
+        """Late intake: a day already past is never sent; a daily series is noted once."""
+        if touchpoint.day == touchpoint.rule.day:
+            await self._suppress(touchpoint, "day_passed_before_intake", None)
+
+    async def _sleep_until(self, due: datetime, touchpoint: Touchpoint) -> bool:
+        """Sleep until `due`; True if the touchpoint should run, False if the journey finished."""
+        while not self._finished:
+            due = self._window.next_open_moment(max(due, workflow.now()), self._tz)
+            if due <= workflow.now():
+                return True
+            self._next = NextTouchpoint(
+                touchpoint=touchpoint.key, channel=touchpoint.rule.channel, due_at=due
+            )
+            self._publish()
+            await self._wait(lambda: self._finished, due, f"{touchpoint.key} {touchpoint.rule.template}")
+        return False
+
+    async def _wait(self, done: Callable[[], bool], until: datetime, summary: str) -> None:
+        remaining = until - workflow.now()
+        if remaining <= timedelta(0):
+            return
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
+
+    async def _run_touchpoint(self, touchpoint: Touchpoint) -> None:
+        rule = touchpoint.rule
+        reason = await self._suppression_reason(touchpoint)
+        if self._finished:
+            return
+        if reason is not None:
+            await self._suppress(touchpoint, reason, self._address(rule.channel))
+            if rule.channel is Channel.ROBOT_CALL:
+                self._robot_stopped = True
+        elif rule.channel is Channel.ROBOT_CALL:
+            await self._call_robot(touchpoint)
+        elif rule.channel is Channel.OPERATOR_TASK:
+            await self._open_operator_task(touchpoint.day, "Робот Даша прекратил обзвон (−17)")
+        else:
+            await self._send(touchpoint)
+        self._advance(_stage_after(touchpoint))
+
+    async def _suppression_reason(self, touchpoint: Touchpoint) -> str | None:
+        """Why this touchpoint must not go out now, or None. Checked at the moment it is due."""
+        gate = gate_reason(self._policy, segment_of(self._policy))
+        if gate is not None:
+            return gate
+        condition = touchpoint.rule.condition
+        if condition is Condition.FIRST_PROLONGATION_YEAR and not self._policy.first_prolongation_year:
+            return "not_first_prolongation_year"
+        if condition in (Condition.NO_DRAFT_QUOTE_OR_PAYMENT, Condition.NO_DRAFT_OR_PAYMENT):
+            await self._ask_portal()
+            if self._finished:
+                return "payment_received"
+            if self._draft:
+                return "draft_exists"
+            if self._quote and condition is Condition.NO_DRAFT_QUOTE_OR_PAYMENT:
+                return "quote_exists"
+        if condition is Condition.NOT_ENGAGED and self._engaged_by is not None:
+            return f"client_engaged ({self._engaged_by.value})"
+        if condition is Condition.NO_OPERATOR_TASK and self._operator_tasks:
+            return "operator_task_already_open"
+        if touchpoint.rule.channel in _MISSING_ADDRESS and not self._address(touchpoint.rule.channel):
+            return _MISSING_ADDRESS[touchpoint.rule.channel]
+        return None
+
+    async def _ask_portal(self) -> None:
+        portal = await workflow.execute_activity(
+            "check_portal",
+            PortalQuery(policy_number=self._policy.number, expires_on=self._policy.expires_on),
+            result_type=PortalStatus,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=QUICK_RETRY,
+            summary="ask Альфа-Полис for a draft, quote or payment",
+        )
+        self._draft |= portal.draft
+        self._quote |= portal.quote
+        if portal.paid:
+            self._note(EventType.PAYMENT_RECEIVED.value, "portal")
+            self._finish(Stage.PAID, "payment seen in the agent portal")
+
+    # ---- channels ------------------------------------------------------------------------------
+
+    async def _send(self, touchpoint: Touchpoint) -> None:
+        rule = touchpoint.rule
+        recipient = self._address(rule.channel) or ""
+        message = self._render(touchpoint, recipient)
+        if message is None:
+            return
+        request = SendRequest(
+            journey_id=self._id,
+            touchpoint=touchpoint.key,
+            channel=rule.channel,
+            template=rule.template,
+            recipient=recipient,
+            text=message.text,
+            subject=message.subject,
+        )
+        try:
+            await workflow.execute_activity(
+                "send_message",
+                request,
+                result_type=SendReceipt,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                schedule_to_close_timeout=self._until_end_of_cover(),
+                retry_policy=SEND_RETRY,
+                summary=f"{touchpoint.key}: {rule.template}",
+            )
+        except ActivityError as error:
+            await self._fail(touchpoint, _failure_reason(error), recipient, message.text)
+            return
+        self._record(touchpoint, EntryStatus.SENT, None, recipient, message.text)
+
+    async def _call_robot(self, touchpoint: Touchpoint) -> None:
+        phone = self._policy.client.phone
+        message = self._render(touchpoint, phone)
+        if message is None:
+            self._robot_stopped = True
+            return
+        self._robot_calls += 1
+        today = self._local_today()
+        try:
+            call = await workflow.execute_activity(
+                "place_robot_call",
+                RobotCallRequest(
+                    journey_id=self._id,
+                    touchpoint=touchpoint.key,
+                    phone=phone,
+                    script=message.text,
+                    attempt=self._robot_calls,
+                ),
+                result_type=RobotCallResult,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                schedule_to_close_timeout=max(
+                    self._window.closing(today, self._tz) - workflow.now(), timedelta(minutes=1)
+                ),
+                retry_policy=SEND_RETRY,
+                summary=f"{touchpoint.key}: Робот Даша, call {self._robot_calls}",
+            )
+        except ActivityError as error:
+            await self._fail(touchpoint, _failure_reason(error), phone, message.text)
+            self._robot_stopped = True
+            return
+        self._latest_robot_task = call.task_id
+        outcome = call.outcome
+        if outcome is None:  # the provider reports by webhook: wait until today's calling hours end
+            await self._wait(
+                lambda: call.task_id in self._robot_outcomes or self._finished,
+                self._window.closing(today, self._tz),
+                "waiting for Робот Даша's outcome",
+            )
+            outcome = self._robot_outcomes.get(call.task_id, RobotOutcome.NO_ANSWER)
+        self._record(touchpoint, EntryStatus.SENT, f"outcome: {outcome.value}", phone, message.text)
+        if outcome is RobotOutcome.DO_NOT_CONTACT:
+            self._finish(Stage.OPTED_OUT, "do-not-contact told to Робот Даша")
+        elif outcome in ROBOT_CONTACTS:
+            self._robot_stopped = True
+            await self._open_operator_task(touchpoint.day, f"отклик на звонок Робота Даши: {outcome.value}")
+
+    async def _open_operator_task(self, day: int, reason: str) -> None:
+        """Hand the client to the renewal centre: at −17, or on the day Робот Даша made contact."""
+        centre = self._policy.regional_centre
+        touchpoint = Touchpoint(OPERATOR_RULE, day)
+        if centre is None:
+            await self._fail(touchpoint, "NoRenewalCentre: the policy has no regional centre", None, None)
+            return
+        message = self._render(touchpoint, centre.id, reason)
+        if message is None:
+            return
+        receipt = await workflow.execute_activity(
+            "open_operator_task",
+            OperatorTaskRequest(
+                journey_id=self._id,
+                touchpoint=touchpoint.key,
+                policy_number=self._policy.number,
+                centre_id=centre.id,
+                reason=reason,
+                text=message.text,
+            ),
+            result_type=OperatorTaskReceipt,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=QUICK_RETRY,
+            summary=f"operator task at {centre.name}",
+        )
+        self._operator_tasks[receipt.task_id] = True
+        self._record(touchpoint, EntryStatus.SENT, reason, centre.id, message.text)
+        self._advance(Stage.OPERATOR)
+
+    def _render(self, touchpoint: Touchpoint, recipient: str, reason: str = "") -> RenderedMessage | None:
+        """Render, or record the touchpoint as failed: bad data must not stop the rest of the journey."""
+        try:
+            return render(touchpoint.rule.template, self._policy, reason)
+        except ValueError as error:
+            self._record(touchpoint, EntryStatus.FAILED, f"TemplateError: {error}", recipient, None)
+            return None
+
+    def _address(self, channel: Channel) -> str | None:
+        client = self._policy.client
+        return {
+            Channel.SMS: client.phone,
+            Channel.ROBOT_CALL: client.phone,
+            Channel.EMAIL: client.email,
+            Channel.VK: client.vk_id,
+            Channel.OPERATOR_TASK: self._policy.regional_centre.id if self._policy.regional_centre else None,
+        }[channel]
+
+    # ---- the record ----------------------------------------------------------------------------
+
+    async def _suppress(self, touchpoint: Touchpoint, reason: str, recipient: str | None) -> None:
+        await self._keep(touchpoint, EntryStatus.SUPPRESSED, reason, recipient, None)
+
+    async def _fail(
+        self, touchpoint: Touchpoint, reason: str, recipient: str | None, text: str | None
+    ) -> None:
+        await self._keep(touchpoint, EntryStatus.FAILED, reason, recipient, text)
+
+    async def _keep(
+        self,
+        touchpoint: Touchpoint,
+        status: EntryStatus,
+        reason: str,
+        recipient: str | None,
+        text: str | None,
+    ) -> None:
+        """A touchpoint that did not go out: into the timeline and the outbox's audit log."""
+        self._record(touchpoint, status, reason, recipient, text)
+        await workflow.execute_activity(
+            "record_suppressed",
+            SuppressionRecord(
+                journey_id=self._id,
+                touchpoint=touchpoint.key,
+                channel=touchpoint.rule.channel,
+                template=touchpoint.rule.template,
+                recipient=recipient,
+                status=status.value,
+                reason=reason,
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=QUICK_RETRY,
+            summary=f"{touchpoint.key}: {status.value} ({reason})",
+        )
+
+    def _record(
+        self,
+        touchpoint: Touchpoint,
+        status: EntryStatus,
+        reason: str | None,
+        recipient: str | None,
+        text: str | None,
+    ) -> None:
+        now = workflow.now()
+        self._timeline.append(
+            TimelineEntry(
+                at=now,
+                day=(now.astimezone(self._tz).date() - self._policy.expires_on).days,
+                touchpoint=touchpoint.key,
+                channel=touchpoint.rule.channel,
+                status=status,
+                reason=reason,
+                template=touchpoint.rule.template,
+                to=recipient,
+                text=text,
+            )
+        )
+
+    def _note(self, kind: str, detail: str | None) -> None:
+        self._events.append(ReceivedEvent(at=workflow.now(), type=kind, detail=detail))
+
+    # ---- stages --------------------------------------------------------------------------------
+
+    @property
+    def _finished(self) -> bool:
+        return self._stage in TERMINAL_STAGES
+
+    def _finish(self, stage: Stage, why: str) -> None:
+        if self._finished:
+            return
+        self._stage = stage
+        self._next = None
+        self._note(f"finished: {stage.value}", why)
+        self._publish()
+
+    def _advance(self, stage: Stage) -> None:
+        if self._finished or _PROGRESS.index(stage) <= _PROGRESS.index(self._stage):
+            return
+        self._stage = stage
+        self._publish()
+
+    def _publish(self) -> None:
+        """Keep the Temporal UI truthful: stage search attribute and the current-details text."""
+        workflow.upsert_search_attributes([sa.JOURNEY_STAGE.value_set(self._stage.value)])
+        lines = [
+            f"**Policy** {self._policy.number} ({self._policy.product.value}), "
+            f"last day of cover {self._policy.expires_on:%d.%m.%Y}",
+            f"**Stage** {self._stage.value}",
+        ]
+        if self._next is not None:
+            local = self._next.due_at.astimezone(self._tz)
+            lines.append(f"**Next** {self._next.touchpoint} at {local:%d.%m.%Y %H:%M %Z}")
+        workflow.set_current_details("\n\n".join(lines))
+
+    def _search_attributes(self) -> list[object]:
+        policy = self._policy
+        expires_at = datetime.combine(policy.expires_on, time(0), tzinfo=self._tz)
+        return [
+            sa.POLICY_NUMBER.value_set(policy.number),
+            sa.PRODUCT.value_set(policy.product.value),
+            sa.AGENT_ID.value_set(policy.agent.id),
+            sa.RENEWAL_CENTRE.value_set(policy.regional_centre.id if policy.regional_centre else ""),
+            sa.EXPIRES_ON.value_set(expires_at),
+            sa.JOURNEY_STAGE.value_set(self._stage.value),
+        ]
+
+    def _local_today(self) -> date:
+        return workflow.now().astimezone(self._tz).date()
+
+    def _until_end_of_cover(self) -> timedelta:
+        end = datetime.combine(self._policy.expires_on + timedelta(days=1), time(0), tzinfo=self._tz)
+        return max(end - workflow.now(), timedelta(minutes=1))
+
+    # ---- messages from outside -----------------------------------------------------------------
+
+    @workflow.signal(name="event")
+    def on_event(self, event: JourneyEvent) -> None:
+        """Payment, draft, quote, renewal, engagement, opt-out or cancellation."""
+        self._note(event.type.value, event.source)
+        if self._finished:
+            return
+        if event.type in _EVENT_STAGES:
+            self._finish(_EVENT_STAGES[event.type], f"{event.type.value} ({event.source or 'signal'})")
+        elif event.type is EventType.DRAFT_CREATED:
+            self._draft = True
+        elif event.type is EventType.QUOTE_CREATED:
+            self._quote = True
+        elif event.type in ENGAGEMENT_EVENTS and self._engaged_by is None:
+            self._engaged_by = event.type
+
+    @workflow.signal(name="robot_outcome")
+    def on_robot_outcome(self, report: RobotOutcomeReport) -> None:
+        task_id = report.task_id or self._latest_robot_task
+        self._note(f"robot_outcome: {report.outcome.value}", task_id)
+        if task_id is not None:
+            self._robot_outcomes[task_id] = report.outcome
+
+    @workflow.update(name="operator_outcome")
+    def on_operator_outcome(self, report: OperatorOutcomeReport) -> JourneyStatus:
+        """A renewal-centre operator's result; the agent stays on the renewal on every path."""
+        self._operator_tasks[report.task_id] = False
+        detail = f"task {report.task_id}" + (f": {report.note}" if report.note else "")
+        self._note(f"operator_outcome: {report.outcome.value}", detail)
+        if report.outcome is OperatorOutcome.REFUSED:
+            self._finish(Stage.REFUSED, "the client refused the renewal to an operator")
+        elif report.outcome is OperatorOutcome.DO_NOT_CONTACT:
+            self._finish(Stage.OPTED_OUT, "do-not-contact told to an operator")
+        return self.status()
+
+    @on_operator_outcome.validator
+    def _validate_operator_outcome(self, report: OperatorOutcomeReport) -> None:
+        if report.task_id not in self._operator_tasks:
+            raise ValueError(f"operator task {report.task_id} does not belong to journey {self._id}")
+        if not self._operator_tasks[report.task_id]:
+            raise ValueError(f"operator task {report.task_id} is already closed")
+
+    @workflow.update(name="update_policy")
+    def on_policy_update(self, policy: Policy) -> JourneyStatus:
+        """New phone, e-mail, agent card or centre: later touchpoints use the new data."""
+        self._policy = policy
+        self._tz = zone(policy.client.timezone)
+        self._note("policy_updated", None)
+        workflow.upsert_search_attributes(self._search_attributes())
+        return self.status()
+
+    @on_policy_update.validator
+    def _validate_policy_update(self, policy: Policy) -> None:
+        current = self._policy
+        if (policy.number, policy.expires_on) != (current.number, current.expires_on):
+            raise ValueError(
+                f"policy update for {policy.number} ending {policy.expires_on} does not match "
+                f"journey {self._id} ({current.number} ending {current.expires_on})"
+            )
+        if policy.product is not current.product:
+            raise ValueError("product cannot change within a policy term; start a new journey")
+
+    @workflow.query(name="status")
+    def status(self) -> JourneyStatus:
+        return JourneyStatus(
+            workflow_id=self._id,
+            policy_number=self._policy.number,
+            stage=self._stage,
+            next=self._next,
+            timeline=list(self._timeline),
+            events=list(self._events),
+        )
+
+
+def _stage_after(touchpoint: Touchpoint) -> Stage:
+    if touchpoint.rule.channel is Channel.ROBOT_CALL:
+        return Stage.ROBOT_CALLING
+    if touchpoint.rule.channel is Channel.OPERATOR_TASK:
+        return Stage.OPERATOR
+    if touchpoint.day == -5:
+        return Stage.FINAL_REMINDER
+    return Stage.INFORMING
+
+
+def _failure_reason(error: ActivityError) -> str:
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type or 'Error'}: {cause.message}"
+    return f"{type(cause).__name__ if cause else 'ActivityError'}: {cause or error}"

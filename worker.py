@@ -78,7 +78,9 @@ async def run_worker(settings: Settings | None = None) -> None:
     await db.migrate()
     client = await connect(settings)
     worker = build_worker(client, settings.task_queue, JourneyActivities(db, sandbox_channels(db)))
-    logging.getLogger(__name__).info("worker serving %s on %s", settings.task_queue, settings.temporal_address)
+    logging.getLogger(__name__).info(
+        "worker serving %s on %s", settings.task_queue, settings.temporal_address
+    )
     try:
         await worker.run()
     finally:

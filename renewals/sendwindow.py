@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 import holidays
 from pydantic import BaseModel, ConfigDict
 
-
 CALENDAR_YEARS = range(2020, 2041)
 
 # Built eagerly at import: `holidays` imports and translates lazily on first use of a year, which the

@@ -7,11 +7,11 @@ The input and output shapes are the public contract documented in README.
 
 from __future__ import annotations
 
-import json
-import tempfile
-import sys
-from collections import Counter
 import datetime as dt
+import json
+import sys
+import tempfile
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo

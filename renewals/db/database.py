@@ -37,7 +37,8 @@ def _begin_immediate(connection: Connection) -> None:
 class Database:
     """One engine per process; activities open short sessions from `session()`."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, schema: str | None = None) -> None:
+        """`schema` (PostgreSQL only) puts every table in that schema, e.g. one per test run."""
         self.url = url
         kwargs: dict[str, object] = {}
         if url.startswith("sqlite"):
@@ -46,6 +47,8 @@ class Database:
             _ensure_parent(url)
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            if schema:
+                kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -1,0 +1,105 @@
+"""The schema and the idempotent writes, on SQLite and (in CI) PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, func, select
+
+from renewals.channels.sandbox import DatabasePortal, SandboxMessages
+from renewals.contracts import PortalQuery, SendRequest, SuppressionRecord
+from renewals.db.database import Database
+from renewals.db.tables import Base, OutboxRow, PortalRenewalRow, SandboxMessageRow
+from renewals.models import Channel
+from renewals.outbox import Outbox
+
+
+def _request(touchpoint: str = "d-30-sms") -> SendRequest:
+    return SendRequest(
+        journey_id="renewal-X-20270420",
+        touchpoint=touchpoint,
+        channel=Channel.SMS,
+        template="base_osago_30",
+        recipient="+79161234567",
+        text="Иван Петрович, …",
+    )
+
+
+async def test_migrations_create_exactly_the_models_schema(any_db: Database) -> None:
+    def diff(connection: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+    async with any_db.engine.connect() as connection:
+        assert await connection.run_sync(diff) == []
+
+
+async def test_migrate_twice_is_harmless(any_db: Database) -> None:
+    await any_db.migrate()
+    async with any_db.session() as session:
+        assert (await session.execute(select(func.count()).select_from(OutboxRow))).scalar_one() == 0
+
+
+async def test_outbox_claim_is_idempotent_and_keeps_the_sent_state(any_db: Database) -> None:
+    outbox = Outbox(any_db)
+    first = await outbox.claim(_request())
+    assert first.status == "pending"
+    await outbox.mark(_request().dedup_key, "sent", provider="sandbox", provider_message_id="m-1")
+    again = await outbox.claim(_request())
+    assert (again.status, again.provider_message_id) == ("sent", "m-1")
+    async with any_db.session() as session:
+        assert (await session.execute(select(func.count()).select_from(OutboxRow))).scalar_one() == 1
+
+
+async def test_suppression_record_settles_a_pending_row_but_never_a_sent_one(any_db: Database) -> None:
+    outbox = Outbox(any_db)
+    await outbox.claim(_request("d-5-sms"))
+    await outbox.claim(_request("d-30-sms"))
+    await outbox.mark(_request("d-30-sms").dedup_key, "sent", provider="sandbox", provider_message_id="m")
+    for touchpoint in ("d-5-sms", "d-30-sms"):
+        await outbox.record(
+            SuppressionRecord(
+                journey_id="renewal-X-20270420",
+                touchpoint=touchpoint,
+                channel=Channel.SMS,
+                template="t",
+                recipient=None,
+                status="failed",
+                reason="TimedOut: gave up",
+            )
+        )
+    async with any_db.session() as session:
+        rows = {r.touchpoint: r.status for r in (await session.execute(select(OutboxRow))).scalars()}
+    assert rows == {"d-5-sms": "failed", "d-30-sms": "sent"}
+
+
+async def test_sandbox_accepts_each_dedup_key_once(any_db: Database) -> None:
+    sandbox = SandboxMessages(any_db)
+    first = await sandbox.send(_request())
+    second = await sandbox.send(_request())
+    assert first == second
+    async with any_db.session() as session:
+        count = (await session.execute(select(func.count()).select_from(SandboxMessageRow))).scalar_one()
+    assert count == 1
+
+
+async def test_database_portal_reads_the_renewal_status(any_db: Database) -> None:
+    from datetime import UTC, datetime
+
+    async with any_db.session() as session, session.begin():
+        session.add(
+            PortalRenewalRow(
+                policy_number="P-1",
+                expires_on=date(2027, 4, 20),
+                draft=True,
+                quote=False,
+                paid=False,
+                updated_at=datetime.now(UTC),
+            )
+        )
+    portal = DatabasePortal(any_db)
+    found = await portal.renewal_status(PortalQuery(policy_number="P-1", expires_on=date(2027, 4, 20)))
+    missing = await portal.renewal_status(PortalQuery(policy_number="P-2", expires_on=date(2027, 4, 20)))
+    assert (found.draft, found.quote, found.paid) == (True, False, False)
+    assert (missing.draft, missing.quote, missing.paid) == (False, False, False)

@@ -7,7 +7,9 @@ the simulator swap the providers, not the code. Each is idempotent by its reques
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from temporalio import activity
@@ -41,7 +43,7 @@ class JourneyActivities:
         self.channels = channels
         self.outbox = Outbox(db)
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.send_message,
             self.record_suppressed,
@@ -102,8 +104,9 @@ class JourneyActivities:
             "created_at": datetime.now(UTC),
         }
         async with self.db.session() as session, session.begin():
-            dialect = session.bind.dialect.name
-            await session.execute(insert_ignoring_conflict(dialect, OperatorTaskRow, values, ["dedup_key"]))
+            await session.execute(
+                insert_ignoring_conflict(self.db.dialect, OperatorTaskRow, values, ["dedup_key"])
+            )
             task_id = (
                 await session.execute(
                     select(OperatorTaskRow.id).where(OperatorTaskRow.dedup_key == request.dedup_key)

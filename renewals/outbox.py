@@ -47,8 +47,7 @@ class Outbox:
             "updated_at": now,
         }
         async with self.db.session() as session, session.begin():
-            dialect = session.bind.dialect.name
-            await session.execute(insert_ignoring_conflict(dialect, OutboxRow, values, ["dedup_key"]))
+            await session.execute(insert_ignoring_conflict(self.db.dialect, OutboxRow, values, ["dedup_key"]))
             row = (
                 await session.execute(select(OutboxRow).where(OutboxRow.dedup_key == request.dedup_key))
             ).scalar_one()
@@ -93,8 +92,7 @@ class Outbox:
             "updated_at": now,
         }
         async with self.db.session() as session, session.begin():
-            dialect = session.bind.dialect.name
-            await session.execute(insert_ignoring_conflict(dialect, OutboxRow, values, ["dedup_key"]))
+            await session.execute(insert_ignoring_conflict(self.db.dialect, OutboxRow, values, ["dedup_key"]))
             # A send that gave up (e.g. its deadline passed) left a pending row: settle it.
             await session.execute(
                 update(OutboxRow)

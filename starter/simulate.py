@@ -28,6 +28,7 @@ from renewals.journey import EventType, JourneyEvent, JourneyInput, JourneyStatu
 from renewals.models import Policy, journey_id
 from renewals.settings import get_settings
 from starter.binaries import find_binary
+from starter.runtime import cli_runtime
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker, sandbox_channels
 from workflows.simulation import ScenarioRun, SimulateScenario, TimedEvent
@@ -160,7 +161,7 @@ async def simulate(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     ids = _workflow_ids(scenarios)
     server = find_binary("temporal-test-server")
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=server, data_converter=pydantic_data_converter
+        test_server_existing_path=server, data_converter=pydantic_data_converter, runtime=cli_runtime()
     )
     scratch = tempfile.TemporaryDirectory(prefix="renewals-simulate-")
     db = Database(f"sqlite+aiosqlite:///{scratch.name}/simulate.db")

@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -444,7 +445,7 @@ class RenewalJourney:
             lines.append(f"**Next** {self._next.touchpoint} at {local:%d.%m.%Y %H:%M %Z}")
         workflow.set_current_details("\n\n".join(lines))
 
-    def _search_attributes(self) -> list[object]:
+    def _search_attributes(self) -> list[SearchAttributeUpdate[Any]]:
         policy = self._policy
         expires_at = datetime.combine(policy.expires_on, time(0), tzinfo=self._tz)
         return [

@@ -52,8 +52,9 @@ class SandboxLog:
             "accepted_at": datetime.now(UTC),
         }
         async with self.db.session() as session, session.begin():
-            dialect = session.bind.dialect.name
-            await session.execute(insert_ignoring_conflict(dialect, SandboxMessageRow, values, ["dedup_key"]))
+            await session.execute(
+                insert_ignoring_conflict(self.db.dialect, SandboxMessageRow, values, ["dedup_key"])
+            )
             return (
                 await session.execute(select(SandboxMessageRow.id).where(SandboxMessageRow.dedup_key == key))
             ).scalar_one()

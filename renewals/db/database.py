@@ -56,8 +56,9 @@ class Database:
         self.session = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.url.startswith("sqlite")
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql": which flavour of upsert to write."""
+        return self.engine.dialect.name
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""

@@ -1,0 +1,69 @@
+"""A time-skipping Temporal environment with a real journey worker, for tests that drive a journey
+by hand: start it at a chosen moment, skip time, signal, update, query."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.journey import JourneyActivities
+from renewals.channels.base import Channels
+from renewals.db.database import Database
+from renewals.journey import JourneyInput, JourneyStatus
+from renewals.models import Policy, journey_id
+from starter.binaries import find_binary
+from starter.temporal_setup import register_search_attributes
+from worker import build_worker, sandbox_channels
+from workflows.renewal import RenewalJourney
+
+TASK_QUEUE = "test-journeys"
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    db: Database
+
+    async def skip_to(self, moment: datetime) -> None:
+        """Advance the server clock to `moment`, running every timer due on the way."""
+        delta = moment - await self.env.get_current_time()
+        if delta.total_seconds() > 0:
+            await self.env.sleep(delta)
+
+    async def start(self, policy: Policy, at: datetime) -> WorkflowHandle[RenewalJourney, JourneyStatus]:
+        await self.skip_to(at)
+        return await self.env.client.start_workflow(
+            RenewalJourney.run,
+            JourneyInput(policy=policy),
+            id=journey_id(policy.number, policy.expires_on),
+            task_queue=TASK_QUEUE,
+        )
+
+
+@asynccontextmanager
+async def journey_harness(
+    tmp_path: Path, channels: Channels | None = None, db: Database | None = None
+) -> AsyncIterator[Harness]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    own_db = db is None
+    database = db or Database(f"sqlite+aiosqlite:///{tmp_path}/journeys.db")
+    try:
+        await database.migrate()
+        await register_search_attributes(env.client)
+        activities = JourneyActivities(database, channels or sandbox_channels(database))
+        async with build_worker(env.client, TASK_QUEUE, activities, fail_fast=True):
+            yield Harness(env, database)
+    finally:
+        if own_db:
+            await database.dispose()
+        await env.shutdown()

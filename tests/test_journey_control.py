@@ -1,0 +1,233 @@
+"""Driving one journey by hand: queries, duplicate starts, webhook-style robot outcomes, operator
+updates with validation, policy changes, the agent portal check, and exactly-once sends."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from renewals.channels.base import Channels
+from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
+from renewals.contracts import RobotCallRequest, RobotCallResult, SendRequest
+from renewals.db.database import Database
+from renewals.db.tables import OperatorTaskRow, OutboxRow, PortalRenewalRow, SandboxMessageRow
+from renewals.journey import (
+    EventType,
+    JourneyEvent,
+    OperatorOutcome,
+    OperatorOutcomeReport,
+    RobotOutcome,
+    RobotOutcomeReport,
+    Stage,
+)
+from renewals.models import Channel
+from renewals.sendwindow import zone
+from tests.factories import policy
+from tests.harness import journey_harness
+from workflows.renewal import RenewalJourney
+
+MSK = zone("Europe/Moscow")
+INTAKE = datetime(2027, 3, 1, 10, tzinfo=MSK)
+
+
+def at(day: int, hour: int = 12, minute: int = 0) -> datetime:
+    """A moment in March/April 2027 in Moscow: `day` of the month from 1 March, so 32 = 1 April."""
+    month, dom = (3, day) if day <= 31 else (4, day - 31)
+    return datetime(2027, month, dom, hour, minute, tzinfo=MSK)
+
+
+async def test_status_query_shows_stage_next_touchpoint_and_timeline(tmp_path: Path) -> None:
+    async with journey_harness(tmp_path) as h:
+        handle = await h.start(policy("KASKO", number="Q-1"), INTAKE)
+        status = await handle.query(RenewalJourney.status)
+        assert status.stage is Stage.SCHEDULED and status.timeline == []
+        assert status.next is not None
+        assert (status.next.touchpoint, status.next.due_at) == ("d-45-sms", at(6, 9))
+
+        await h.skip_to(at(7))
+        status = await handle.query(RenewalJourney.status)
+        assert status.stage is Stage.INFORMING
+        assert [(e.touchpoint, e.status.value) for e in status.timeline] == [("d-45-sms", "sent")]
+        assert status.next is not None and status.next.touchpoint == "d-5-sms"
+        assert status.next.due_at == datetime(2027, 4, 15, 8, tzinfo=MSK)
+
+
+async def test_a_duplicate_start_never_creates_a_second_journey(tmp_path: Path) -> None:
+    async with journey_harness(tmp_path) as h:
+        p = policy("KASKO", number="DUP 1/2")
+        handle = await h.start(p, INTAKE)
+        assert handle.id == "renewal-DUP1-2-20270420"
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await h.start(p, INTAKE)
+
+
+class WebhookRobot:
+    """A robot provider whose outcome arrives later by webhook, like the real one."""
+
+    name = "webhook-robot"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def place_call(self, request: RobotCallRequest) -> RobotCallResult:
+        self.calls.append(request.touchpoint)
+        return RobotCallResult(task_id=f"call-{request.touchpoint}", outcome=None)
+
+
+async def test_robot_outcome_by_signal_and_no_answer_when_none_comes(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/robot.db")
+    robot = WebhookRobot()
+    messages = SandboxMessages(db)
+    channels = Channels(
+        {Channel.SMS: messages, Channel.EMAIL: messages, Channel.VK: messages}, robot, DatabasePortal(db)
+    )
+    async with journey_harness(tmp_path, channels, db) as h:
+        handle = await h.start(policy("KASKO", number="R-1", renewal_centre=True), INTAKE)
+        await h.skip_to(at(23, 12))  # day −28: the −29 call got no outcome by 22:00, −28 is waiting
+        await handle.signal(RenewalJourney.on_robot_outcome, RobotOutcomeReport(outcome=RobotOutcome.AGREED))
+        await h.skip_to(at(23, 13))
+        status = await handle.query(RenewalJourney.status)
+        robot_rows = [(e.day, e.reason) for e in status.timeline if e.channel is Channel.ROBOT_CALL]
+        assert robot_rows == [(-29, "outcome: no_answer"), (-28, "outcome: agreed")]
+        assert status.stage is Stage.OPERATOR
+        assert robot.calls == ["d-29-robot_call", "d-28-robot_call"]
+    await db.dispose()
+
+
+async def test_operator_outcome_update_is_validated_and_applied(tmp_path: Path) -> None:
+    async with journey_harness(tmp_path) as h:
+        handle = await h.start(policy("KASKO", number="OP-1", renewal_centre=True), INTAKE)
+        await h.skip_to(at(34, 10))  # 3 April, day −17: the operator task is open
+        async with h.db.session() as session:
+            task = (await session.execute(select(OperatorTaskRow))).scalar_one()
+        assert (task.centre_id, task.status) == ("msk", "open")
+
+        with pytest.raises(WorkflowUpdateFailedError) as unknown:
+            await handle.execute_update(
+                RenewalJourney.on_operator_outcome,
+                OperatorOutcomeReport(task_id="999", outcome=OperatorOutcome.REFUSED),
+            )
+        assert "does not belong to journey" in str(unknown.value.cause)
+
+        report = OperatorOutcomeReport(task_id=str(task.id), outcome=OperatorOutcome.REACHED_RENEWING)
+        status = await handle.execute_update(RenewalJourney.on_operator_outcome, report)
+        assert status.stage is Stage.OPERATOR
+        with pytest.raises(WorkflowUpdateFailedError) as closed:
+            await handle.execute_update(RenewalJourney.on_operator_outcome, report)
+        assert "already closed" in str(closed.value.cause)
+        final = await handle.result()
+        assert final.stage is Stage.LAPSED  # reached and renewing, but no payment ever came
+
+
+async def test_operator_refusal_ends_the_journey(tmp_path: Path) -> None:
+    async with journey_harness(tmp_path) as h:
+        handle = await h.start(policy("KASKO", number="OP-2", renewal_centre=True), INTAKE)
+        await h.skip_to(at(34, 10))
+        async with h.db.session() as session:
+            task_id = (await session.execute(select(OperatorTaskRow.id))).scalar_one()
+        await handle.execute_update(
+            RenewalJourney.on_operator_outcome,
+            OperatorOutcomeReport(task_id=str(task_id), outcome=OperatorOutcome.REFUSED),
+        )
+        final = await handle.result()
+        assert final.stage is Stage.REFUSED
+        assert max(e.day for e in final.timeline) == -17  # nothing after the refusal, no −5 SMS
+
+
+async def test_policy_update_reaches_the_running_journey(tmp_path: Path) -> None:
+    async with journey_harness(tmp_path) as h:
+        original = policy("KASKO", number="UPD-1")
+        handle = await h.start(original, INTAKE)
+        changed = policy("KASKO", number="UPD-1", client={"phone": "+79167654321"})
+        await handle.execute_update(RenewalJourney.on_policy_update, changed)
+        with pytest.raises(WorkflowUpdateFailedError) as wrong:
+            await handle.execute_update(RenewalJourney.on_policy_update, policy("KASKO", number="OTHER"))
+        assert "does not match" in str(wrong.value.cause)
+        await h.skip_to(at(7))
+        status = await handle.query(RenewalJourney.status)
+        assert status.timeline[0].to == "+79167654321"
+
+
+@pytest.mark.parametrize(
+    ("portal", "stage", "last_reason"),
+    [
+        ({"paid": True}, Stage.PAID, None),
+        ({"draft": True}, Stage.LAPSED, "draft_exists"),
+        ({"quote": True}, Stage.LAPSED, "quote_exists"),
+    ],
+)
+async def test_minus_5_asks_the_agent_portal_first(
+    tmp_path: Path, portal: dict[str, bool], stage: Stage, last_reason: str | None
+) -> None:
+    async with journey_harness(tmp_path) as h:
+        p = policy("KASKO", number="PORTAL-1")
+        handle = await h.start(p, INTAKE)
+        async with h.db.session() as session, session.begin():
+            session.add(
+                PortalRenewalRow(
+                    policy_number=p.number, expires_on=p.expires_on, updated_at=datetime.now(UTC), **portal
+                )
+            )
+        final = await handle.result()
+        assert final.stage is stage
+        entries = [(e.day, e.status.value, e.reason) for e in final.timeline]
+        if last_reason is None:
+            assert entries == [(-45, "sent", None)]  # paid: nothing at −5, journey over
+        else:
+            assert entries[-1] == (-5, "suppressed", last_reason)
+
+
+class AcceptThenCrash:
+    """Delivers to the sandbox, then fails as if the worker died before recording it — twice."""
+
+    name = "sandbox"
+
+    def __init__(self, inner: SandboxMessages) -> None:
+        self.inner = inner
+        self.crashes = 0
+
+    async def send(self, request: SendRequest) -> str:
+        message_id = await self.inner.send(request)
+        if self.crashes < 2:
+            self.crashes += 1
+            raise ConnectionResetError("worker lost its connection after the provider accepted")
+        return message_id
+
+
+async def test_a_retry_after_the_provider_accepted_sends_nothing_twice(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/crash.db")
+    flaky = AcceptThenCrash(SandboxMessages(db))
+    channels = Channels(
+        {Channel.SMS: flaky, Channel.EMAIL: flaky, Channel.VK: flaky}, SandboxRobot(db), DatabasePortal(db)
+    )
+    async with journey_harness(tmp_path, channels, db) as h:
+        handle = await h.start(policy("KASKO", number="CRASH-1"), INTAKE)
+        final = await handle.result()
+    assert flaky.crashes == 2
+    assert [(e.day, e.status.value) for e in final.timeline] == [(-45, "sent"), (-5, "sent")]
+    async with db.session() as session:
+        accepted = (await session.execute(select(func.count()).select_from(SandboxMessageRow))).scalar_one()
+        outbox = (await session.execute(select(OutboxRow.status))).scalars().all()
+    assert accepted == 2 and sorted(outbox) == ["sent", "sent"]
+    await db.dispose()
+
+
+async def test_outbox_is_the_audit_of_every_decision(tmp_path: Path) -> None:
+    async with journey_harness(tmp_path) as h:
+        p = policy("OSAGO", number="AUDIT-1", first_prolongation_year=False)
+        handle = await h.start(p, INTAKE)
+        await handle.signal(RenewalJourney.on_event, JourneyEvent(type=EventType.DRAFT_CREATED))
+        final = await handle.result()
+        async with h.db.session() as session:
+            rows = (await session.execute(select(OutboxRow).order_by(OutboxRow.id))).scalars().all()
+    assert [(r.touchpoint, r.status, r.reason) for r in rows] == [
+        ("d-30-sms", "suppressed", "not_first_prolongation_year"),
+        ("d-5-sms", "suppressed", "draft_exists"),
+    ]
+    assert final.events[0].type == "draft_created"
+    assert date(2027, 4, 20) == p.expires_on

@@ -13,6 +13,8 @@ def main(argv: list[str] | None = None) -> None:
     simulate = commands.add_parser("simulate", help="run scenarios on the time-skipping server, print JSON")
     simulate.add_argument("scenarios", help="SCENARIOS.json")
     commands.add_parser("worker", help="run a worker against the configured Temporal")
+    commands.add_parser("stack", help="dev server + database + sample journeys + worker (Ctrl-C stops)")
+    commands.add_parser("setup", help="register the search attributes in the configured namespace")
     args = parser.parse_args(argv)
 
     if args.command == "simulate":
@@ -23,6 +25,14 @@ def main(argv: list[str] | None = None) -> None:
         from worker import main as worker_main
 
         worker_main()
+    if args.command == "stack":
+        from starter.stack import main as stack_main
+
+        stack_main()
+    if args.command == "setup":
+        from starter.temporal_setup import main as setup_main
+
+        sys.exit(asyncio.run(setup_main()))
 
 
 if __name__ == "__main__":

@@ -38,3 +38,15 @@ async def register_search_attributes(client: Client, namespace: str = "default")
             if error.status is not RPCStatusCode.ALREADY_EXISTS:
                 raise
     return sorted(missing)
+
+
+async def main() -> int:
+    """`renewals setup`: works against the dev server and a real cluster alike."""
+    from renewals.settings import get_settings
+    from worker import connect
+
+    settings = get_settings()
+    client = await connect(settings)
+    added = await register_search_attributes(client, settings.temporal_namespace)
+    print(f"search attributes added: {', '.join(added) or 'none (all present)'}")
+    return 0

@@ -1,0 +1,127 @@
+"""How a provider call can fail, beyond `PermanentSendError`, and the shared HTTP classification.
+
+Four outcomes, so the activity can react to each the right way:
+
+* `PermanentSendError` (from `base`): no retry fixes it (a bad number, a forbidden text).
+* `ChannelPaused`: the provider refuses *us* (no funds, bad credentials). Retrying burns attempts
+  and alarms nobody, so the integrator pauses the channel and alerts a human instead.
+* `RateLimited`: transient, retry after `retry_after` seconds (when the provider says so).
+* `ProviderUnavailable`: transient (transport error, 5xx, provider's internal error).
+  `maybe_accepted` says whether the provider may have taken the message anyway (a read timeout
+  after the request went out): the retry must go to the *same* provider, which deduplicates.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import httpx
+
+
+class ErrorType(StrEnum):
+    """Error names a human understands; they end up as `ApplicationError.type` and in the outbox."""
+
+    INVALID_PHONE = "InvalidPhone"
+    INVALID_RECIPIENT = "InvalidRecipient"
+    FORBIDDEN_TEXT = "ForbiddenText"
+    STOP_LISTED = "StopListed"
+    NOT_ALLOWED_BY_RECIPIENT = "NotAllowedByRecipient"
+    INVALID_EMAIL = "InvalidEmail"
+    RECIPIENT_REFUSED = "RecipientRefused"
+    MESSAGE_REJECTED = "MessageRejected"
+    INVALID_REQUEST = "InvalidRequest"
+    INSUFFICIENT_FUNDS = "InsufficientFunds"
+    AUTH_FAILED = "AuthFailed"
+    RATE_LIMITED = "RateLimited"
+    PROVIDER_UNAVAILABLE = "ProviderUnavailable"
+
+
+class ChannelPaused(Exception):
+    """The provider refuses the account (funds, credentials): pause the channel and alert."""
+
+    def __init__(self, error_type: str, message: str, provider: str = "") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.provider = provider
+
+
+class TransientSendError(Exception):
+    """Retry with backoff. Base of `RateLimited` and `ProviderUnavailable`."""
+
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        *,
+        provider: str = "",
+        retry_after: float | None = None,
+        maybe_accepted: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.provider = provider
+        self.retry_after = retry_after
+        self.maybe_accepted = maybe_accepted
+
+
+class RateLimited(TransientSendError):
+    """The provider throttles us; `retry_after` (seconds) is its hint, or None when it gave none."""
+
+    def __init__(self, message: str, *, provider: str = "", retry_after: float | None = None) -> None:
+        super().__init__(ErrorType.RATE_LIMITED, message, provider=provider, retry_after=retry_after)
+
+
+class ProviderUnavailable(TransientSendError):
+    """Transport error, 5xx or the provider's own 'internal error': try again later."""
+
+    def __init__(self, message: str, *, provider: str = "", maybe_accepted: bool = False) -> None:
+        super().__init__(
+            ErrorType.PROVIDER_UNAVAILABLE, message, provider=provider, maybe_accepted=maybe_accepted
+        )
+
+
+# Transport errors raised before a single byte of the request reached the provider: it cannot
+# have accepted anything. Everything else (read timeout, dropped connection) is ambiguous.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def transport_error(provider: str, exc: httpx.TransportError) -> ProviderUnavailable:
+    """Classify an httpx transport failure; the message names the exception class, never the URL."""
+    return ProviderUnavailable(
+        f"{provider}: {type(exc).__name__}",
+        provider=provider,
+        maybe_accepted=not isinstance(exc, _NOT_SENT),
+    )
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """`Retry-After` in seconds (the delta form; the HTTP-date form is rare for APIs and ignored)."""
+    raw = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def http_status_error(provider: str, response: httpx.Response) -> Exception | None:
+    """The generic meaning of an HTTP status for a provider API; None for 2xx and for 4xx the
+    caller must read from the body (400/404/409/422 mean different things per provider)."""
+    status = response.status_code
+    if status < 400:
+        return None
+    if status in (401, 403):
+        return ChannelPaused(ErrorType.AUTH_FAILED, f"{provider}: HTTP {status}", provider)
+    if status == 402:
+        return ChannelPaused(ErrorType.INSUFFICIENT_FUNDS, f"{provider}: HTTP 402", provider)
+    if status == 429:
+        return RateLimited(
+            f"{provider}: HTTP 429", provider=provider, retry_after=retry_after_seconds(response)
+        )
+    if status == 408 or status >= 500:
+        # 504 (and 408) come from a proxy that gave up waiting: the provider may have accepted.
+        return ProviderUnavailable(
+            f"{provider}: HTTP {status}", provider=provider, maybe_accepted=status in (408, 504)
+        )
+    return None

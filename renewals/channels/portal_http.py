@@ -1,0 +1,87 @@
+"""The agent portal «Альфа-Полис» over its HTTP API (contract: docs/portal_api.md).
+
+`renewal_status` is the `AgentPortal` interface; `agent` reads an agent's card. A 404 for a renewal
+means the agent has not started it yet (`PortalStatus()`), not an error.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from renewals.channels.errors import ProviderUnavailable, http_status_error, transport_error
+from renewals.contracts import PortalQuery, PortalStatus
+
+
+class PortalHttpConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str
+    token: SecretStr
+    timeout_seconds: float = 10.0
+    connect_timeout_seconds: float = 5.0
+
+
+class AgentCard(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    phone: str | None = None
+
+
+class PortalHttpClient:
+    """`AgentPortal` backed by the portal's HTTP API."""
+
+    name = "portal"
+
+    def __init__(self, config: PortalHttpConfig, client: httpx.AsyncClient | None = None) -> None:
+        self.config = config
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds)
+        )
+        self._base = config.base_url.rstrip("/")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def renewal_status(self, query: PortalQuery) -> PortalStatus:
+        body = await self._get(
+            f"/api/v1/renewals/{quote(query.policy_number, safe='')}",
+            {"expires_on": query.expires_on.isoformat()},
+        )
+        if body is None:
+            return PortalStatus()
+        return PortalStatus(
+            draft=bool(body.get("draft")), quote=bool(body.get("quote")), paid=bool(body.get("paid"))
+        )
+
+    async def agent(self, agent_id: str) -> AgentCard | None:
+        """The agent's card, or None when the portal does not know the agent."""
+        body = await self._get(f"/api/v1/agents/{quote(agent_id, safe='')}", {})
+        return None if body is None else AgentCard.model_validate(body)
+
+    async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any] | None:
+        headers = {"Authorization": f"Bearer {self.config.token.get_secret_value()}"}
+        try:
+            response = await self._client.get(self._base + path, params=params, headers=headers)
+        except httpx.TransportError as exc:
+            raise transport_error(self.name, exc) from None
+        if response.status_code == 404:
+            return None
+        error = http_status_error(self.name, response)
+        if error is not None:
+            raise error
+        if response.status_code >= 400:
+            raise ProviderUnavailable(f"{self.name}: HTTP {response.status_code}", provider=self.name)
+        try:
+            body = response.json()
+        except json.JSONDecodeError:
+            raise ProviderUnavailable(f"{self.name}: answer is not JSON", provider=self.name) from None
+        if not isinstance(body, dict):
+            raise ProviderUnavailable(f"{self.name}: unexpected answer", provider=self.name)
+        return body

@@ -1,0 +1,76 @@
+"""`python -m renewals.gateway --port 8900 --smtp-port 8925 --log .data/gateway.jsonl`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from renewals.gateway.app import Gateway, create_app
+from renewals.gateway.config import FaultConfig, GatewayConfig
+from renewals.gateway.smtp import SmtpSink
+
+
+def build(config: GatewayConfig, host: str, smtp_port: int | None) -> FastAPI:
+    """The app, with the SMTP sink started and stopped by its lifespan."""
+    gateway = Gateway(config)
+    app = create_app(gateway)
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[None]:
+        sink = SmtpSink(gateway, host, smtp_port) if smtp_port is not None else None
+        if sink is not None:
+            await sink.start()
+            a.state.smtp_port = sink.port  # the real port when 0 was asked for
+        try:
+            async with inner(a):
+                yield
+        finally:
+            if sink is not None:
+                await sink.stop()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m renewals.gateway", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--smtp-port", type=int, default=8925, help="0 picks a free port; -1 disables")
+    parser.add_argument("--log", type=Path, default=None, help="append-only JSONL message log")
+    parser.add_argument("--sms-webhook-url", default=None)
+    parser.add_argument("--robot-webhook-url", default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--rate-limit-rate", type=float, default=0.0)
+    parser.add_argument("--timeout-rate", type=float, default=0.0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--invalid-phone", action="append", default=[])
+    parser.add_argument("--insufficient-funds", action="store_true")
+    args = parser.parse_args(argv)
+    config = GatewayConfig(
+        log_path=args.log,
+        sms_webhook_url=args.sms_webhook_url,
+        robot_webhook_url=args.robot_webhook_url,
+        faults=FaultConfig(
+            seed=args.seed,
+            error_rate=args.error_rate,
+            rate_limit_rate=args.rate_limit_rate,
+            timeout_rate=args.timeout_rate,
+            latency_seconds=args.latency,
+            invalid_phones=args.invalid_phone,
+            insufficient_funds=args.insufficient_funds,
+        ),
+    )
+    smtp_port = None if args.smtp_port < 0 else args.smtp_port
+    uvicorn.run(build(config, args.host, smtp_port), host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

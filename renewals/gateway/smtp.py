@@ -1,0 +1,86 @@
+"""The gateway's SMTP sink (aiosmtpd), on the caller's event loop: records each message once per
+Message-ID, refuses blocked recipients with 550, and injects the same faults as the HTTP APIs
+(4xx for errors and rate limits, a held 250 for timeouts)."""
+
+from __future__ import annotations
+
+import asyncio
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from renewals.gateway.app import Gateway
+from renewals.gateway.faults import Fault
+
+
+class _Handler:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if self.gateway.faults.blocked(address):
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        faults = self.gateway.faults
+        await faults.latency()
+        fault = faults.decide("email")
+        if fault is Fault.ERROR:
+            return "451 4.3.0 Temporary server error"
+        if fault is Fault.RATE_LIMIT:
+            return "451 4.7.1 Rate limit exceeded, try later"
+        raw = envelope.original_content or envelope.content or b""
+        message: Any = message_from_bytes(
+            raw if isinstance(raw, bytes) else raw.encode(), policy=policy.default
+        )
+        assert isinstance(message, EmailMessage)
+        message_id = str(message.get("Message-ID", "")).strip()
+        body = message.get_body(preferencelist=("plain",))
+        text = body.get_content() if body is not None else ""
+        record, _ = self.gateway.log.accept(
+            "email",
+            message_id or f"no-message-id-{len(self.gateway.log.records()) + 1}",
+            ",".join(envelope.rcpt_tos),
+            text,
+            provider_id=lambda seq: message_id or f"email-{seq}",
+            subject=str(message.get("Subject", "")),
+            meta={"html": _html_part(message)},
+        )
+        if fault is Fault.HANG:
+            await faults.hang()
+        return f"250 OK queued as {record.seq}"
+
+
+def _html_part(message: EmailMessage) -> str | None:
+    part = message.get_body(preferencelist=("html",))
+    return str(part.get_content()) if part is not None else None
+
+
+class SmtpSink:
+    """`await sink.start()` then `sink.port`; `await sink.stop()`."""
+
+    def __init__(self, gateway: Gateway, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.gateway = gateway
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        handler = _Handler(self.gateway)
+        self._server = await loop.create_server(
+            lambda: SMTP(handler, hostname="gateway.local", loop=loop), self.host, self.port
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None

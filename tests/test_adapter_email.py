@@ -1,0 +1,158 @@
+"""SMTP adapter against the gateway's in-process aiosmtpd sink (127.0.0.1, ephemeral port)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import aiosmtplib
+import pytest
+from aiosmtplib import SMTPRecipientRefused
+
+from renewals.channels.base import PermanentSendError
+from renewals.channels.email import EmailConfig, EmailProvider, classify_smtp_error, html_body, message_id_for
+from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
+from renewals.contracts import SendRequest
+from renewals.gateway import FaultConfig, Gateway, SmtpSink
+from renewals.models import Channel
+from tests.test_gateway_helpers import send_request
+
+EMAIL = "client@example.ru"
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[SmtpSink]:
+    sink = SmtpSink(Gateway())
+    await sink.start()
+    yield sink
+    sink.gateway.faults.release_hangs()
+    await sink.stop()
+
+
+def email_request(
+    recipient: str = EMAIL,
+    touchpoint: str = "d-30-email",
+    text: str = "Здравствуйте!\n\nПолис <истекает> & скоро.",
+) -> SendRequest:
+    return send_request(
+        channel=Channel.EMAIL, recipient=recipient, touchpoint=touchpoint, text=text, subject="Продление"
+    )
+
+
+def provider(sink: SmtpSink, **extra: object) -> EmailProvider:
+    settings: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": sink.port,
+        "sender_address": "renewals@alfa.example",
+        "sender_name": "Альфа Страхование",
+        "start_tls": False,
+        "timeout_seconds": 2.0,
+    }
+    config = EmailConfig.model_validate(settings | extra)
+    return EmailProvider(config)
+
+
+def test_message_shape() -> None:
+    config = EmailConfig(host="h", sender_address="renewals@alfa.example", sender_name="Альфа")
+    message = EmailProvider(config).build(email_request())
+    assert message["Message-ID"] == message_id_for(email_request().dedup_key, "alfa.example")
+    assert message["Subject"] == "Продление" and message["To"] == EMAIL
+    assert message.get_content_type() == "multipart/alternative"
+    html = message.get_body(preferencelist=("html",))
+    assert html is not None
+    content = html.get_content()
+    assert "Полис &lt;истекает&gt; &amp; скоро." in content and "<a " not in content
+    assert email_request().dedup_key not in str(message)  # the key (a policy number) stays out
+
+
+def test_html_body_never_links() -> None:
+    assert "<a" not in html_body('https://evil.example <a href="x">y</a>')
+
+
+@pytest.mark.parametrize("bad", ["no-at-sign", "a@b", "two@@x.ru", ""])
+def test_invalid_address_is_permanent(bad: str) -> None:
+    config = EmailConfig(host="h", sender_address="r@alfa.example")
+    with pytest.raises(PermanentSendError) as caught:
+        EmailProvider(config).build(email_request(recipient=bad))
+    assert caught.value.error_type == "InvalidEmail"
+
+
+async def test_sends_to_sink_and_dedups_on_message_id(sink: SmtpSink) -> None:
+    email = provider(sink)
+    first = await email.send(email_request())
+    assert await email.send(email_request()) == first
+    await email.send(email_request(touchpoint="d-5-email"))
+    records = sink.gateway.log.records("email")
+    assert records[0].key == first and len(records) == 2
+    assert records[0].recipient == EMAIL and records[0].subject == "Продление"
+    assert "&lt;истекает&gt;" in (records[0].meta["html"] or "")
+
+
+async def test_refused_recipient_is_permanent(sink: SmtpSink) -> None:
+    sink.gateway.configure_faults(FaultConfig(blocked_recipients=[EMAIL]))
+    with pytest.raises(PermanentSendError) as caught:
+        await provider(sink).send(email_request())
+    assert caught.value.error_type == "InvalidEmail"
+
+
+async def test_sink_faults(sink: SmtpSink) -> None:
+    sink.gateway.configure_faults(FaultConfig(error_rate=1.0))
+    with pytest.raises(ProviderUnavailable):
+        await provider(sink).send(email_request())
+    sink.gateway.configure_faults(FaultConfig(rate_limit_rate=1.0))
+    with pytest.raises(RateLimited):
+        await provider(sink).send(email_request())
+    assert sink.gateway.log.records() == []
+
+
+async def test_hang_is_a_maybe_accepted_timeout_then_retry_sends_once(sink: SmtpSink) -> None:
+    sink.gateway.configure_faults(FaultConfig(timeout_rate=1.0, hang_seconds=5))
+    with pytest.raises(ProviderUnavailable) as caught:
+        await provider(sink, timeout_seconds=0.3).send(email_request())
+    assert caught.value.maybe_accepted
+    sink.gateway.faults.release_hangs()
+    sink.gateway.configure_faults(FaultConfig())
+    await provider(sink).send(email_request())
+    assert len(sink.gateway.log.records("email")) == 1
+
+
+async def test_connection_refused_is_transient_and_not_accepted() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    config = EmailConfig(host="127.0.0.1", port=port, sender_address="r@alfa.example", start_tls=False)
+    with pytest.raises(ProviderUnavailable) as caught:
+        await EmailProvider(config).send(email_request())
+    assert not caught.value.maybe_accepted
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "error_type"),
+    [
+        (aiosmtplib.SMTPAuthenticationError(535, "bad credentials"), ChannelPaused, "AuthFailed"),
+        (aiosmtplib.SMTPResponseException(530, "auth required"), ChannelPaused, "AuthFailed"),
+        (
+            aiosmtplib.SMTPRecipientsRefused([SMTPRecipientRefused(550, "no such user", EMAIL)]),
+            PermanentSendError,
+            "InvalidEmail",
+        ),
+        (
+            aiosmtplib.SMTPRecipientsRefused([SMTPRecipientRefused(554, "policy", EMAIL)]),
+            PermanentSendError,
+            "RecipientRefused",
+        ),
+        (
+            aiosmtplib.SMTPRecipientsRefused([SMTPRecipientRefused(452, "mailbox full", EMAIL)]),
+            ProviderUnavailable,
+            "ProviderUnavailable",
+        ),
+        (aiosmtplib.SMTPDataError(552, "too big"), PermanentSendError, "MessageRejected"),
+        (aiosmtplib.SMTPDataError(451, "local error"), ProviderUnavailable, "ProviderUnavailable"),
+        (aiosmtplib.SMTPSenderRefused(421, "rate limit exceeded", "r@x"), RateLimited, "RateLimited"),
+        (aiosmtplib.SMTPConnectError("refused"), ProviderUnavailable, "ProviderUnavailable"),
+        (aiosmtplib.SMTPServerDisconnected("gone"), ProviderUnavailable, "ProviderUnavailable"),
+    ],
+)
+def test_classification(exc: aiosmtplib.SMTPException, kind: type[Exception], error_type: str) -> None:
+    error = classify_smtp_error("smtp", exc)
+    assert isinstance(error, kind) and getattr(error, "error_type", None) == error_type

@@ -1,0 +1,174 @@
+"""FailoverProvider: switches on provider outages only, and never sends one message twice."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from renewals.channels.base import PermanentSendError
+from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
+from renewals.channels.failover import AllProvidersFailed, Delivery, FailoverProvider, InMemoryLedger
+from renewals.channels.smsc import SmscConfig, SmscProvider
+from renewals.contracts import SendRequest
+from renewals.gateway import FaultConfig, Gateway
+from tests.test_gateway_helpers import asgi_client, send_request
+
+
+class Fake:
+    """A provider that plays a script: each call takes the next step (an exception or success)."""
+
+    def __init__(self, name: str, *steps: Exception | None, has: str | None = None) -> None:
+        self.name = name
+        self.steps = list(steps)
+        self.sent: list[str] = []
+        self.calls = 0
+        self.has = has
+
+    async def send(self, request: SendRequest) -> str:
+        self.calls += 1
+        step = self.steps.pop(0) if self.steps else None
+        if step is not None:
+            raise step
+        self.sent.append(request.dedup_key)
+        return f"{self.name}-1"
+
+
+class ReconcilableFake(Fake):
+    async def lookup(self, request: SendRequest) -> str | None:
+        return self.has
+
+
+DOWN = ProviderUnavailable("503", provider="x")
+LOST = ProviderUnavailable("read timeout", provider="x", maybe_accepted=True)
+
+
+@pytest.mark.parametrize(
+    "outage",
+    [DOWN, ChannelPaused("InsufficientFunds", "no money"), ChannelPaused("AuthFailed", "bad login")],
+)
+async def test_switches_on_provider_outage(outage: Exception) -> None:
+    primary, backup = Fake("primary", outage), Fake("backup")
+    ledger = InMemoryLedger()
+    failover = FailoverProvider([primary, backup], ledger)
+    request = send_request()
+    assert await failover.deliver(request) == Delivery(provider="backup", message_id="backup-1")
+    assert (primary.sent, backup.sent) == ([], [request.dedup_key])
+    assert await ledger.pinned(request.dedup_key) == "backup"
+    # The retry (say the worker crashed before recording) goes to the backup only: no resend.
+    assert await failover.send(request) == "backup-1"
+    assert primary.calls == 1 and backup.sent == [request.dedup_key] * 2  # backup dedups on the key
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermanentSendError("InvalidPhone", "bad"),
+        PermanentSendError("StopListed", "stop"),
+        RateLimited("slow"),
+    ],
+)
+async def test_never_switches_on_recipient_errors_or_rate_limits(error: Exception) -> None:
+    primary, backup = Fake("primary", error), Fake("backup")
+    ledger = InMemoryLedger()
+    with pytest.raises(type(error)):
+        await FailoverProvider([primary, backup], ledger).send(send_request())
+    assert backup.calls == 0
+    assert await ledger.pinned(send_request().dedup_key) is None
+
+
+async def test_ambiguous_failure_pins_the_provider_and_the_retry_goes_back_to_it() -> None:
+    primary, backup = Fake("primary", LOST, DOWN), Fake("backup")
+    failover = FailoverProvider([primary, backup])
+    with pytest.raises(ProviderUnavailable) as first:
+        await failover.send(send_request())
+    assert first.value.maybe_accepted and backup.calls == 0
+    with pytest.raises(ProviderUnavailable):  # primary now down for good, but it may hold the message
+        await failover.send(send_request())
+    assert backup.calls == 0
+    assert await failover.send(send_request()) == "primary-1"  # primary back: it answers (and dedups)
+    assert backup.calls == 0
+
+
+async def test_pin_after_crash_reconciles_before_switching() -> None:
+    request = send_request()
+    empty = ReconcilableFake("primary", DOWN, has=None)
+    backup = Fake("backup")
+    assert (
+        await FailoverProvider([empty, backup]).deliver(request, accepted_by="primary")
+    ).provider == "backup"
+
+    holding = ReconcilableFake("primary", DOWN, has="primary-earlier")
+    backup = Fake("backup")
+    delivery = await FailoverProvider([holding, backup]).deliver(request, accepted_by="primary")
+    assert delivery == Delivery(provider="primary", message_id="primary-earlier") and backup.calls == 0
+
+
+async def test_pin_without_reconciliation_waits_for_the_pinned_provider() -> None:
+    primary, backup = Fake("primary", DOWN), Fake("backup")
+    ledger = InMemoryLedger()
+    await ledger.pin(send_request().dedup_key, "primary")  # what a crash mid-send leaves behind
+    with pytest.raises(ProviderUnavailable):
+        await FailoverProvider([primary, backup], ledger).send(send_request())
+    assert backup.calls == 0 and await ledger.pinned(send_request().dedup_key) == "primary"
+
+
+async def test_accepted_by_only_reconciles_with_that_provider() -> None:
+    primary, backup = Fake("primary"), Fake("backup")
+    delivery = await FailoverProvider([primary, backup]).deliver(send_request(), accepted_by="backup")
+    assert delivery.provider == "backup" and primary.calls == 0
+
+
+async def test_all_down_is_transient() -> None:
+    with pytest.raises(AllProvidersFailed) as caught:
+        await FailoverProvider([Fake("a", DOWN), Fake("b", DOWN)]).send(send_request())
+    assert not caught.value.maybe_accepted
+
+
+def test_configuration_is_checked() -> None:
+    with pytest.raises(ValueError):
+        FailoverProvider([])
+    with pytest.raises(ValueError):
+        FailoverProvider([Fake("a"), Fake("a")])
+
+
+async def test_real_adapters_over_two_gateways() -> None:
+    """SMSC primary has an outage (503), the backup gateway takes the message; then the primary
+    recovers and the retry of the same key still goes nowhere new."""
+    primary_gw, backup_gw = Gateway(), Gateway()
+    primary_gw.configure_faults(FaultConfig(error_rate=1.0))
+
+    def smsc(gateway: Gateway, name: str) -> SmscProvider:
+        return SmscProvider(
+            SmscConfig(base_url="http://gw", login="l", password="p"), asgi_client(gateway), name
+        )
+
+    failover = FailoverProvider([smsc(primary_gw, "smsc"), smsc(backup_gw, "smsc-backup")])
+    request = send_request()
+    first = await failover.deliver(request)
+    assert first.provider == "smsc-backup"
+    primary_gw.configure_faults(FaultConfig())
+    assert await failover.deliver(request) == first
+    assert primary_gw.log.records() == [] and len(backup_gw.log.records("sms")) == 1
+
+
+async def test_connect_error_switches_read_timeout_does_not() -> None:
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    def lost(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/sys/status.php":
+            return httpx.Response(200, json={"error": "not found", "error_code": 3})
+        raise httpx.ReadTimeout("lost")
+
+    backup_gw = Gateway()
+    config = SmscConfig(base_url="http://gw", login="l", password="p")
+    backup = SmscProvider(config, asgi_client(backup_gw), "backup")
+    ok = await FailoverProvider(
+        [SmscProvider(config, httpx.AsyncClient(transport=httpx.MockTransport(refused))), backup]
+    ).deliver(send_request())
+    assert ok.provider == "backup"
+    with pytest.raises(ProviderUnavailable):
+        await FailoverProvider(
+            [SmscProvider(config, httpx.AsyncClient(transport=httpx.MockTransport(lost))), backup]
+        ).send(send_request(touchpoint="d-5-sms"))
+    assert len(backup_gw.log.records("sms")) == 1

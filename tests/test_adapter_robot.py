@@ -1,0 +1,147 @@
+"""Робот Даша over HTTP: the call task, errors, the outcome webhook, against the gateway."""
+
+from __future__ import annotations
+
+import json
+from datetime import time
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from renewals.channels.base import PermanentSendError
+from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
+from renewals.channels.robot_http import RobotHttpConfig, RobotHttpProvider, parse_outcome_webhook
+from renewals.contracts import RobotCallRequest
+from renewals.gateway import FaultConfig, Gateway, GatewayConfig
+from renewals.journey import RobotOutcome
+from tests.test_gateway_helpers import PHONE, asgi_client, mock_client
+
+CONFIG = RobotHttpConfig(
+    base_url="https://robot.test", api_key="k3y", window_start=time(9, 30), window_end=time(19, 0)
+)
+CALL = RobotCallRequest(
+    journey_id="renewal-AB123-20270420", touchpoint="d-29-robot", phone=PHONE, script="kasko_v1", attempt=1
+)
+
+
+def robot(handler: object) -> RobotHttpProvider:
+    return RobotHttpProvider(CONFIG, client=mock_client(handler))
+
+
+async def test_posts_task_and_returns_provider_id_without_outcome() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"task_id": "vx-77", "status": "queued"})
+
+    result = await robot(handler).place_call(CALL)
+    assert (result.task_id, result.outcome) == ("vx-77", None)
+    body = json.loads(seen[0].content)
+    assert body["client_task_id"] == CALL.dedup_key and body["phone"] == PHONE
+    assert (body["start_execution_time"], body["end_execution_time"]) == ("09:30", "19:00")
+    assert body["script"] == "kasko_v1" and body["attempt"] == 1
+    assert seen[0].headers["authorization"] == "Bearer k3y"
+
+
+@pytest.mark.parametrize(
+    ("response", "kind", "error_type"),
+    [
+        (httpx.Response(422, json={"error": {"code": "invalid_phone"}}), PermanentSendError, "InvalidPhone"),
+        (httpx.Response(422, json={"error": {"code": "stop_listed"}}), PermanentSendError, "StopListed"),
+        (httpx.Response(400, json={"error": {"code": "what"}}), PermanentSendError, "InvalidRequest"),
+        (httpx.Response(401, json={}), ChannelPaused, "AuthFailed"),
+        (httpx.Response(402, json={}), ChannelPaused, "InsufficientFunds"),
+        (httpx.Response(429, json={}, headers={"Retry-After": "2"}), RateLimited, "RateLimited"),
+        (httpx.Response(503, text="down"), ProviderUnavailable, "ProviderUnavailable"),
+        (httpx.Response(200, json={"status": "queued"}), ProviderUnavailable, "ProviderUnavailable"),
+    ],
+)
+async def test_errors(response: httpx.Response, kind: type[Exception], error_type: str) -> None:
+    with pytest.raises(kind) as caught:
+        await robot(lambda r: response).place_call(CALL)
+    assert getattr(caught.value, "error_type", None) == error_type
+
+
+async def test_invalid_phone_needs_no_request() -> None:
+    with pytest.raises(PermanentSendError) as caught:
+        await robot(lambda r: httpx.Response(500)).place_call(CALL.model_copy(update={"phone": "+7123"}))
+    assert caught.value.error_type == "InvalidPhone"
+
+
+@pytest.mark.parametrize(
+    ("result", "outcome"),
+    [
+        ("no_answer", RobotOutcome.NO_ANSWER),
+        ("busy", RobotOutcome.BUSY),
+        ("agreed", RobotOutcome.AGREED),
+        ("refused", RobotOutcome.REFUSED),
+        ("callback_requested", RobotOutcome.CALLBACK),
+        ("do_not_call", RobotOutcome.DO_NOT_CONTACT),
+        ("ANSWERED", RobotOutcome.NO_ANSWER),
+    ],
+)
+def test_parse_outcome_webhook(result: str, outcome: RobotOutcome) -> None:
+    parsed = parse_outcome_webhook({"task_id": "vx-1", "client_task_id": CALL.dedup_key, "result": result})
+    assert (parsed.task_id, parsed.outcome, parsed.journey_id) == ("vx-1", outcome, CALL.journey_id)
+
+
+@pytest.mark.parametrize(
+    "payload", [{"task_id": "1", "result": "busy"}, {"task_id": "1", "client_task_id": "k", "result": "?"}]
+)
+def test_parse_outcome_webhook_rejects_garbage(payload: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        parse_outcome_webhook(payload)
+
+
+# ---- against the sandbox gateway -------------------------------------------------------------------
+
+
+async def test_gateway_dedups_and_posts_the_outcome() -> None:
+    received: list[dict[str, Any]] = []
+    webhook = FastAPI()
+
+    @webhook.post("/robot")
+    async def hook(payload: dict[str, Any]) -> dict[str, str]:
+        received.append(payload)
+        return {}
+
+    gateway = Gateway(
+        GatewayConfig(robot_api_key="k3y", robot_webhook_url="http://hooks/robot"),
+        callback_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=webhook)),
+    )
+    gateway.robot_script["79161234567"] = [RobotOutcome.AGREED]
+    provider = RobotHttpProvider(
+        CONFIG.model_copy(update={"base_url": "http://gw"}), client=asgi_client(gateway)
+    )
+    first = await provider.place_call(CALL)
+    again = await provider.place_call(CALL)
+    assert first == again and first.outcome is None
+    await gateway.drain_callbacks()
+    assert len(gateway.log.records("robot")) == 1 and gateway.log.records("robot")[0].key == CALL.dedup_key
+    assert len(received) == 1
+    parsed = parse_outcome_webhook(received[0])
+    assert (parsed.task_id, parsed.outcome) == (first.task_id, RobotOutcome.AGREED)
+
+
+async def test_gateway_faults_reach_the_adapter() -> None:
+    gateway = Gateway(GatewayConfig(faults=FaultConfig(error_rate=1.0)))
+    provider = RobotHttpProvider(
+        CONFIG.model_copy(update={"base_url": "http://gw"}), client=asgi_client(gateway)
+    )
+    with pytest.raises(ProviderUnavailable):
+        await provider.place_call(CALL)
+    gateway.configure_faults(FaultConfig(invalid_phones=[PHONE]))
+    with pytest.raises(PermanentSendError) as invalid:
+        await provider.place_call(CALL)
+    assert invalid.value.error_type == "InvalidPhone"
+    gateway.configure_faults(FaultConfig(insufficient_funds=True))
+    with pytest.raises(ChannelPaused):
+        await provider.place_call(CALL)
+    gateway.configure_faults(FaultConfig(rate_limit_rate=1.0))
+    with pytest.raises(RateLimited) as limited:
+        await provider.place_call(CALL)
+    assert limited.value.retry_after == 1.0
+    assert gateway.log.records() == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -346,8 +347,30 @@ async def change_status(
         raise StatusRefused(str(error.cause or error)) from None
     except RPCError as error:
         if error.status is RPCStatusCode.NOT_FOUND:
+            with contextlib.suppress(RPCError):
+                described = await handle.describe()
+                state = described.status.name.lower() if described.status else "closed"
+                raise StatusRefused(
+                    f"application {application_id}: its journey has finished ({state}); "
+                    f"{change.status.value} is not possible"
+                ) from None
             raise ApplicationNotFound(
                 f"application {application_id} of partner {partner}: not found (workflow {workflow_id})"
+            ) from None
+        raise
+
+
+async def application_status(client: Client, partner: str, application_id: str) -> ApplicationStatus:
+    """The journey's query, with clocks computed for the caller's clock (see PartnerApplication.status)."""
+    handle = client.get_workflow_handle_for(
+        PartnerApplication.run, application_workflow_id(partner, application_id)
+    )
+    try:
+        return await handle.query(PartnerApplication.status, datetime.now(UTC))
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            raise ApplicationNotFound(
+                f"application {application_id} of partner {partner}: not found"
             ) from None
         raise
 

@@ -26,7 +26,9 @@ TODAY = datetime(2026, 11, 23, tzinfo=UTC)
 PEOPLE = {"client_contact": "Анна", "documents": "Борис", "payment": "Вера"}
 
 
-def app(app_id: str, *events: tuple[str, str], partner: str = "realty-1", urgent: bool = False) -> dict[str, Any]:
+def app(
+    app_id: str, *events: tuple[str, str], partner: str = "realty-1", urgent: bool = False
+) -> dict[str, Any]:
     return {
         "id": app_id,
         "partner": partner,

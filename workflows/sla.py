@@ -299,8 +299,10 @@ class PartnerApplication:
     # ---- the view ------------------------------------------------------------------------------
 
     @workflow.query(name="status")
-    def status(self) -> ApplicationStatus:
-        now = workflow.now()
+    def status(self, at: datetime | None = None) -> ApplicationStatus:
+        """The journey as of `at` (the caller's clock) or of its last task: a query does not advance
+        workflow time, so a cabinet asking at night passes its own now to see the clock paused."""
+        now = max(at, workflow.now()) if at is not None else workflow.now()
         periods = [period.model_copy() for period in self._periods]
         last = periods[-1]
         if last.left is None:
@@ -312,6 +314,7 @@ class PartnerApplication:
             )
         return ApplicationStatus(
             workflow_id=self._id,
+            as_of=now,
             id=self._app.id,
             partner=self._app.partner,
             urgent=self._app.urgent,

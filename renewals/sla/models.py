@@ -289,6 +289,7 @@ class ApplicationStatus(BaseModel):
     """The query result and the workflow's result; also what the weekly report is built from."""
 
     workflow_id: str
+    as_of: datetime  # the moment the clocks and the open status's time are computed for
     id: str
     partner: str
     urgent: bool

@@ -7,8 +7,10 @@ database, and serves the task queue until interrupted. Several workers may run a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -19,11 +21,12 @@ from activities.journey import JourneyActivities
 from renewals.channels.base import Channels
 from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
 from renewals.db.database import Database
-from renewals.models import Channel
+from renewals.models import Channel, channel_queue
 from renewals.settings import Settings, get_settings
 from workflows.renewal import RenewalJourney
 
 WORKFLOWS: list[type] = [RenewalJourney]
+SEND_CHANNELS = (Channel.SMS, Channel.EMAIL, Channel.VK, Channel.ROBOT_CALL)
 
 # Pure libraries the domain uses inside workflows (calendar, phones): loaded once, outside the sandbox.
 SANDBOX = SandboxedWorkflowRunner(
@@ -53,23 +56,61 @@ async def connect(settings: Settings) -> Client:
     )
 
 
+class JourneyWorkers:
+    """The journey worker and one worker per sending channel, run and stopped together.
+
+    Sends run on their channel's task queue (`channel_queue`), so each provider's rate limit is a
+    server-side `max_task_queue_activities_per_second` that holds across every worker process.
+    """
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> JourneyWorkers:
+        for worker in self.workers:
+            await self._stack.enter_async_context(worker)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def run(self) -> None:
+        await asyncio.gather(*(worker.run() for worker in self.workers))
+
+
 def build_worker(
     client: Client,
     task_queue: str,
     activities: JourneyActivities,
     extra_workflows: Sequence[type] = (),
     fail_fast: bool = False,
-) -> Worker:
-    """A worker for journeys. `fail_fast` (tests, simulation) fails a workflow on any exception
-    instead of retrying its task forever, so a bug shows up as an error rather than a hang."""
-    return Worker(
+    rates: Mapping[Channel, float | None] | None = None,
+    extra_activities: Sequence[Callable[..., Any]] = (),
+) -> JourneyWorkers:
+    """Workers for journeys: `task_queue` for workflows and bookkeeping activities, plus one queue
+    per sending channel limited to `rates[channel]` activities a second (None: unlimited).
+    `fail_fast` (tests, simulation) fails a workflow on any exception instead of retrying its task
+    forever, so a bug shows up as an error rather than a hang."""
+    all_activities = [*activities.all(), *extra_activities]
+    main = Worker(
         client,
         task_queue=task_queue,
         workflows=[*WORKFLOWS, *extra_workflows],
-        activities=activities.all(),
+        activities=all_activities,
         workflow_runner=SANDBOX,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
     )
+    senders = [
+        Worker(
+            client,
+            task_queue=channel_queue(task_queue, channel),
+            activities=all_activities,
+            max_task_queue_activities_per_second=(rates or {}).get(channel),
+        )
+        for channel in SEND_CHANNELS
+    ]
+    return JourneyWorkers([main, *senders])
 
 
 async def run_worker(settings: Settings | None = None) -> None:
@@ -77,7 +118,9 @@ async def run_worker(settings: Settings | None = None) -> None:
     db = Database(settings.database_url)
     await db.migrate()
     client = await connect(settings)
-    worker = build_worker(client, settings.task_queue, JourneyActivities(db, sandbox_channels(db)))
+    worker = build_worker(
+        client, settings.task_queue, JourneyActivities(db, sandbox_channels(db)), rates=settings.rates()
+    )
     logging.getLogger(__name__).info(
         "worker serving %s on %s", settings.task_queue, settings.temporal_address
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -16,9 +16,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from renewals.channels.base import Channels, PermanentSendError
+from renewals.channels.errors import ChannelPaused, TransientSendError
 from renewals.contracts import (
     OperatorTaskReceipt,
     OperatorTaskRequest,
+    OptOutRecord,
     PortalQuery,
     PortalStatus,
     RobotCallRequest,
@@ -31,6 +33,8 @@ from renewals.contracts import (
 from renewals.db.database import Database
 from renewals.db.tables import JourneyRow, OperatorTaskRow
 from renewals.db.upsert import insert_ignoring_conflict
+from renewals.delivery import ChannelPauses, OptOuts
+from renewals.models import Channel
 from renewals.outbox import Outbox
 from renewals.privacy import mask_address
 
@@ -42,11 +46,14 @@ class JourneyActivities:
         self.db = db
         self.channels = channels
         self.outbox = Outbox(db)
+        self.opt_outs = OptOuts(db)
+        self.pauses = ChannelPauses(db)
 
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.send_message,
             self.record_suppressed,
+            self.record_opt_out,
             self.place_robot_call,
             self.open_operator_task,
             self.check_portal,
@@ -59,9 +66,10 @@ class JourneyActivities:
         state = await self.outbox.claim(request)
         if state.status == "sent" and state.provider and state.provider_message_id:
             return SendReceipt(provider=state.provider, provider_message_id=state.provider_message_id)
-        if state.status == "failed":
+        if state.status in ("failed", "suppressed"):
             error_type, _, message = (state.reason or "SendFailed: ").partition(": ")
             raise ApplicationError(message, type=error_type, non_retryable=True)
+        await self._check_recipient(request.dedup_key, request.channel, request.recipient)
         try:
             provider = self.channels.for_channel(request.channel)
             message_id = await provider.send(request)
@@ -74,11 +82,41 @@ class JourneyActivities:
                 error.error_type,
             )
             raise ApplicationError(error.message, type=error.error_type, non_retryable=True) from error
+        except ChannelPaused as error:
+            raise await self._pause(request.channel, error) from error
+        except TransientSendError as error:
+            delay = timedelta(seconds=error.retry_after) if error.retry_after else None
+            raise ApplicationError(error.message, type=error.error_type, next_retry_delay=delay) from error
         await self.outbox.mark(
             request.dedup_key, "sent", provider=provider.name, provider_message_id=message_id
         )
         log.info("sent %s to %s", request.dedup_key, mask_address(request.channel.value, request.recipient))
         return SendReceipt(provider=provider.name, provider_message_id=message_id)
+
+    async def _check_recipient(self, key: str, channel: Channel, recipient: str) -> None:
+        """Opt-outs suppress every channel; a paused channel makes the send wait, not fail."""
+        reason = await self.opt_outs.reason(recipient)
+        if reason is not None:
+            await self.outbox.mark(key, "suppressed", reason=f"OptedOut: {reason}")
+            raise ApplicationError(reason, type="OptedOut", non_retryable=True)
+        now = _clock()
+        pause = await self.pauses.paused(channel, now)
+        if pause is not None:
+            remaining = ChannelPauses.until(pause) - now
+            raise ApplicationError(
+                f"channel {channel.value} paused: {pause.reason}",
+                type="ChannelPaused",
+                next_retry_delay=max(remaining, timedelta(seconds=1)),
+            )
+
+    async def _pause(self, channel: Channel, error: ChannelPaused) -> ApplicationError:
+        now = _clock()
+        until = await self.pauses.pause_channel(channel, f"{error.error_type}: {error.message}", now)
+        return ApplicationError(error.message, type=error.error_type, next_retry_delay=until - now)
+
+    @activity.defn(name="record_opt_out")
+    async def record_opt_out(self, record: OptOutRecord) -> None:
+        await self.opt_outs.add(record.addresses, record.reason, record.journey_id)
 
     @activity.defn(name="record_suppressed")
     async def record_suppressed(self, record: SuppressionRecord) -> None:
@@ -86,10 +124,16 @@ class JourneyActivities:
 
     @activity.defn(name="place_robot_call")
     async def place_robot_call(self, request: RobotCallRequest) -> RobotCallResult:
+        await self._check_recipient(request.dedup_key, Channel.ROBOT_CALL, request.phone)
         try:
             return await self.channels.robot.place_call(request)
         except PermanentSendError as error:
             raise ApplicationError(error.message, type=error.error_type, non_retryable=True) from error
+        except ChannelPaused as error:
+            raise await self._pause(Channel.ROBOT_CALL, error) from error
+        except TransientSendError as error:
+            delay = timedelta(seconds=error.retry_after) if error.retry_after else None
+            raise ApplicationError(error.message, type=error.error_type, next_retry_delay=delay) from error
 
     @activity.defn(name="open_operator_task")
     async def open_operator_task(self, request: OperatorTaskRequest) -> OperatorTaskReceipt:
@@ -132,3 +176,8 @@ class JourneyActivities:
                     updated_at=datetime.now(UTC),
                 )
             )
+
+
+def _clock() -> datetime:
+    """Temporal's time for this attempt: the wall clock in production, the skipped clock in tests."""
+    return activity.info().started_time

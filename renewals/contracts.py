@@ -53,6 +53,14 @@ class SuppressionRecord(_Contract):
     reason: str
 
 
+class OptOutRecord(_Contract):
+    """A client's do-not-contact: every address of theirs joins the send-time opt-out list."""
+
+    journey_id: str
+    addresses: list[str]
+    reason: str
+
+
 class RobotCallRequest(_Contract):
     journey_id: str
     touchpoint: str

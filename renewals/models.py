@@ -133,3 +133,9 @@ def journey_id(policy_number: str, expires_on: date) -> str:
     """One journey per policy term: a duplicate start finds the same id and never a second journey."""
     normalised = _SPACES.sub("", policy_number).replace("/", "-").upper()
     return f"renewal-{normalised}-{expires_on:%Y%m%d}"
+
+
+def channel_queue(task_queue: str, channel: Channel) -> str:
+    """The task queue a channel's sends run on: one per channel, so a provider's rate limit
+    (`max_task_queue_activities_per_second`) holds across every worker."""
+    return f"{task_queue}-{channel.value}"

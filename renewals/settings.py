@@ -8,6 +8,7 @@ from functools import cache
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from renewals.models import Channel
 from renewals.sendwindow import SendWindow
 
 
@@ -24,11 +25,25 @@ class Settings(BaseSettings):
     # The application database: SQLite file by default, PostgreSQL in production.
     database_url: str = "sqlite+aiosqlite:///.data/renewals.db"
 
+    # Provider rate limits, sends per second across all workers (None: unlimited).
+    sms_per_second: float | None = None
+    email_per_second: float | None = None
+    vk_per_second: float | None = 20.0  # VK community messages: 20 requests a second
+    robot_per_second: float | None = None
+
     # Send window in the client's local time (weekdays / weekends and public holidays).
     window_working_start: time = time(8, 0)
     window_working_end: time = time(22, 0)
     window_non_working_start: time = time(9, 0)
     window_non_working_end: time = time(20, 0)
+
+    def rates(self) -> dict[Channel, float | None]:
+        return {
+            Channel.SMS: self.sms_per_second,
+            Channel.EMAIL: self.email_per_second,
+            Channel.VK: self.vk_per_second,
+            Channel.ROBOT_CALL: self.robot_per_second,
+        }
 
     def send_window(self) -> SendWindow:
         return SendWindow(

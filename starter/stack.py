@@ -118,7 +118,12 @@ async def run_stack(settings: Settings | None = None) -> None:
             "\nTry the query:  JourneyStage = 'scheduled' AND Product = 'KASKO'"
             "\nWorker running; Ctrl-C stops the stack.\n"
         )
-        worker = build_worker(client, settings.task_queue, JourneyActivities(db, sandbox_channels(db)))
+        worker = build_worker(
+            client,
+            settings.task_queue,
+            JourneyActivities(db, sandbox_channels(db)),
+            rates=settings.rates(),
+        )
         await worker.run()
     finally:
         await db.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import zlib
 from typing import Any
 
 from renewals.models import Policy
@@ -50,6 +51,10 @@ def policy(product: str = "KASKO", **overrides: Any) -> Policy:
     return Policy.model_validate(policy_dict(product, **overrides))
 
 
+def scenario_phone(sid: str) -> str:
+    return f"+7916{zlib.crc32(sid.encode()) % 10_000_000:07d}"
+
+
 def scenario(
     sid: str,
     product: str = "KASKO",
@@ -59,6 +64,14 @@ def scenario(
     **policy_overrides: Any,
 ) -> dict[str, Any]:
     policy_overrides.setdefault("number", f"TEST-{sid}")
+    # Every scenario's client has addresses of their own: an opt-out in one must not reach the others.
+    client = {
+        "phone": scenario_phone(sid),
+        "email": f"{sid}@example.org",
+        "vk_id": str(zlib.crc32(sid.encode())),
+    }
+    client.update(policy_overrides.get("client", {}))
+    policy_overrides["client"] = client
     return {
         "id": sid,
         "now": now,

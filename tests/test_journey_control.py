@@ -3,19 +3,27 @@ updates with validation, policy changes, the agent portal check, and exactly-onc
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from renewals.channels.base import Channels
+from renewals.channels.errors import ChannelPaused
 from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
 from renewals.contracts import RobotCallRequest, RobotCallResult, SendRequest
 from renewals.db.database import Database
-from renewals.db.tables import OperatorTaskRow, OutboxRow, PortalRenewalRow, SandboxMessageRow
+from renewals.db.tables import (
+    ChannelPauseRow,
+    OperatorTaskRow,
+    OutboxRow,
+    PortalRenewalRow,
+    SandboxMessageRow,
+)
 from renewals.journey import (
     EventType,
     JourneyEvent,
@@ -231,3 +239,76 @@ async def test_outbox_is_the_audit_of_every_decision(tmp_path: Path) -> None:
     ]
     assert final.events[0].type == "draft_created"
     assert date(2027, 4, 20) == p.expires_on
+
+
+async def test_an_opt_out_in_one_journey_silences_the_clients_other_journeys(tmp_path: Path) -> None:
+    async with journey_harness(tmp_path) as h:
+        kasko = await h.start(policy("KASKO", number="OPT-1"), INTAKE)
+        osago = await h.start(policy("OSAGO", number="OPT-2", first_prolongation_year=True), INTAKE)
+        await kasko.signal(RenewalJourney.on_event, JourneyEvent(type=EventType.OPT_OUT, source="sms STOP"))
+        assert (await kasko.result()).stage is Stage.OPTED_OUT
+        final = await osago.result()
+    assert final.stage is Stage.OPTED_OUT
+    assert [(e.day, e.status.value) for e in final.timeline] == [(-30, "suppressed")]
+    assert (final.timeline[0].reason or "").startswith("OptedOut: opt_out (sms STOP)")
+
+
+class PausedOnce:
+    """A provider that first refuses our account (no funds), then works."""
+
+    name = "sandbox"
+
+    def __init__(self, inner: SandboxMessages) -> None:
+        self.inner = inner
+        self.refusals = 0
+
+    async def send(self, request: SendRequest) -> str:
+        if self.refusals == 0:
+            self.refusals += 1
+            raise ChannelPaused("InsufficientFunds", "smsc: error_code 3 (no money)", "smsc")
+        return await self.inner.send(request)
+
+
+async def test_insufficient_funds_pauses_the_channel_and_the_send_waits(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/pause.db")
+    provider = PausedOnce(SandboxMessages(db))
+    channels = Channels(
+        {Channel.SMS: provider, Channel.EMAIL: provider, Channel.VK: provider},
+        SandboxRobot(db),
+        DatabasePortal(db),
+    )
+    async with journey_harness(tmp_path, channels, db) as h:
+        handle = await h.start(policy("KASKO", number="PAUSE-1"), INTAKE)
+        await h.skip_to(at(6, 12))
+        status = await handle.query(RenewalJourney.status)
+    async with db.session() as session:
+        pause = (await session.execute(select(ChannelPauseRow))).scalar_one()
+    await db.dispose()
+    assert (pause.channel, pause.reason) == ("sms", "InsufficientFunds: smsc: error_code 3 (no money)")
+    sent = status.timeline[0]
+    assert sent.status.value == "sent" and provider.refusals == 1
+    waited = sent.at - at(6, 9)
+    assert timedelta(minutes=14) < waited < timedelta(minutes=20)  # paused 15 minutes, not failed
+
+
+async def test_sends_run_on_their_channels_task_queue(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    class QueueSpy:
+        name = "spy"
+
+        async def send(self, request: SendRequest) -> str:
+            seen.append(f"{request.channel.value}@{activity.info().task_queue}")
+            return "m-1"
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/queues.db")
+    spy = QueueSpy()
+    channels = Channels(
+        {Channel.SMS: spy, Channel.EMAIL: spy, Channel.VK: spy}, SandboxRobot(db), DatabasePortal(db)
+    )
+    async with journey_harness(tmp_path, channels, db) as h:
+        handle = await h.start(policy("KASKO", number="Q-2", renewal_centre=True), INTAKE)
+        await h.skip_to(at(21, 12))
+        await handle.query(RenewalJourney.status)
+    await db.dispose()
+    assert seen == ["email@test-journeys-email", "vk@test-journeys-vk", "sms@test-journeys-sms"]

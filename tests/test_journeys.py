@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from starter.simulate import parse_scenarios, simulate
-from tests.factories import scenario
+from tests.factories import scenario, scenario_phone
 
 CENTRE = {"renewal_centre": True}
 GATE_AGENT = {"renewal_rates": {"KASKO": 0.8, "OSAGO": 0.7, "IFL": 0.5}}
@@ -108,7 +108,7 @@ async def test_kasko_minus_45_and_minus_5(results: dict[str, Any], sid: str) -> 
     assert results[sid]["timeline"][0]["text"].startswith(
         "Иван Петрович, Ваш полис КАСКО заканчивается 20.04.27"
     )
-    assert results[sid]["timeline"][0]["to"] == "+79161234567"
+    assert results[sid]["timeline"][0]["to"] == scenario_phone(sid)
 
 
 async def test_standalone_osago_first_year_gets_minus_30(results: dict[str, Any]) -> None:

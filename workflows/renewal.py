@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from renewals.contracts import (
         OperatorTaskReceipt,
         OperatorTaskRequest,
+        OptOutRecord,
         PortalQuery,
         PortalStatus,
         RobotCallRequest,
@@ -52,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         TimelineEntry,
     )
-    from renewals.models import Channel, Policy
+    from renewals.models import Channel, Policy, channel_queue
     from renewals.rules import (
         OPERATOR_RULE,
         Condition,
@@ -128,6 +129,8 @@ class RenewalJourney:
             await self._wait(lambda: self._finished, end_of_cover, "until the last day of cover ends")
             if not self._finished:
                 self._finish(Stage.LAPSED, "no payment or renewal by the end of cover")
+        if self._stage is Stage.OPTED_OUT:
+            await self._remember_opt_out()
         await workflow.execute_activity(
             "record_stage",
             StageRecord(
@@ -143,6 +146,21 @@ class RenewalJourney:
             summary="record the journey's outcome",
         )
         return self.status()
+
+    async def _remember_opt_out(self) -> None:
+        """Every address of an opted-out client joins the list checked at send time by all journeys."""
+        client = self._policy.client
+        await workflow.execute_activity(
+            "record_opt_out",
+            OptOutRecord(
+                journey_id=self._id,
+                addresses=[a for a in (client.phone, client.email, client.vk_id) if a],
+                reason=self._events[-1].detail or "opt_out" if self._events else "opt_out",
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=QUICK_RETRY,
+            summary="add the client to the do-not-contact list",
+        )
 
     async def _skip_past_day(self, touchpoint: Touchpoint) -> None:
         """Late intake: a day already past is never sent; a daily series is noted once."""
@@ -247,12 +265,17 @@ class RenewalJourney:
                 "send_message",
                 request,
                 result_type=SendReceipt,
+                task_queue=channel_queue(workflow.info().task_queue, rule.channel),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 schedule_to_close_timeout=self._until_end_of_cover(),
                 retry_policy=SEND_RETRY,
                 summary=f"{touchpoint.key}: {rule.template}",
             )
         except ActivityError as error:
+            if _error_type(error) == "OptedOut":
+                self._record(touchpoint, EntryStatus.SUPPRESSED, _failure_reason(error), recipient, None)
+                self._finish(Stage.OPTED_OUT, "the address is on the do-not-contact list")
+                return
             await self._fail(touchpoint, _failure_reason(error), recipient, message.text)
             return
         self._record(touchpoint, EntryStatus.SENT, None, recipient, message.text)
@@ -276,6 +299,7 @@ class RenewalJourney:
                     attempt=self._robot_calls,
                 ),
                 result_type=RobotCallResult,
+                task_queue=channel_queue(workflow.info().task_queue, Channel.ROBOT_CALL),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 schedule_to_close_timeout=max(
                     self._window.closing(today, self._tz) - workflow.now(), timedelta(minutes=1)
@@ -284,6 +308,10 @@ class RenewalJourney:
                 summary=f"{touchpoint.key}: Робот Даша, call {self._robot_calls}",
             )
         except ActivityError as error:
+            if _error_type(error) == "OptedOut":
+                self._record(touchpoint, EntryStatus.SUPPRESSED, _failure_reason(error), phone, None)
+                self._finish(Stage.OPTED_OUT, "the phone is on the do-not-contact list")
+                return
             await self._fail(touchpoint, _failure_reason(error), phone, message.text)
             self._robot_stopped = True
             return
@@ -547,6 +575,10 @@ def _stage_after(touchpoint: Touchpoint) -> Stage:
     if touchpoint.day == -5:
         return Stage.FINAL_REMINDER
     return Stage.INFORMING
+
+
+def _error_type(error: ActivityError) -> str | None:
+    return error.cause.type if isinstance(error.cause, ApplicationError) else None
 
 
 def _failure_reason(error: ActivityError) -> str:

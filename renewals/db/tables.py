@@ -151,3 +151,25 @@ class JourneyRow(Base):
     product: Mapped[str] = mapped_column(String(16))
     stage: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OptOutRow(Base):
+    """A do-not-contact address (phone, e-mail or VK id), checked at every send across all journeys."""
+
+    __tablename__ = "opt_outs"
+
+    address: Mapped[str] = mapped_column(String(254), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    journey_id: Mapped[str | None] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ChannelPauseRow(Base):
+    """A channel paused because its provider refuses our account (no funds, bad credentials)."""
+
+    __tablename__ = "channel_pauses"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    paused_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

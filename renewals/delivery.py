@@ -1,0 +1,86 @@
+"""Who may be contacted and which channels may send right now, checked at every send.
+
+- Opt-outs: a client's "STOP", a do-not-contact told to the robot or an operator, recorded by address
+  (phone, e-mail, VK id) so it holds for every journey of that client, on every channel.
+- Channel pauses: when a provider refuses our account (no funds, bad credentials) the channel is
+  paused for a while and an alert is logged; sends wait instead of burning retries on the provider.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from renewals.db.database import Database
+from renewals.db.tables import ChannelPauseRow, OptOutRow
+from renewals.db.upsert import insert_ignoring_conflict
+from renewals.models import Channel
+
+log = logging.getLogger(__name__)
+
+
+def normalise_address(address: str) -> str:
+    return address.strip().lower()
+
+
+class OptOuts:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, addresses: list[str], reason: str, journey_id: str | None) -> None:
+        now = datetime.now(UTC)
+        async with self.db.session() as session, session.begin():
+            for address in {normalise_address(a) for a in addresses if a}:
+                values = {"address": address, "reason": reason, "journey_id": journey_id, "created_at": now}
+                await session.execute(
+                    insert_ignoring_conflict(self.db.dialect, OptOutRow, values, ["address"])
+                )
+
+    async def reason(self, address: str) -> str | None:
+        async with self.db.session() as session:
+            row = await session.get(OptOutRow, normalise_address(address))
+        return row.reason if row else None
+
+
+class ChannelPauses:
+    """Pauses live in the database so every worker honours them; read at most every few seconds."""
+
+    def __init__(self, db: Database, pause: timedelta = timedelta(minutes=15)) -> None:
+        self.db = db
+        self.pause = pause
+        self._cache: dict[str, ChannelPauseRow] = {}
+        self._read_at = datetime.min.replace(tzinfo=UTC)
+
+    async def paused(self, channel: Channel, now: datetime) -> ChannelPauseRow | None:
+        """The pause in force at `now` (the Temporal clock's, so time-skipping tests agree)."""
+        wall = datetime.now(UTC)
+        if wall - self._read_at > timedelta(seconds=5):
+            async with self.db.session() as session:
+                rows = (await session.execute(select(ChannelPauseRow))).scalars().all()
+            self._cache = {row.channel: row for row in rows}
+            self._read_at = wall
+        row = self._cache.get(channel.value)
+        if row is None or _aware(row.paused_until) <= now:
+            return None
+        return row
+
+    @staticmethod
+    def until(row: ChannelPauseRow) -> datetime:
+        return _aware(row.paused_until)
+
+    async def pause_channel(self, channel: Channel, reason: str, now: datetime) -> datetime:
+        until = now + self.pause
+        async with self.db.session() as session, session.begin():
+            await session.merge(
+                ChannelPauseRow(channel=channel.value, paused_until=until, reason=reason, updated_at=now)
+            )
+        self._read_at = datetime.min.replace(tzinfo=UTC)
+        log.error("ALERT channel %s paused until %s: %s", channel.value, until.isoformat(), reason)
+        return until
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone columns; they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

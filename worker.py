@@ -18,14 +18,16 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.journey import JourneyActivities
+from activities.sla import SlaActivities
 from renewals.channels.base import Channels
 from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
 from renewals.db.database import Database
 from renewals.models import Channel, channel_queue
 from renewals.settings import Settings, get_settings
 from workflows.renewal import RenewalJourney
+from workflows.sla import PartnerApplication
 
-WORKFLOWS: list[type] = [RenewalJourney]
+WORKFLOWS: list[type] = [RenewalJourney, PartnerApplication]
 SEND_CHANNELS = (Channel.SMS, Channel.EMAIL, Channel.VK, Channel.ROBOT_CALL)
 
 # Pure libraries the domain uses inside workflows (calendar, phones): loaded once, outside the sandbox.
@@ -119,7 +121,11 @@ async def run_worker(settings: Settings | None = None) -> None:
     await db.migrate()
     client = await connect(settings)
     worker = build_worker(
-        client, settings.task_queue, JourneyActivities(db, sandbox_channels(db)), rates=settings.rates()
+        client,
+        settings.task_queue,
+        JourneyActivities(db, sandbox_channels(db)),
+        rates=settings.rates(),
+        extra_activities=SlaActivities(db).all(),
     )
     logging.getLogger(__name__).info(
         "worker serving %s on %s", settings.task_queue, settings.temporal_address

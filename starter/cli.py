@@ -8,6 +8,11 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sla"]:
+        from starter.sla import sla_main
+
+        sys.exit(sla_main(argv[1:]))
     parser = argparse.ArgumentParser(prog="renewals", description="Prolongation journeys")
     commands = parser.add_subparsers(dest="command", required=True)
     simulate = commands.add_parser("simulate", help="run scenarios on the time-skipping server, print JSON")
@@ -15,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("worker", help="run a worker against the configured Temporal")
     commands.add_parser("stack", help="dev server + database + sample journeys + worker (Ctrl-C stops)")
     commands.add_parser("setup", help="register the search attributes in the configured namespace")
+    commands.add_parser("sla", help="partner issuance SLA: simulate, report, status (see `renewals sla -h`)")
     args = parser.parse_args(argv)
 
     if args.command == "simulate":

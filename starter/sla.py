@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import sys
 import tempfile
 from collections import Counter
@@ -21,13 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -53,6 +49,8 @@ from renewals.sla.report import build_report, week_bounds
 from renewals.sla.settings import SlaTargets, get_sla_settings
 from renewals.sla.store import load_applications
 from starter.binaries import find_binary
+from starter.runtime import cli_runtime
+from starter.temporal_setup import register_search_attributes
 from worker import SANDBOX
 from workflows.sla import PartnerApplication, SimulateApplication, SimulationRun, TimedChange
 
@@ -217,29 +215,7 @@ def simulation_runs(simulation: Simulation) -> list[SimulationRun]:
 
 async def register_sla_search_attributes(client: Client, namespace: str = "default") -> list[str]:
     """Add the SLA search attributes the namespace lacks (the test server cannot list: add all)."""
-    try:
-        existing = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace)
-        )
-        known = set(existing.custom_attributes) | set(existing.system_attributes)
-    except RPCError as error:
-        if error.status is not RPCStatusCode.UNIMPLEMENTED:
-            raise
-        known = set()
-    missing = {
-        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
-        for key in sla_sa.ALL
-        if key.name not in known
-    }
-    if missing:
-        try:
-            await client.operator_service.add_search_attributes(
-                AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
-            )
-        except RPCError as error:
-            if error.status is not RPCStatusCode.ALREADY_EXISTS:
-                raise
-    return sorted(missing)
+    return await register_search_attributes(client, namespace, sla_sa.ALL)
 
 
 def sla_worker(client: Client, task_queue: str, activities: SlaActivities, fail_fast: bool = True) -> Worker:
@@ -277,12 +253,6 @@ async def run_simulation(
                 await env.client.test_service.lock_time_skipping(LockTimeSkippingRequest())
 
 
-def quiet_runtime() -> Runtime:
-    """SDK core logs go to Python logging (stderr), never into the JSON on stdout."""
-    forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
-    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter="WARN", forwarding=forwarding)))
-
-
 async def simulate(
     simulation: Simulation, database_url: str | None = None, notifier: EscalationNotifier | None = None
 ) -> list[ApplicationStatus]:
@@ -290,7 +260,7 @@ async def simulate(
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
-        runtime=quiet_runtime(),
+        runtime=cli_runtime(),
     )
     scratch = tempfile.TemporaryDirectory(prefix="renewals-sla-")
     db = Database(database_url or f"sqlite+aiosqlite:///{scratch.name}/sla.db")

@@ -21,15 +21,17 @@ from rich.table import Table
 from temporalio.client import Client
 
 from activities.journey import JourneyActivities
+from activities.sla import SlaActivities
 from renewals.db.database import Database
 from renewals.db.policies import upsert_policy
 from renewals.rules import segment_of
 from renewals.sample import sample_portfolio
 from renewals.search_attributes import cli_flags
+from renewals.sla.search_attributes import cli_flags as sla_cli_flags
 from renewals.settings import Settings, get_settings
 from starter.binaries import find_binary
 from starter.journeys import start_journey
-from starter.temporal_setup import register_search_attributes
+from starter.temporal_setup import ALL_KEYS, register_search_attributes
 from worker import build_worker, connect, sandbox_channels
 
 DATA = Path(".data")
@@ -70,6 +72,7 @@ def start_dev_server(settings: Settings) -> subprocess.Popen[bytes] | None:
         "--log-level",
         "warn",
         *cli_flags(),
+        *sla_cli_flags(),
     ]
     console.print(f"Starting the Temporal dev server (log: {DATA / 'temporal.log'})")
     return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
@@ -110,7 +113,7 @@ async def run_stack(settings: Settings | None = None) -> None:
     db = Database(settings.database_url)
     try:
         client = await wait_for_temporal(settings)
-        await register_search_attributes(client, settings.temporal_namespace)
+        await register_search_attributes(client, settings.temporal_namespace, ALL_KEYS)
         await db.migrate()
         await start_sample_journeys(client, db, settings)
         console.print(
@@ -123,6 +126,7 @@ async def run_stack(settings: Settings | None = None) -> None:
             settings.task_queue,
             JourneyActivities(db, sandbox_channels(db)),
             rates=settings.rates(),
+            extra_activities=SlaActivities(db).all(),
         )
         await worker.run()
     finally:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
 from renewals import search_attributes as sa
+from renewals.sla import search_attributes as sla_sa
+
+ALL_KEYS = (*sa.ALL, *sla_sa.ALL)  # renewal journeys and partner applications
 
 
-async def register_search_attributes(client: Client, namespace: str = "default") -> list[str]:
-    """Add the journey's search attributes the namespace lacks; returns the names added.
+async def register_search_attributes(
+    client: Client, namespace: str = "default", keys: Sequence[SearchAttributeKey[Any]] = sa.ALL
+) -> list[str]:
+    """Add the search attributes (the journey's by default) the namespace lacks; returns the names added.
 
     The time-skipping test server cannot list search attributes: there every one is added.
     """
@@ -26,7 +35,7 @@ async def register_search_attributes(client: Client, namespace: str = "default")
         known = set()
     missing = {
         key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
-        for key in sa.ALL
+        for key in keys
         if key.name not in known
     }
     if missing:
@@ -47,6 +56,6 @@ async def main() -> int:
 
     settings = get_settings()
     client = await connect(settings)
-    added = await register_search_attributes(client, settings.temporal_namespace)
+    added = await register_search_attributes(client, settings.temporal_namespace, ALL_KEYS)
     print(f"search attributes added: {', '.join(added) or 'none (all present)'}")
     return 0

@@ -1,0 +1,162 @@
+"""Starting journeys for due policies, and telling running journeys about policy changes.
+
+Both are idempotent: a journey that already runs is attached to, never duplicated; a change reaches a
+running journey once (the `journey_sync` table keeps a hash of the policy each journey last received),
+and a cancellation is signalled once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from renewals.db.database import Database
+from renewals.db.tables_ops import JourneySyncRow
+from renewals.intake.store import StoredPolicy, policies_expiring
+from renewals.journey import EventType, JourneyEvent
+from renewals.models import Policy, journey_id
+from renewals.sendwindow import SendWindow
+
+log = logging.getLogger(__name__)
+
+
+class Sync(StrEnum):
+    NO_JOURNEY = "no journey"
+    FINISHED = "journey finished"
+    UNCHANGED = "unchanged"
+    UPDATED = "updated"
+    CANCELLED = "cancelled"
+    REFUSED = "refused"
+
+
+class Start(StrEnum):
+    STARTED = "started"
+    RUNNING = "already running"
+    FINISHED = "already finished"
+    CANCELLED = "cancelled, not started"
+    FAILED = "failed"
+
+
+@dataclass
+class StartSummary:
+    counts: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return ", ".join(f"{name}: {count}" for name, count in sorted(self.counts.items())) or "nothing due"
+
+
+def policy_hash(policy: Policy) -> str:
+    return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()
+
+
+async def _execution_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return description.status
+
+
+async def _sync_row(db: Database, workflow_id: str) -> JourneySyncRow | None:
+    async with db.session() as session:
+        return await session.get(JourneySyncRow, workflow_id)
+
+
+async def _save_sync(db: Database, workflow_id: str, policy: Policy, cancelled: bool) -> None:
+    async with db.session() as session, session.begin():
+        await session.merge(
+            JourneySyncRow(
+                journey_id=workflow_id,
+                policy_hash=policy_hash(policy),
+                cancelled_signalled=cancelled,
+                synced_at=datetime.now(UTC),
+            )
+        )
+
+
+async def sync_journey(client: Client, db: Database, policy: Policy, cancelled: bool) -> tuple[Sync, str]:
+    """Bring a running journey up to date: `policy_cancelled` once, or `update_policy` on a change."""
+    workflow_id = journey_id(policy.number, policy.expires_on)
+    status = await _execution_status(client, workflow_id)
+    if status is None:
+        return Sync.NO_JOURNEY, ""
+    if status is not WorkflowExecutionStatus.RUNNING:
+        return Sync.FINISHED, ""
+    known = await _sync_row(db, workflow_id)
+    handle = client.get_workflow_handle(workflow_id)
+    if cancelled:
+        if known is not None and known.cancelled_signalled:
+            return Sync.UNCHANGED, ""
+        await handle.signal("event", JourneyEvent(type=EventType.POLICY_CANCELLED, source="intake"))
+        await _save_sync(db, workflow_id, policy, cancelled=True)
+        return Sync.CANCELLED, ""
+    if known is not None and known.policy_hash == policy_hash(policy):
+        return Sync.UNCHANGED, ""
+    try:
+        await handle.execute_update("update_policy", policy)
+    except WorkflowUpdateFailedError as error:
+        reason = str(getattr(error.cause, "message", None) or error.cause or error)
+        log.warning("journey %s refused the policy update: %s", workflow_id, reason)
+        return Sync.REFUSED, reason
+    await _save_sync(db, workflow_id, policy, cancelled=False)
+    return Sync.UPDATED, ""
+
+
+async def start_or_sync(
+    client: Client, db: Database, stored: StoredPolicy, task_queue: str, window: SendWindow
+) -> tuple[Start | Sync, str]:
+    """Start the term's journey if it has none; otherwise pass on any change to the running one."""
+    from starter.journeys import start_journey  # the one place that knows the workflow's start options
+
+    policy = stored.policy
+    workflow_id = journey_id(policy.number, policy.expires_on)
+    status = await _execution_status(client, workflow_id)
+    if status is None:
+        if stored.cancelled:
+            return Start.CANCELLED, ""
+        await start_journey(client, policy, task_queue, window)
+        await _save_sync(db, workflow_id, policy, cancelled=False)
+        return Start.STARTED, ""
+    if status is not WorkflowExecutionStatus.RUNNING:
+        return Start.FINISHED, ""
+    result, reason = await sync_journey(client, db, policy, stored.cancelled)
+    return (Start.RUNNING if result is Sync.UNCHANGED else result), reason
+
+
+async def start_due_journeys(
+    client: Client,
+    db: Database,
+    today: date,
+    horizon_days: int,
+    task_queue: str,
+    window: SendWindow,
+    total: Callable[[int], None] | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> StartSummary:
+    """Every policy ending within the horizon gets its journey (once); the summary counts outcomes."""
+    due = await policies_expiring(db, today, horizon_days)
+    if total is not None:
+        total(len(due))
+    summary = StartSummary()
+    for stored in due:
+        try:
+            result, reason = await start_or_sync(client, db, stored, task_queue, window)
+        except RPCError as error:
+            result, reason = Start.FAILED, f"{error.status.name if error.status else ''} {error.message}"
+        summary.counts[result.value] += 1
+        if reason:
+            summary.problems.append(f"{stored.policy.number}: {result.value}: {reason}")
+        if advance is not None:
+            advance(1)
+    return summary

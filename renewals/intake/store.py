@@ -1,0 +1,165 @@
+"""Intake's database side: known agents and centres, idempotent stores, and policies back as models.
+
+`store_policy` says whether anything changed, so a re-import reports "unchanged" and pushes nothing
+to running journeys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.orm import aliased
+
+from renewals.db.database import Database
+from renewals.db.policies import upsert_policy
+from renewals.db.tables import AgentRow, ClientRow, PolicyRow, RegionalCentreRow
+from renewals.models import Agent, Bank, Client, Line, Policy, Product, RegionalCentre
+
+
+class Change(StrEnum):
+    INSERTED = "inserted"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    policy: Policy
+    cancelled: bool
+
+
+def agent_model(row: AgentRow) -> Agent:
+    rates = {Line.KASKO: row.rate_kasko, Line.OSAGO: row.rate_osago, Line.IFL: row.rate_ifl}
+    return Agent(
+        id=row.id,
+        name=row.name,
+        phone=row.phone,
+        renewal_rates={line: rate for line, rate in rates.items() if rate is not None},
+    )
+
+
+async def known_agents(db: Database) -> dict[str, Agent]:
+    async with db.session() as session:
+        return {row.id: agent_model(row) for row in (await session.scalars(select(AgentRow))).all()}
+
+
+async def known_centres(db: Database) -> dict[str, RegionalCentre]:
+    async with db.session() as session:
+        rows = (await session.scalars(select(RegionalCentreRow))).all()
+        return {row.id: RegionalCentre(id=row.id, name=row.name, phone=row.phone) for row in rows}
+
+
+async def store_agent(db: Database, agent: Agent) -> Change:
+    known = (await known_agents(db)).get(agent.id)
+    if known == agent:
+        return Change.UNCHANGED
+    async with db.session() as session, session.begin():
+        await session.merge(
+            AgentRow(
+                id=agent.id,
+                name=agent.name,
+                phone=agent.phone,
+                rate_kasko=agent.renewal_rates.get(Line.KASKO),
+                rate_osago=agent.renewal_rates.get(Line.OSAGO),
+                rate_ifl=agent.renewal_rates.get(Line.IFL),
+            )
+        )
+    return Change.INSERTED if known is None else Change.UPDATED
+
+
+async def store_centre(db: Database, centre: RegionalCentre) -> Change:
+    known = (await known_centres(db)).get(centre.id)
+    if known == centre:
+        return Change.UNCHANGED
+    async with db.session() as session, session.begin():
+        await session.merge(RegionalCentreRow(id=centre.id, name=centre.name, phone=centre.phone))
+    return Change.INSERTED if known is None else Change.UPDATED
+
+
+async def store_policy(db: Database, policy: Policy, cancelled: bool) -> Change:
+    """Upsert the policy term; a cancellation is sticky (a later row without it does not revive it)."""
+    before = await load_policy(db, policy.number, policy.expires_on)
+    now_cancelled = cancelled or (before is not None and before.cancelled)
+    if before is not None and before.policy == policy and before.cancelled == now_cancelled:
+        return Change.UNCHANGED
+    await upsert_policy(db, policy)
+    if now_cancelled:
+        async with db.session() as session, session.begin():
+            await session.execute(
+                update(PolicyRow)
+                .where(PolicyRow.number == policy.number, PolicyRow.expires_on == policy.expires_on)
+                .values(cancelled=True)
+            )
+    return Change.INSERTED if before is None else Change.UPDATED
+
+
+def _policies_query() -> Select[PolicyRow, ClientRow, AgentRow, RegionalCentreRow]:
+    centre = aliased(RegionalCentreRow)
+    return (
+        select(PolicyRow, ClientRow, AgentRow, centre)
+        .join(ClientRow, PolicyRow.client_id == ClientRow.id)
+        .join(AgentRow, PolicyRow.agent_id == AgentRow.id)
+        .outerjoin(centre, PolicyRow.regional_centre_id == centre.id)
+    )
+
+
+def _stored(
+    policy: PolicyRow, client: ClientRow, agent: AgentRow, centre: RegionalCentreRow | None
+) -> StoredPolicy:
+    return StoredPolicy(
+        Policy(
+            number=policy.number,
+            product=Product(policy.product),
+            product_code=policy.product_code,
+            bank=Bank(policy.bank) if policy.bank else None,
+            expires_on=policy.expires_on,
+            first_prolongation_year=policy.first_prolongation_year,
+            renewal_centre=policy.renewal_centre,
+            client=Client(
+                last_name=client.last_name,
+                first_name=client.first_name,
+                patronymic=client.patronymic,
+                phone=client.phone,
+                email=client.email,
+                vk_id=client.vk_id,
+                timezone=client.timezone,
+            ),
+            agent=agent_model(agent),
+            regional_centre=(
+                RegionalCentre(id=centre.id, name=centre.name, phone=centre.phone) if centre else None
+            ),
+        ),
+        policy.cancelled,
+    )
+
+
+async def load_policy(db: Database, number: str, expires_on: date) -> StoredPolicy | None:
+    query = _policies_query().where(PolicyRow.number == number, PolicyRow.expires_on == expires_on)
+    async with db.session() as session:
+        found = (await session.execute(query)).one_or_none()
+    return _stored(found[0], found[1], found[2], found[3]) if found else None
+
+
+async def policies_expiring(db: Database, today: date, horizon_days: int) -> list[StoredPolicy]:
+    """Every policy term whose last day of cover is within [today, today + horizon], earliest first."""
+    query = (
+        _policies_query()
+        .where(PolicyRow.expires_on >= today, PolicyRow.expires_on <= today + timedelta(days=horizon_days))
+        .order_by(PolicyRow.expires_on, PolicyRow.number)
+    )
+    async with db.session() as session:
+        return [_stored(f[0], f[1], f[2], f[3]) for f in (await session.execute(query)).all()]
+
+
+async def current_term(db: Database, number: str, today: date) -> date | None:
+    """The term of `number` a callback most likely means: the next one to end, else the latest."""
+    async with db.session() as session:
+        terms = sorted(
+            (await session.scalars(select(PolicyRow.expires_on).where(PolicyRow.number == number))).all()
+        )
+    if not terms:
+        return None
+    return next((term for term in terms if term >= today), terms[-1])

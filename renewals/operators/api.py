@@ -1,0 +1,81 @@
+"""`/operators/…`: the workbench over HTTP for the renewal centres' own tools.
+
+Authenticated with the `operators` secret as a bearer token; refusals come back with the
+workbench's reason as `detail` (404 unknown task, 409 closed or claimed by someone else, 422 bad outcome).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, Field
+
+from renewals.journey import OperatorOutcome
+from renewals.operators.workbench import Refused, TaskView, Workbench
+
+
+class Task(BaseModel):
+    id: int
+    journey_id: str
+    policy_number: str
+    centre_id: str
+    reason: str
+    text: str
+    status: str
+    outcome: str | None
+    operator: str | None
+    created_at: datetime
+    agent_id: str | None = Field(description="the agent who keeps this renewal")
+    agent_name: str | None
+    agent_phone: str | None
+
+
+class ClaimRequest(BaseModel):
+    operator: str = Field(min_length=1)
+
+
+class OutcomeRequest(BaseModel):
+    outcome: OperatorOutcome
+    note: str | None = None
+    callback_at: datetime | None = None
+    operator: str | None = None
+
+
+class OutcomeResponse(BaseModel):
+    task: Task
+    stage: str | None
+    message: str
+
+
+def _task(view: TaskView) -> Task:
+    return Task.model_validate(view, from_attributes=True)
+
+
+def operator_router(workbench: Workbench, authorised: Callable[..., Awaitable[None]]) -> APIRouter:
+    router = APIRouter(prefix="/operators", tags=["operator workbench"], dependencies=[Depends(authorised)])
+
+    async def refusing(call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except Refused as refusal:
+            raise HTTPException(status_code=refusal.status, detail=refusal.reason) from refusal
+
+    @router.get("/centres/{centre_id}/tasks", response_model=list[Task])
+    async def list_tasks(centre_id: str, include_closed: bool = False) -> list[Task]:
+        return [_task(view) for view in await workbench.tasks(centre_id, include_closed)]
+
+    @router.post("/tasks/{task_id}/claim", response_model=Task)
+    async def claim(task_id: int, body: ClaimRequest) -> Task:
+        return _task(await refusing(workbench.claim(task_id, body.operator)))
+
+    @router.post("/tasks/{task_id}/outcome", response_model=OutcomeResponse)
+    async def outcome(task_id: int, body: OutcomeRequest) -> OutcomeResponse:
+        result = await refusing(
+            workbench.record_outcome(task_id, body.outcome, body.note, body.callback_at, body.operator)
+        )
+        return OutcomeResponse(task=_task(result.task), stage=result.stage, message=result.message)
+
+    return router

@@ -1,0 +1,240 @@
+"""The journey funnel: what went out (outbox), what the providers said happened to it (webhook facts),
+robot contacts, operator hand-offs, and how the secured renewals were secured.
+
+Path of a secured renewal, first that applies: `operator` (a task closed as reached_renewing),
+`robot` (the client answered Робот Даша: agreed/refused/callback), `engaged` (opened an e-mail,
+read VK, replied to an SMS), `informed` (at least one message sent), `agent alone` (nothing was sent —
+e.g. the gate trusted the agent — and the renewal came anyway).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from rich.console import Group
+from rich.table import Table
+from sqlalchemy import func, select
+
+from renewals.db.database import Database
+from renewals.db.tables import JourneyRow, OperatorTaskRow, OutboxRow
+from renewals.db.tables_ops import WebhookEventRow
+from renewals.journey import ROBOT_CONTACTS, SECURED_STAGES
+from renewals.reports.html import Bar, bar_chart, page, table
+
+ENGAGED_KINDS = frozenset({"opened", "read", "reply", "replied", "opt_out"})
+ROBOT_CONTACT_KINDS = frozenset(outcome.value for outcome in ROBOT_CONTACTS)
+ROBOT_TASK_REASON = "отклик на звонок Робота"
+PATHS = ("operator", "robot", "engaged", "informed", "agent alone")
+MESSAGE_COLUMNS = (
+    "channel", "touchpoint", "template", "sent", "delivered", "opened/read/replied", "suppressed", "failed",
+)  # fmt: skip
+_OUTBOX_GROUP = (OutboxRow.channel, OutboxRow.touchpoint, OutboxRow.template, OutboxRow.status)
+
+
+@dataclass
+class FunnelRow:
+    channel: str
+    touchpoint: str
+    template: str
+    sent: int = 0
+    suppressed: int = 0
+    failed: int = 0
+    delivered: int = 0
+    engaged: int = 0  # opened (e-mail), read (VK), replied (SMS)
+
+
+@dataclass
+class Funnel:
+    rows: list[FunnelRow] = field(default_factory=list)
+    robot_outcomes: Counter[str] = field(default_factory=Counter)
+    robot_contacts: int = 0  # journeys in which the client answered Робот Даша
+    handoffs: int = 0
+    operator_outcomes: Counter[str] = field(default_factory=Counter)  # "open" for tasks not closed yet
+    stages: Counter[str] = field(default_factory=Counter)
+    secured_by_path: Counter[str] = field(default_factory=Counter)
+
+
+async def journey_funnel(db: Database) -> Funnel:
+    funnel = Funnel()
+    async with db.session() as session:
+        sent = (
+            await session.execute(
+                select(
+                    OutboxRow.channel,
+                    OutboxRow.touchpoint,
+                    OutboxRow.template,
+                    OutboxRow.status,
+                    func.count(),
+                ).group_by(OutboxRow.channel, OutboxRow.touchpoint, OutboxRow.template, OutboxRow.status)
+            )
+        ).all()
+        facts = (
+            await session.execute(
+                select(WebhookEventRow.journey_id, WebhookEventRow.channel, WebhookEventRow.touchpoint,
+                       WebhookEventRow.kind)
+            )
+        ).all()  # fmt: skip
+        tasks = (
+            await session.execute(
+                select(OperatorTaskRow.journey_id, OperatorTaskRow.reason, OperatorTaskRow.outcome)
+            )
+        ).all()
+        journeys = (await session.execute(select(JourneyRow.id, JourneyRow.stage))).all()
+        informed = set(
+            (await session.scalars(select(OutboxRow.journey_id).where(OutboxRow.status == "sent"))).all()
+        )
+
+    rows: dict[tuple[str, str], FunnelRow] = {}
+    for channel, touchpoint, template, status, count in sent:
+        row = rows.setdefault((channel, touchpoint), FunnelRow(channel, touchpoint, template))
+        if status in ("sent", "suppressed", "failed"):
+            setattr(row, status, getattr(row, status) + count)
+    robot_contacts: set[str] = set()
+    engaged: set[str] = set()
+    for journey, medium, fact_point, kind in facts:
+        if medium == "robot_call":
+            funnel.robot_outcomes[kind] += 1
+            if kind in ROBOT_CONTACT_KINDS:
+                robot_contacts.add(journey)
+            continue
+        if medium not in ("sms", "email", "vk"):
+            continue
+        point = fact_point or "—"
+        row = rows.setdefault((medium, point), FunnelRow(medium, point, "—"))
+        if kind == "delivered":
+            row.delivered += 1
+        elif kind in ENGAGED_KINDS:
+            row.engaged += 1
+            engaged.add(journey)
+    funnel.rows = sorted(rows.values(), key=lambda r: (r.channel, _day(r.touchpoint), r.touchpoint))
+
+    closed_reached: set[str] = set()
+    for journey, reason, outcome in tasks:
+        funnel.handoffs += 1
+        funnel.operator_outcomes[outcome or "open"] += 1
+        if outcome == "reached_renewing":
+            closed_reached.add(journey)
+        if reason.startswith(ROBOT_TASK_REASON):
+            robot_contacts.add(journey)
+    funnel.robot_contacts = len(robot_contacts)
+
+    for journey, stage in journeys:
+        funnel.stages[stage] += 1
+        if stage in SECURED_STAGES:
+            if journey in closed_reached:
+                path = "operator"
+            elif journey in robot_contacts:
+                path = "robot"
+            elif journey in engaged:
+                path = "engaged"
+            elif journey in informed:
+                path = "informed"
+            else:
+                path = "agent alone"
+            funnel.secured_by_path[path] += 1
+    return funnel
+
+
+def _day(touchpoint: str) -> int:
+    """d-45-sms → −45, so touchpoints sort in the journey's order."""
+    try:
+        return int(touchpoint[1:].rsplit("-", 1)[0])
+    except ValueError:
+        return 0
+
+
+def _message_rows(funnel: Funnel) -> list[list[str]]:
+    return [
+        [r.channel, r.touchpoint, r.template]
+        + [str(n) for n in (r.sent, r.delivered, r.engaged, r.suppressed, r.failed)]
+        for r in funnel.rows
+    ]
+
+
+def funnel_tables(funnel: Funnel) -> Group:
+    messages = Table(title="Messages per channel and touchpoint")
+    for column in (
+        "channel",
+        "touchpoint",
+        "template",
+        "sent",
+        "delivered",
+        "opened/read/replied",
+        "suppressed",
+        "failed",
+    ):
+        messages.add_column(
+            column, justify="left" if column in ("channel", "touchpoint", "template") else "right"
+        )
+    for r in funnel.rows:
+        messages.add_row(
+            r.channel,
+            r.touchpoint,
+            r.template,
+            *map(str, (r.sent, r.delivered, r.engaged, r.suppressed, r.failed)),
+        )
+    rest = Table(title="Contacts and outcomes")
+    rest.add_column("what")
+    rest.add_column("count", justify="right")
+    rest.add_row("robot contacts (journeys)", str(funnel.robot_contacts))
+    for kind, count in sorted(funnel.robot_outcomes.items()):
+        rest.add_row(f"  robot outcome {kind}", str(count))
+    rest.add_row("operator hand-offs", str(funnel.handoffs))
+    for outcome, count in sorted(funnel.operator_outcomes.items()):
+        rest.add_row(f"  operator {outcome}", str(count))
+    for stage, count in sorted(funnel.stages.items()):
+        rest.add_row(f"journeys finished {stage}", str(count))
+    for path in PATHS:
+        rest.add_row(f"secured via {path}", str(funnel.secured_by_path.get(path, 0)))
+    return Group(messages, rest)
+
+
+def funnel_html(funnel: Funnel) -> str:
+    by_channel: dict[str, list[int]] = {}
+    for r in funnel.rows:
+        totals = by_channel.setdefault(r.channel, [0, 0, 0])
+        totals[0] += r.sent
+        totals[1] += r.delivered
+        totals[2] += r.engaged
+    bars: list[Bar] = []
+    for channel, (sent, delivered, engaged) in sorted(by_channel.items()):
+        bars += [
+            Bar(f"{channel} sent", sent, "#3b6fb6", str(sent)),
+            Bar(f"{channel} delivered", delivered, "#5a9bd5", str(delivered)),
+            Bar(f"{channel} opened/read/replied", engaged, "#1b7f3b", str(engaged)),
+        ]
+    maximum = max((b.value for b in bars), default=0)
+    message_rows = [
+        [
+            r.channel,
+            r.touchpoint,
+            r.template,
+            *map(str, (r.sent, r.delivered, r.engaged, r.suppressed, r.failed)),
+        ]
+        for r in funnel.rows
+    ]
+    other = [["robot contacts (journeys)", str(funnel.robot_contacts)]]
+    other += [[f"robot outcome {k}", str(v)] for k, v in sorted(funnel.robot_outcomes.items())]
+    other += [["operator hand-offs", str(funnel.handoffs)]]
+    other += [[f"operator {k}", str(v)] for k, v in sorted(funnel.operator_outcomes.items())]
+    other += [[f"journeys finished {k}", str(v)] for k, v in sorted(funnel.stages.items())]
+    other += [[f"secured via {p}", str(funnel.secured_by_path.get(p, 0))] for p in PATHS]
+    body = (
+        bar_chart(bars, float(maximum))
+        + table(
+            [
+                "channel",
+                "touchpoint",
+                "template",
+                "sent",
+                "delivered",
+                "opened/read/replied",
+                "suppressed",
+                "failed",
+            ],
+            message_rows,
+        )
+        + table(["what", "count"], other)
+    )
+    return page("Воронка пролонгаций", body)

@@ -1,0 +1,85 @@
+"""The HTTP service: provider callbacks, robot outcomes and agent-portal events → journey signals, plus
+the operator workbench API. OpenAPI at `/openapi.json`, docs at `/docs` (served locally, no CDN needed
+for the JSON)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from temporalio.client import Client
+
+from renewals.db.database import Database
+from renewals.operators.api import operator_router
+from renewals.operators.workbench import Workbench
+from renewals.webhooks.auth import authentic
+from renewals.webhooks.payloads import (
+    Callback,
+    EmailCallback,
+    PortalCallback,
+    RobotCallback,
+    SmsCallback,
+    VkCallback,
+    WebhookResult,
+)
+from renewals.webhooks.service import UnknownJourney, WebhookService
+
+log = logging.getLogger(__name__)
+SOURCES = ("sms", "email", "vk", "robot", "portal", "operators")
+
+
+def _authenticator(secrets: Mapping[str, str], source: str) -> Callable[..., Awaitable[None]]:
+    async def verify(
+        request: Request,
+        x_signature: str | None = Header(None, description="sha256=<hex HMAC-SHA256(secret, body)>"),
+        authorization: str | None = Header(None, description="Bearer <secret>, if the source cannot sign"),
+    ) -> None:
+        body = await request.body()
+        if not authentic(secrets.get(source), body, x_signature, authorization):
+            log.warning("rejected %s callback: bad or missing signature", source)
+            raise HTTPException(status_code=401, detail=f"{source}: bad or missing signature")
+
+    return verify
+
+
+def create_app(db: Database, client: Client, secrets: Mapping[str, str]) -> FastAPI:
+    """`secrets` maps a source (sms, email, vk, robot, portal, operators) to its shared secret."""
+    app = FastAPI(
+        title="Prolongation journeys: webhooks and operator workbench",
+        version="1",
+        description="Callbacks become signals to the right renewal journey; operators record outcomes.",
+    )
+    service = WebhookService(db, client)
+
+    async def deliver(source: str, callback: Callback) -> WebhookResult:
+        try:
+            result = await service.handle(source, callback)
+        except UnknownJourney as unknown:
+            log.warning("%s callback %s for an unknown journey: %s", source, callback.event_id, unknown)
+            raise HTTPException(status_code=404, detail=str(unknown)) from unknown
+        log.info("%s callback %s → %s (%s)", source, callback.event_id, result.journey_id, result.status)
+        return result
+
+    def route(source: str, model: type[Callback], summary: str) -> None:
+        verify = _authenticator(secrets, source)
+
+        async def receive(callback: model, _: None = Depends(verify)) -> WebhookResult:  # type: ignore[valid-type]
+            return await deliver(source, callback)
+
+        app.post(f"/webhooks/{source}", response_model=WebhookResult, summary=summary, tags=["webhooks"])(
+            receive
+        )
+
+    route("sms", SmsCallback, "SMS gateway: delivery status and replies (STOP = opt-out)")
+    route("email", EmailCallback, "E-mail provider: delivered, bounced, opened")
+    route("vk", VkCallback, "VK community messages: delivered, read, reply")
+    route("robot", RobotCallback, "Робот Даша: call outcome")
+    route("portal", PortalCallback, "Альфа-Полис: draft, quote, payment, renewal")
+    app.include_router(operator_router(Workbench(db, client), _authenticator(secrets, "operators")))
+
+    @app.get("/health", tags=["service"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,56 @@
+"""What each source posts. Every callback has its own `event_id` (the provider's delivery id) and
+names its journey by one of: `message_id` (our outbox key, which we hand to providers as their
+client message id), `journey_id`, or `policy_number` (+ `expires_on` when a number has several terms)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from renewals.journey import RobotOutcome
+
+
+class Callback(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # providers add fields of their own
+
+    event_id: str = Field(min_length=1, max_length=200, description="the provider's id of this callback")
+    message_id: str | None = Field(None, description="our message key, as given to the provider")
+    journey_id: str | None = None
+    policy_number: str | None = None
+    expires_on: date | None = None
+
+    @model_validator(mode="after")
+    def _names_a_journey(self) -> Callback:
+        if not (self.message_id or self.journey_id or self.policy_number):
+            raise ValueError("name the journey: message_id, journey_id or policy_number")
+        return self
+
+
+class SmsCallback(Callback):
+    type: Literal["delivered", "undelivered", "reply"]
+    text: str | None = Field(None, description="the client's reply; STOP (or СТОП) means opt-out")
+
+
+class EmailCallback(Callback):
+    type: Literal["delivered", "bounced", "opened"]
+
+
+class VkCallback(Callback):
+    type: Literal["delivered", "read", "reply"]
+
+
+class RobotCallback(Callback):
+    task_id: str | None = Field(None, description="the call the outcome belongs to")
+    outcome: RobotOutcome
+
+
+class PortalCallback(Callback):
+    type: Literal["draft_created", "quote_created", "payment_received", "renewed"]
+
+
+class WebhookResult(BaseModel):
+    status: Literal["accepted", "duplicate", "journey_finished"]
+    journey_id: str
+    signal: str | None = None

@@ -1,0 +1,154 @@
+"""The daily intake: the Schedule's DailyIntake workflow on the time-skipping server starts due journeys
+once, passes policy changes and cancellations on to running ones; the Schedule installs idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.intake import IntakeActivities
+from activities.journey import JourneyActivities
+from renewals.db.database import Database
+from renewals.db.policies import upsert_policy
+from renewals.intake.contracts import IntakeRequest, IntakeResult
+from renewals.intake.schedule import SCHEDULE_ID, install_schedule
+from renewals.intake.store import store_policy
+from renewals.journey import JourneyStatus, Stage
+from renewals.models import Policy, journey_id
+from renewals.search_attributes import ALL
+from renewals.sendwindow import SendWindow, zone
+from starter.binaries import find_binary
+from starter.runtime import cli_runtime
+from starter.temporal_setup import register_search_attributes
+from tests.factories import policy
+from worker import build_worker, sandbox_channels
+from workflows.intake import DailyIntake
+
+QUEUE = "intake-test"
+
+
+@dataclass
+class Both:
+    """The worker's activities: the journey's and the intake's."""
+
+    journey: JourneyActivities
+    intake: IntakeActivities
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [*self.journey.all(), *self.intake.all()]
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    await register_search_attributes(environment.client)
+    yield environment
+    await environment.shutdown()
+
+
+async def run_intake(client: Client, run: int) -> IntakeResult:
+    return await client.execute_workflow(
+        DailyIntake.run,
+        IntakeRequest(horizon_days=60, task_queue=QUEUE),
+        id=f"intake-run-{run}",
+        task_queue=QUEUE,
+    )
+
+
+async def status(client: Client, p: Policy) -> JourneyStatus:
+    handle = client.get_workflow_handle(journey_id(p.number, p.expires_on))
+    return await handle.query("status", result_type=JourneyStatus)
+
+
+async def test_daily_intake_starts_due_journeys_once_and_passes_changes_on(
+    env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/intake.db")
+    await db.migrate()
+    today = (await env.get_current_time()).astimezone(zone("Europe/Moscow")).date()
+    due = [policy("KASKO", number=f"DUE-{n}", expires_on=today + timedelta(days=20 + n)) for n in range(3)]
+    later = policy("KASKO", number="LATER-1", expires_on=today + timedelta(days=61))
+    cancelled = policy("KASKO", number="CANCELLED-1", expires_on=today + timedelta(days=30))
+    for p in [*due, later]:
+        await upsert_policy(db, p)
+    await store_policy(db, cancelled, cancelled=True)
+    activities = Both(
+        JourneyActivities(db, sandbox_channels(db)), IntakeActivities(env.client, db, SendWindow())
+    )
+    try:
+        with env.auto_time_skipping_disabled():  # keep the started journeys asleep
+            async with build_worker(
+                env.client, QUEUE, activities, extra_workflows=[DailyIntake], fail_fast=True
+            ):
+                first = await run_intake(env.client, 1)
+                assert first.today == today.isoformat()
+                assert first.counts == {"started": 3, "cancelled, not started": 1}
+
+                second = await run_intake(env.client, 2)
+                assert second.counts == {"already running": 3, "cancelled, not started": 1}
+
+                moved = due[0].model_copy(
+                    update={"client": due[0].client.model_copy(update={"phone": "+79160000000"})}
+                )
+                await store_policy(db, moved, cancelled=False)
+                await store_policy(db, due[1], cancelled=True)
+                third = await run_intake(env.client, 3)
+                assert third.counts == {
+                    "updated": 1,
+                    "cancelled": 1,
+                    "already running": 1,
+                    "cancelled, not started": 1,
+                }
+                assert "policy_updated" in [e.type for e in (await status(env.client, due[0])).events]
+                assert (await status(env.client, due[1])).stage is Stage.CANCELLED
+
+                fourth = await run_intake(env.client, 4)  # nothing new: nothing sent twice
+                assert fourth.counts == {
+                    "already running": 2,
+                    "already finished": 1,
+                    "cancelled, not started": 1,
+                }
+                beyond = env.client.get_workflow_handle(journey_id(later.number, later.expires_on))
+                with pytest.raises(RPCError):  # the policy beyond the horizon has no journey at all
+                    await beyond.describe()
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(scope="module")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        search_attributes=list(ALL),
+        data_converter=pydantic_data_converter,
+        runtime=cli_runtime(),
+        ui=False,
+    )
+    yield environment
+    await environment.shutdown()
+
+
+async def test_schedule_install_creates_then_updates(dev_server: WorkflowEnvironment) -> None:
+    client = dev_server.client
+    request = IntakeRequest(horizon_days=60, task_queue=QUEUE)
+    assert await install_schedule(client, request, hour=7) == "created"
+    assert (
+        await install_schedule(client, request.model_copy(update={"horizon_days": 45}), hour=6) == "updated"
+    )
+    description = await client.get_schedule_handle(SCHEDULE_ID).describe()
+    [calendar] = description.schedule.spec.calendars
+    assert [r.start for r in calendar.hour] == [6]
+    assert description.schedule.spec.time_zone_name == "Europe/Moscow"
+    action = description.schedule.action
+    assert getattr(action, "workflow", None) == "DailyIntake"

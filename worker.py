@@ -19,13 +19,14 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.journey import JourneyActivities
 from activities.sla import SlaActivities
-from renewals.channels.base import Channels
-from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
+from renewals.channels.factory import build_channels, sandbox_channels
 from renewals.db.database import Database
 from renewals.models import Channel, channel_queue
 from renewals.settings import Settings, get_settings
 from workflows.renewal import RenewalJourney
 from workflows.sla import PartnerApplication
+
+__all__ = ["SANDBOX", "WORKFLOWS", "JourneyWorkers", "build_worker", "connect", "sandbox_channels"]
 
 WORKFLOWS: list[type] = [RenewalJourney, PartnerApplication]
 SEND_CHANNELS = (Channel.SMS, Channel.EMAIL, Channel.VK, Channel.ROBOT_CALL)
@@ -36,16 +37,6 @@ SANDBOX = SandboxedWorkflowRunner(
         "renewals", "holidays", "dateutil", "six", "phonenumbers", "pydantic", "pydantic_core"
     )
 )
-
-
-def sandbox_channels(db: Database, robot: SandboxRobot | None = None) -> Channels:
-    """Every channel through the development sandbox (the database records each message)."""
-    messages = SandboxMessages(db)
-    return Channels(
-        {Channel.SMS: messages, Channel.EMAIL: messages, Channel.VK: messages},
-        robot or SandboxRobot(db),
-        DatabasePortal(db),
-    )
 
 
 async def connect(settings: Settings) -> Client:
@@ -123,7 +114,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     worker = build_worker(
         client,
         settings.task_queue,
-        JourneyActivities(db, sandbox_channels(db)),
+        JourneyActivities(db, build_channels(settings, db), pause_minutes=settings.channel_pause_minutes),
         rates=settings.rates(),
         extra_activities=SlaActivities(db).all(),
     )

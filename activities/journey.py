@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from renewals.channels.base import Channels, PermanentSendError
 from renewals.channels.errors import ChannelPaused, TransientSendError
+from renewals.channels.failover import FailoverProvider
 from renewals.contracts import (
     OperatorTaskReceipt,
     OperatorTaskRequest,
@@ -42,12 +43,12 @@ log = logging.getLogger(__name__)
 
 
 class JourneyActivities:
-    def __init__(self, db: Database, channels: Channels) -> None:
+    def __init__(self, db: Database, channels: Channels, pause_minutes: float = 15.0) -> None:
         self.db = db
         self.channels = channels
         self.outbox = Outbox(db)
         self.opt_outs = OptOuts(db)
-        self.pauses = ChannelPauses(db)
+        self.pauses = ChannelPauses(db, timedelta(minutes=pause_minutes))
 
     def all(self) -> list[Callable[..., Any]]:
         return [
@@ -72,7 +73,11 @@ class JourneyActivities:
         await self._check_recipient(request.dedup_key, request.channel, request.recipient)
         try:
             provider = self.channels.for_channel(request.channel)
-            message_id = await provider.send(request)
+            if isinstance(provider, FailoverProvider):  # it knows which of its providers took it
+                delivery = await provider.deliver(request, accepted_by=state.provider)
+                provider_name, message_id = delivery.provider, delivery.message_id
+            else:
+                provider_name, message_id = provider.name, await provider.send(request)
         except PermanentSendError as error:
             await self.outbox.mark(request.dedup_key, "failed", reason=f"{error.error_type}: {error.message}")
             log.warning(
@@ -88,10 +93,10 @@ class JourneyActivities:
             delay = timedelta(seconds=error.retry_after) if error.retry_after else None
             raise ApplicationError(error.message, type=error.error_type, next_retry_delay=delay) from error
         await self.outbox.mark(
-            request.dedup_key, "sent", provider=provider.name, provider_message_id=message_id
+            request.dedup_key, "sent", provider=provider_name, provider_message_id=message_id
         )
         log.info("sent %s to %s", request.dedup_key, mask_address(request.channel.value, request.recipient))
-        return SendReceipt(provider=provider.name, provider_message_id=message_id)
+        return SendReceipt(provider=provider_name, provider_message_id=message_id)
 
     async def _check_recipient(self, key: str, channel: Channel, recipient: str) -> None:
         """Opt-outs suppress every channel; a paused channel makes the send wait, not fail."""

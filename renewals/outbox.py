@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
 from renewals.contracts import SendRequest, SuppressionRecord, dedup_key
 from renewals.db.database import Database
@@ -98,4 +98,32 @@ class Outbox:
                 update(OutboxRow)
                 .where(OutboxRow.dedup_key == key, OutboxRow.status == "pending")
                 .values(status=record.status, reason=record.reason, updated_at=now)
+            )
+
+
+class OutboxLedger:
+    """`FailoverLedger` over the outbox row's `provider` column: the pin survives a crash and is seen
+    by every worker, so a retry anywhere goes back to the provider that may hold the message."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def pinned(self, key: str) -> str | None:
+        async with self.db.session() as session:
+            return (
+                await session.execute(select(OutboxRow.provider).where(OutboxRow.dedup_key == key))
+            ).scalar_one_or_none()
+
+    async def pin(self, key: str, provider: str) -> None:
+        await self._set(key, provider, OutboxRow.dedup_key == key)
+
+    async def release(self, key: str, provider: str) -> None:
+        await self._set(key, None, OutboxRow.provider == provider)
+
+    async def _set(self, key: str, provider: str | None, condition: ColumnElement[bool]) -> None:
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.dedup_key == key, OutboxRow.status == "pending", condition)
+                .values(provider=provider, updated_at=datetime.now(UTC))
             )

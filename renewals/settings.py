@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from datetime import time
 from functools import cache
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from renewals.channels.email import EmailConfig
+from renewals.channels.portal_http import PortalHttpConfig
+from renewals.channels.robot_http import RobotHttpConfig
+from renewals.channels.smsc import SmscConfig
+from renewals.channels.vk import VkConfig
 from renewals.models import Channel
 from renewals.sendwindow import SendWindow
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RENEWALS_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RENEWALS_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
 
     # Temporal: the embedded dev server by default; a self-hosted cluster or Temporal Cloud by config.
     temporal_address: str = "127.0.0.1:7233"
@@ -24,6 +32,22 @@ class Settings(BaseSettings):
 
     # The application database: SQLite file by default, PostgreSQL in production.
     database_url: str = "sqlite+aiosqlite:///.data/renewals.db"
+
+    # Where messages go: "database" (records them in the app database: simulate, tests), "gateway"
+    # (the real adapters against the local sandbox gateway), "providers" (the real providers below).
+    channels: Literal["database", "gateway", "providers"] = "database"
+    gateway_url: str = "http://127.0.0.1:8900"
+    gateway_smtp_port: int = 8925
+
+    # Real providers, each the adapter's own config (e.g. RENEWALS_SMSC__LOGIN, RENEWALS_VK__GROUP_ID).
+    smsc: SmscConfig | None = None
+    smsc_backup: SmscConfig | None = None  # a second SMS gateway: failover on provider-level failures
+    vk: VkConfig | None = None
+    smtp: EmailConfig | None = None
+    robot: RobotHttpConfig | None = None
+    portal: PortalHttpConfig | None = None
+    provider_timeout_seconds: float = 10.0  # for the adapters pointed at the sandbox gateway
+    channel_pause_minutes: float = 15.0  # how long "no funds" / "auth failed" pauses a channel
 
     # Provider rate limits, sends per second across all workers (None: unlimited).
     sms_per_second: float | None = None

@@ -13,6 +13,7 @@ import logging
 import signal
 import socket
 import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -22,17 +23,18 @@ from temporalio.client import Client
 
 from activities.journey import JourneyActivities
 from activities.sla import SlaActivities
+from renewals.channels.factory import build_channels
 from renewals.db.database import Database
 from renewals.db.policies import upsert_policy
 from renewals.rules import segment_of
 from renewals.sample import sample_portfolio
 from renewals.search_attributes import cli_flags
-from renewals.sla.search_attributes import cli_flags as sla_cli_flags
 from renewals.settings import Settings, get_settings
+from renewals.sla.search_attributes import cli_flags as sla_cli_flags
 from starter.binaries import find_binary
 from starter.journeys import start_journey
 from starter.temporal_setup import ALL_KEYS, register_search_attributes
-from worker import build_worker, connect, sandbox_channels
+from worker import build_worker, connect
 
 DATA = Path(".data")
 UI = "http://127.0.0.1:8233"
@@ -78,6 +80,42 @@ def start_dev_server(settings: Settings) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
 
 
+def start_gateway(settings: Settings) -> subprocess.Popen[bytes] | None:
+    """The sandbox gateway the adapters talk to in development (log: .data/gateway.jsonl)."""
+    address = settings.gateway_url.split("://", 1)[-1].rstrip("/")
+    if _listening(address):
+        console.print(f"Sandbox gateway already answers on {settings.gateway_url}: using it")
+        return None
+    host, _, port = address.rpartition(":")
+    DATA.mkdir(exist_ok=True)
+    log = (DATA / "gateway.log").open("ab")
+    command = [
+        sys.executable,
+        "-m",
+        "renewals.gateway",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--smtp-port",
+        str(settings.gateway_smtp_port),
+        "--log",
+        str(DATA / "gateway.jsonl"),
+    ]
+    console.print(
+        f"Starting the sandbox gateway on {settings.gateway_url} (messages: {DATA / 'gateway.jsonl'})"
+    )
+    return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+
+
+async def wait_for_port(address: str, seconds: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not _listening(address):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"nothing answers on {address} after {seconds:.0f} s")
+        await asyncio.sleep(0.2)
+
+
 async def wait_for_temporal(settings: Settings, seconds: float = 60) -> Client:
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
@@ -109,9 +147,13 @@ async def start_sample_journeys(client: Client, db: Database, settings: Settings
 
 async def run_stack(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
-    server = start_dev_server(settings)
+    if settings.channels == "database":  # the stack sends through the sandbox gateway's real APIs
+        settings = settings.model_copy(update={"channels": "gateway"})
+    processes = [p for p in (start_dev_server(settings), start_gateway(settings)) if p is not None]
     db = Database(settings.database_url)
     try:
+        if settings.channels == "gateway":
+            await wait_for_port(settings.gateway_url.split("://", 1)[-1].rstrip("/"))
         client = await wait_for_temporal(settings)
         await register_search_attributes(client, settings.temporal_namespace, ALL_KEYS)
         await db.migrate()
@@ -124,16 +166,16 @@ async def run_stack(settings: Settings | None = None) -> None:
         worker = build_worker(
             client,
             settings.task_queue,
-            JourneyActivities(db, sandbox_channels(db)),
+            JourneyActivities(db, build_channels(settings, db), settings.channel_pause_minutes),
             rates=settings.rates(),
             extra_activities=SlaActivities(db).all(),
         )
         await worker.run()
     finally:
         await db.dispose()
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def main() -> None:

@@ -1,0 +1,98 @@
+"""Build the channels a worker sends through, from the settings.
+
+- `database`: the in-database sandbox (simulate, tests): every message is a row, nothing leaves.
+- `gateway`: the real adapters, pointed at the local sandbox gateway (`python -m renewals.gateway`).
+- `providers`: the real adapters with the configured credentials; SMS fails over to `smsc_backup`.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import SecretStr
+
+from renewals.channels.base import Channels, MessageProvider
+from renewals.channels.email import EmailConfig, EmailProvider
+from renewals.channels.failover import FailoverProvider
+from renewals.channels.portal_http import PortalHttpClient, PortalHttpConfig
+from renewals.channels.robot_http import RobotHttpConfig, RobotHttpProvider
+from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
+from renewals.channels.smsc import SmscConfig, SmscProvider
+from renewals.channels.vk import VkConfig, VkProvider
+from renewals.db.database import Database
+from renewals.models import Channel
+from renewals.outbox import OutboxLedger
+from renewals.settings import Settings
+
+T = TypeVar("T")
+
+
+class ChannelConfigError(ValueError):
+    """A channel needed by `channels=providers` has no configuration."""
+
+
+def sandbox_channels(db: Database, robot: SandboxRobot | None = None) -> Channels:
+    """Every channel through the in-database sandbox."""
+    messages = SandboxMessages(db)
+    return Channels(
+        {Channel.SMS: messages, Channel.EMAIL: messages, Channel.VK: messages},
+        robot or SandboxRobot(db),
+        DatabasePortal(db),
+    )
+
+
+def gateway_settings(settings: Settings) -> Settings:
+    """The provider configs that point every adapter at the local sandbox gateway."""
+    url = settings.gateway_url.rstrip("/")
+    secret = SecretStr("sandbox")
+    timeout = settings.provider_timeout_seconds
+    return settings.model_copy(
+        update={
+            "smsc": SmscConfig(
+                base_url=url, login="sandbox", password=secret, sender="AlfaStrah", timeout_seconds=timeout
+            ),
+            "vk": VkConfig(
+                base_url=f"{url}/method", access_token=secret, group_id=1, timeout_seconds=timeout
+            ),
+            "smtp": EmailConfig(
+                host="127.0.0.1",
+                port=settings.gateway_smtp_port,
+                sender_address="renewals@sandbox.test",
+                start_tls=False,
+                timeout_seconds=timeout,
+            ),
+            "robot": RobotHttpConfig(base_url=url, api_key=secret, timeout_seconds=timeout),
+            "portal": PortalHttpConfig(base_url=url, token=secret, timeout_seconds=timeout),
+        }
+    )
+
+
+def build_channels(settings: Settings, db: Database) -> Channels:
+    if settings.channels == "database":
+        return sandbox_channels(db)
+    configured = gateway_settings(settings) if settings.channels == "gateway" else settings
+    smsc, vk, smtp, robot, portal = (
+        _required(configured.smsc, "smsc"),
+        _required(configured.vk, "vk"),
+        _required(configured.smtp, "smtp"),
+        _required(configured.robot, "robot"),
+        _required(configured.portal, "portal"),
+    )
+    sms: MessageProvider = SmscProvider(smsc)
+    if configured.smsc_backup is not None:
+        backup = SmscProvider(configured.smsc_backup, name="smsc-backup")
+        sms = FailoverProvider([sms, backup], ledger=OutboxLedger(db), name="sms-failover")
+    return Channels(
+        {Channel.SMS: sms, Channel.VK: VkProvider(vk), Channel.EMAIL: EmailProvider(smtp)},
+        RobotHttpProvider(robot),
+        PortalHttpClient(portal),
+    )
+
+
+def _required(config: T | None, name: str) -> T:
+    if config is None:
+        raise ChannelConfigError(
+            f"RENEWALS_CHANNELS=providers needs the {name} provider configured "
+            f"(RENEWALS_{name.upper()}__…, see README)"
+        )
+    return config

@@ -1,0 +1,159 @@
+"""The crash test: thousands of journeys due at once through the sandbox gateway, the worker killed
+with SIGKILL mid-burst and restarted — every expected message in the gateway log exactly once.
+
+Real parts only: the Temporal dev server, the gateway and the worker as separate processes, the
+worker configured like production (channels=gateway, SQLite outbox). N defaults to 2,000 journeys
+(6,000 messages); RENEWALS_CRASH_JOURNEYS overrides it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from renewals.gateway.store import read_jsonl
+from renewals.models import Agent, Policy, Product, RegionalCentre
+from renewals.models import Client as PolicyClient
+from renewals.sendwindow import SendWindow, zone
+from starter.binaries import find_binary
+from starter.journeys import start_journey
+from starter.runtime import cli_runtime
+from starter.temporal_setup import ALL_KEYS
+
+ROOT = Path(__file__).resolve().parent.parent
+JOURNEYS = int(os.environ.get("RENEWALS_CRASH_JOURNEYS", "2000"))
+QUEUE = "crash"
+ALL_DAY = SendWindow(
+    working_start=time(0),
+    working_end=time(23, 59, 59),
+    non_working_start=time(0),
+    non_working_end=time(23, 59, 59),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        search_attributes=list(ALL_KEYS),
+        data_converter=pydantic_data_converter,
+        runtime=cli_runtime(),
+        ui=False,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
+    port, smtp_port, log = free_port(), free_port(), tmp_path / "gateway.jsonl"
+    command = [sys.executable, "-m", "renewals.gateway", "--port", str(port), "--smtp-port", str(smtp_port),
+               "--log", str(log)]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield f"http://127.0.0.1:{port}", smtp_port, log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def worker_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=out, stderr=out)
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+def portfolio(today_msk: datetime) -> list[Policy]:
+    centre = RegionalCentre(id="msk", name="Москва", phone="+74957770000")
+    agent = Agent(id="A-1", name="Петрова Анна", phone="+79031112233")
+    return [
+        Policy(
+            number=f"CRASH-{i:05d}",
+            product=Product.KASKO,
+            expires_on=today_msk.date() + timedelta(days=30),
+            renewal_centre=True,
+            client=PolicyClient(
+                last_name="Иванов",
+                first_name="Иван",
+                patronymic="Петрович",
+                phone=f"+7916{i:07d}",
+                email=f"c{i}@example.org",
+                vk_id=str(10_000 + i),
+            ),  # fmt: skip
+            agent=agent,
+            regional_centre=centre,
+        )
+        for i in range(JOURNEYS)
+    ]
+
+
+def log_lines(path: Path) -> list[dict[str, object]]:
+    return read_jsonl(path) if path.exists() else []
+
+
+async def test_sigkill_mid_burst_loses_nothing_and_duplicates_nothing(
+    dev_server: WorkflowEnvironment, gateway: tuple[str, int, Path], tmp_path: Path
+) -> None:
+    url, smtp_port, log = gateway
+    address = dev_server.client.service_client.config.target_host
+    env = {
+        **os.environ,
+        "RENEWALS_TEMPORAL_ADDRESS": address,
+        "RENEWALS_TASK_QUEUE": QUEUE,
+        "RENEWALS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/crash.db",
+        "RENEWALS_CHANNELS": "gateway",
+        "RENEWALS_GATEWAY_URL": url,
+        "RENEWALS_GATEWAY_SMTP_PORT": str(smtp_port),
+        "RENEWALS_VK_PER_SECOND": "10000",
+    }
+    client: Client = dev_server.client
+    worker = worker_process(env, tmp_path / "worker-1.log")
+    policies = portfolio(datetime.now(zone("Europe/Moscow")))
+    await asyncio.gather(*(start_journey(client, p, QUEUE, ALL_DAY) for p in policies))
+    expected = 3 * JOURNEYS
+
+    await wait_until(lambda: len(log_lines(log)) >= expected // 3, 600, "a third of the burst")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    killed_at = len(log_lines(log))
+    restarted = worker_process(env, tmp_path / "worker-2.log")
+    try:
+        await wait_until(lambda: len(log_lines(log)) >= expected, 900, "every message")
+    finally:
+        restarted.terminate()
+        restarted.wait(timeout=30)
+
+    lines = log_lines(log)
+    keys = Counter((str(line["channel"]), str(line["key"])) for line in lines)
+    assert killed_at < expected, "the worker was killed after the burst had already finished"
+    assert len(lines) == expected and max(keys.values()) == 1  # 0 lost, 0 duplicates by dedup key
+    assert Counter(channel for channel, _ in keys) == {"sms": JOURNEYS, "vk": JOURNEYS, "email": JOURNEYS}
+    assert {str(line["recipient"]) for line in lines if line["channel"] == "sms"} == {
+        f"7916{i:07d}" for i in range(JOURNEYS)
+    }

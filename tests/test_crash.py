@@ -105,7 +105,7 @@ def portfolio(today_msk: datetime) -> list[Policy]:
                 phone=f"+7916{i:07d}",
                 email=f"c{i}@example.org",
                 vk_id=str(10_000 + i),
-            ),  # fmt: skip
+            ),
             agent=agent,
             regional_centre=centre,
         )

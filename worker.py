@@ -23,6 +23,7 @@ from renewals.channels.factory import build_channels, sandbox_channels
 from renewals.db.database import Database
 from renewals.models import Channel, channel_queue
 from renewals.settings import Settings, get_settings
+from renewals.temporal_connection import connect_options
 from workflows.renewal import RenewalJourney
 from workflows.sla import PartnerApplication
 
@@ -40,13 +41,7 @@ SANDBOX = SandboxedWorkflowRunner(
 
 
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
-        tls=settings.temporal_tls,
-        data_converter=pydantic_data_converter,
-    )
+    return await Client.connect(**connect_options(settings), data_converter=pydantic_data_converter)
 
 
 class JourneyWorkers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import time
+from pathlib import Path
 from functools import cache
 from typing import Literal
 
@@ -26,8 +27,14 @@ class Settings(BaseSettings):
     # Temporal: the embedded dev server by default; a self-hosted cluster or Temporal Cloud by config.
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
-    temporal_api_key: SecretStr | None = None
+    temporal_api_key: SecretStr | None = None  # Temporal Cloud; implies TLS
     temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None  # mTLS client certificate (PEM)
+    temporal_tls_key: Path | None = None  # mTLS client key (PEM)
+    temporal_tls_ca: Path | None = None  # the server's CA, when not a public one
+    temporal_tls_server_name: str | None = None
+    temporal_profile: str | None = None  # a profile of Temporal's own temporal.toml (envconfig)
+    temporal_config_file: Path | None = None
     task_queue: str = "renewals"
 
     # The application database: SQLite file by default, PostgreSQL in production.

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import time
-from pathlib import Path
 from functools import cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr

@@ -7,6 +7,7 @@ import csv
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -16,38 +17,16 @@ from renewals.db.tables import AgentRow, ClientRow, PolicyRow, RegionalCentreRow
 from renewals.intake.importer import import_file
 from renewals.intake.records import FileFormatError
 from renewals.intake.store import load_policy
+from renewals.intake.validate import POLICY_FIELDS
 from renewals.settings import Settings
 from starter.ops import ops
 
 TODAY = date(2026, 11, 23)
 EXAMPLES = Path(__file__).parent.parent / "examples"
 HEADER = [
-    "kind",
-    "number",
-    "product",
-    "product_code",
-    "bank",
-    "expires_on",
-    "first_prolongation_year",
-    "renewal_centre",
-    "cancelled",
-    "last_name",
-    "first_name",
-    "patronymic",
-    "phone",
-    "email",
-    "vk_id",
-    "timezone",
-    "agent_id",
-    "centre_id",
-    "agent_name",
-    "agent_phone",
-    "rate_kasko",
-    "rate_osago",
-    "rate_ifl",
-    "centre_name",
-    "centre_phone",
-]
+    "kind", *POLICY_FIELDS,
+    "agent_name", "agent_phone", "rate_kasko", "rate_osago", "rate_ifl", "centre_name", "centre_phone",
+]  # fmt: skip
 GOOD = {
     "kind": "policy",
     "number": "7100K/046/000101/26",
@@ -73,7 +52,7 @@ def write_csv(path: Path, rows: list[dict[str, str]], delimiter: str = ",") -> P
     return path
 
 
-def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     return path
 

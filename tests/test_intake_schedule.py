@@ -4,7 +4,6 @@ once, passes policy changes and cancellations on to running ones; the Schedule i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,15 +35,15 @@ from workflows.intake import DailyIntake
 QUEUE = "intake-test"
 
 
-@dataclass
-class Both:
-    """The worker's activities: the journey's and the intake's."""
+class Both(JourneyActivities):
+    """The worker's activities: the journey's and the daily intake's."""
 
-    journey: JourneyActivities
-    intake: IntakeActivities
+    def __init__(self, db: Database, intake: IntakeActivities) -> None:
+        super().__init__(db, sandbox_channels(db))
+        self.intake = intake
 
     def all(self) -> list[Callable[..., Any]]:
-        return [*self.journey.all(), *self.intake.all()]
+        return [*super().all(), *self.intake.all()]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +67,8 @@ async def run_intake(client: Client, run: int) -> IntakeResult:
 
 async def status(client: Client, p: Policy) -> JourneyStatus:
     handle = client.get_workflow_handle(journey_id(p.number, p.expires_on))
-    return await handle.query("status", result_type=JourneyStatus)
+    result: JourneyStatus = await handle.query("status", result_type=JourneyStatus)
+    return result
 
 
 async def test_daily_intake_starts_due_journeys_once_and_passes_changes_on(
@@ -83,9 +83,7 @@ async def test_daily_intake_starts_due_journeys_once_and_passes_changes_on(
     for p in [*due, later]:
         await upsert_policy(db, p)
     await store_policy(db, cancelled, cancelled=True)
-    activities = Both(
-        JourneyActivities(db, sandbox_channels(db)), IntakeActivities(env.client, db, SendWindow())
-    )
+    activities = Both(db, IntakeActivities(env.client, db, SendWindow()))
     try:
         with env.auto_time_skipping_disabled():  # keep the started journeys asleep
             async with build_worker(

@@ -64,8 +64,12 @@ def create_app(db: Database, client: Client, secrets: Mapping[str, str]) -> Fast
     def route(source: str, model: type[Callback], summary: str) -> None:
         verify = _authenticator(secrets, source)
 
-        async def receive(callback: model, _: None = Depends(verify)) -> WebhookResult:  # type: ignore[valid-type]
+        async def receive(callback: Callback, _: None = Depends(verify)) -> WebhookResult:
             return await deliver(source, callback)
+
+        # FastAPI reads the body model from the annotation: give it this source's model itself
+        # (string annotations from `from __future__ import annotations` would not resolve here).
+        receive.__annotations__ = {"callback": model, "_": None, "return": WebhookResult}
 
         app.post(f"/webhooks/{source}", response_model=WebhookResult, summary=summary, tags=["webhooks"])(
             receive

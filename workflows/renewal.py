@@ -11,9 +11,11 @@ this module imports nothing but the pure domain.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from itertools import groupby
 from typing import Any
 
 from temporalio import workflow
@@ -65,6 +67,9 @@ with workflow.unsafe.imports_passed_through():
     from renewals.sendwindow import zone
     from renewals.templates import RenderedMessage, render
 
+# Patch ids (`workflow.patched`): each names a change that running journeys must not see mid-way.
+SAME_DAY_TOGETHER = "same-day-touchpoints-together"
+
 SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10))
 QUICK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -111,18 +116,20 @@ class RenewalJourney:
         self._publish()
         if start_day > expires_on:
             self._finish(Stage.LAPSED, "started after the last day of cover")
-        for touchpoint in touchpoints_for(self._policy):
+        for _, same_day in groupby(touchpoints_for(self._policy), key=lambda tp: tp.day):
+            group = list(same_day)
             if self._finished:
                 break
-            day = expires_on + timedelta(days=touchpoint.day)
+            day = expires_on + timedelta(days=group[0].day)
             if day < start_day:
-                await self._skip_past_day(touchpoint)
+                for touchpoint in group:
+                    await self._skip_past_day(touchpoint)
                 continue
-            if touchpoint.rule.channel is Channel.ROBOT_CALL and self._robot_stopped:
-                continue
-            due = self._window.due_moment(day, workflow.now(), self._tz)
-            if await self._sleep_until(due, touchpoint):
-                await self._run_touchpoint(touchpoint)
+            if workflow.patched(SAME_DAY_TOGETHER):
+                await self._run_day(group, day)
+            else:  # journeys started before the patch keep their one-by-one history
+                for touchpoint in group:
+                    await self._run_when_due(touchpoint, day)
         if not self._finished:
             self._next = None
             end_of_cover = datetime.combine(expires_on + timedelta(days=1), time(0), tzinfo=self._tz)
@@ -161,6 +168,32 @@ class RenewalJourney:
             retry_policy=QUICK_RETRY,
             summary="add the client to the do-not-contact list",
         )
+
+    async def _run_day(self, group: list[Touchpoint], day: date) -> None:
+        """A day's touchpoints (the −30 e-mail, VK and SMS; the −17 e-mail and operator task) go out
+        together at the window's opening: one timer and one workflow task instead of one each."""
+        due_now = [tp for tp in group if not (tp.rule.channel is Channel.ROBOT_CALL and self._robot_stopped)]
+        if not due_now:
+            return
+        due = self._window.due_moment(day, workflow.now(), self._tz)
+        if not await self._sleep_until(due, due_now[0]):
+            return
+        first_new = len(self._timeline)
+        await asyncio.gather(*(self._run_touchpoint(tp) for tp in due_now))
+        order = {tp.key: index for index, tp in enumerate(due_now)}
+        self._timeline[first_new:] = sorted(
+            self._timeline[first_new:], key=lambda entry: order.get(entry.touchpoint, len(order))
+        )
+
+    async def _run_when_due(self, touchpoint: Touchpoint, day: date) -> None:
+        """The pre-patch path: each touchpoint waits and runs on its own."""
+        if self._finished:
+            return
+        if touchpoint.rule.channel is Channel.ROBOT_CALL and self._robot_stopped:
+            return
+        due = self._window.due_moment(day, workflow.now(), self._tz)
+        if await self._sleep_until(due, touchpoint):
+            await self._run_touchpoint(touchpoint)
 
     async def _skip_past_day(self, touchpoint: Touchpoint) -> None:
         """Late intake: a day already past is never sent; a daily series is noted once."""

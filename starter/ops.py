@@ -25,7 +25,8 @@ from renewals.db.database import Database
 from renewals.journey import JourneyStatus, OperatorOutcome
 from renewals.settings import Settings
 
-out = Console()
+# Piped output (files, CI logs, tests) gets wide tables rather than ids cut to the terminal's width.
+out = Console() if sys.stdout.isatty() else Console(width=180)
 err = Console(stderr=True)
 
 DEFAULT_HORIZON_DAYS = 60

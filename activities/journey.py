@@ -38,16 +38,23 @@ from renewals.delivery import ChannelPauses, OptOuts
 from renewals.models import Channel
 from renewals.outbox import Outbox
 from renewals.privacy import mask_address
+from renewals.sendwindow import zone
 
 log = logging.getLogger(__name__)
 
 
 class JourneyActivities:
-    def __init__(self, db: Database, channels: Channels, pause_minutes: float = 15.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        channels: Channels,
+        pause_minutes: float = 15.0,
+        opt_outs_per_journey: bool = False,
+    ) -> None:
         self.db = db
         self.channels = channels
         self.outbox = Outbox(db)
-        self.opt_outs = OptOuts(db)
+        self.opt_outs = OptOuts(db, per_journey=opt_outs_per_journey)
         self.pauses = ChannelPauses(db, timedelta(minutes=pause_minutes))
 
     def all(self) -> list[Callable[..., Any]]:
@@ -70,7 +77,8 @@ class JourneyActivities:
         if state.status in ("failed", "suppressed"):
             error_type, _, message = (state.reason or "SendFailed: ").partition(": ")
             raise ApplicationError(message, type=error_type, non_retryable=True)
-        await self._check_recipient(request.dedup_key, request.channel, request.recipient)
+        await self._check_recipient(request, request.channel, request.recipient)
+        _check_window(request)
         try:
             provider = self.channels.for_channel(request.channel)
             if isinstance(provider, FailoverProvider):  # it knows which of its providers took it
@@ -98,11 +106,13 @@ class JourneyActivities:
         log.info("sent %s to %s", request.dedup_key, mask_address(request.channel.value, request.recipient))
         return SendReceipt(provider=provider_name, provider_message_id=message_id)
 
-    async def _check_recipient(self, key: str, channel: Channel, recipient: str) -> None:
+    async def _check_recipient(
+        self, request: SendRequest | RobotCallRequest, channel: Channel, recipient: str
+    ) -> None:
         """Opt-outs suppress every channel; a paused channel makes the send wait, not fail."""
-        reason = await self.opt_outs.reason(recipient)
+        reason = await self.opt_outs.reason(recipient, request.journey_id)
         if reason is not None:
-            await self.outbox.mark(key, "suppressed", reason=f"OptedOut: {reason}")
+            await self.outbox.mark(request.dedup_key, "suppressed", reason=f"OptedOut: {reason}")
             raise ApplicationError(reason, type="OptedOut", non_retryable=True)
         now = _clock()
         pause = await self.pauses.paused(channel, now)
@@ -129,7 +139,11 @@ class JourneyActivities:
 
     @activity.defn(name="place_robot_call")
     async def place_robot_call(self, request: RobotCallRequest) -> RobotCallResult:
-        await self._check_recipient(request.dedup_key, Channel.ROBOT_CALL, request.phone)
+        await self._check_recipient(request, Channel.ROBOT_CALL, request.phone)
+        if request.not_after is not None and _clock() >= request.not_after:
+            raise ApplicationError(
+                "today's calling hours are over", type="CallingWindowClosed", non_retryable=True
+            )
         try:
             return await self.channels.robot.place_call(request)
         except PermanentSendError as error:
@@ -186,3 +200,18 @@ class JourneyActivities:
 def _clock() -> datetime:
     """Temporal's time for this attempt: the wall clock in production, the skipped clock in tests."""
     return activity.info().started_time
+
+
+def _check_window(request: SendRequest) -> None:
+    """A send whose retry comes due outside the client's window waits for its next opening:
+    deferred, never sent at night."""
+    if request.window is None or request.timezone is None:
+        return
+    now = _clock()
+    opening = request.window.next_open_moment(now, zone(request.timezone))
+    if opening > now:
+        raise ApplicationError(
+            f"outside the send window until {opening.isoformat()}",
+            type="OutsideSendWindow",
+            next_retry_delay=opening - now,
+        )

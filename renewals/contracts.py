@@ -6,12 +6,13 @@ that the outbox, the providers and the operator-task table deduplicate on.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict
 
 from renewals.journey import RobotOutcome
 from renewals.models import Channel
+from renewals.sendwindow import SendWindow
 
 
 class _Contract(BaseModel):
@@ -30,6 +31,9 @@ class SendRequest(_Contract):
     recipient: str
     text: str
     subject: str | None = None
+    # The client's send window: a retry that comes due outside it waits for the next opening.
+    window: SendWindow | None = None
+    timezone: str | None = None
 
     @property
     def dedup_key(self) -> str:
@@ -67,6 +71,7 @@ class RobotCallRequest(_Contract):
     phone: str
     script: str
     attempt: int  # 1 for the journey's first call
+    not_after: datetime | None = None  # the end of today's calling hours: no call after it
 
     @property
     def dedup_key(self) -> str:

@@ -26,21 +26,29 @@ def normalise_address(address: str) -> str:
 
 
 class OptOuts:
-    def __init__(self, db: Database) -> None:
+    """The do-not-contact list. `per_journey` keeps each journey's list to itself: `renewals simulate`
+    runs independent what-if scenarios, often for the same client, that must not silence each other."""
+
+    def __init__(self, db: Database, per_journey: bool = False) -> None:
         self.db = db
+        self.per_journey = per_journey
+
+    def _key(self, address: str, journey_id: str | None) -> str:
+        key = normalise_address(address)
+        return f"{journey_id}|{key}" if self.per_journey and journey_id else key
 
     async def add(self, addresses: list[str], reason: str, journey_id: str | None) -> None:
         now = datetime.now(UTC)
         async with self.db.session() as session, session.begin():
-            for address in {normalise_address(a) for a in addresses if a}:
+            for address in {self._key(a, journey_id) for a in addresses if a}:
                 values = {"address": address, "reason": reason, "journey_id": journey_id, "created_at": now}
                 await session.execute(
                     insert_ignoring_conflict(self.db.dialect, OptOutRow, values, ["address"])
                 )
 
-    async def reason(self, address: str) -> str | None:
+    async def reason(self, address: str, journey_id: str | None = None) -> str | None:
         async with self.db.session() as session:
-            row = await session.get(OptOutRow, normalise_address(address))
+            row = await session.get(OptOutRow, self._key(address, journey_id))
         return row.reason if row else None
 
 

@@ -11,7 +11,10 @@ from datetime import date
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from renewals.calendar_years import CALENDAR_YEARS
 
 
 class Product(StrEnum):
@@ -48,7 +51,18 @@ class Channel(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+def _company_phone(value: str) -> str:
+    """A phone that goes into a client text: must be a real number; kept in E.164."""
+    try:
+        parsed = phonenumbers.parse(value, "RU")
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number: {value!r}") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError(f"not a valid phone number: {value!r}")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 class Client(_Model):
@@ -59,6 +73,11 @@ class Client(_Model):
     email: str | None = None
     vk_id: str | None = None
     timezone: str = "Europe/Moscow"
+
+    @field_validator("patronymic")
+    @classmethod
+    def _no_empty_patronymic(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("timezone")
     @classmethod
@@ -81,6 +100,8 @@ class Agent(_Model):
     phone: str = Field(min_length=1)
     renewal_rates: dict[Line, float] = Field(default_factory=dict)
 
+    _phone = field_validator("phone")(lambda cls, value: _company_phone(value))
+
     @field_validator("renewal_rates")
     @classmethod
     def _rates_are_fractions(cls, value: dict[Line, float]) -> dict[Line, float]:
@@ -96,6 +117,8 @@ class RegionalCentre(_Model):
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     phone: str = Field(min_length=1)
+
+    _phone = field_validator("phone")(lambda cls, value: _company_phone(value))
 
 
 _SPACES = re.compile(r"\s+")
@@ -121,6 +144,11 @@ class Policy(_Model):
             raise ValueError("product_code: an IFL policy needs its product code (e.g. 305, 354)")
         if self.renewal_centre and self.regional_centre is None:
             raise ValueError("regional_centre: a renewal-centre client needs its regional centre")
+        if not CALENDAR_YEARS.start < self.expires_on.year < CALENDAR_YEARS.stop - 1:
+            raise ValueError(
+                f"expires_on: {self.expires_on} is outside the production calendar's years "
+                f"({CALENDAR_YEARS.start}–{CALENDAR_YEARS.stop - 1})"
+            )
         return self
 
     @property

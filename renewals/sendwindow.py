@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import holidays
 from pydantic import BaseModel, ConfigDict
 
-CALENDAR_YEARS = range(2020, 2041)
+from renewals.calendar_years import CALENDAR_YEARS
 
 # Built eagerly at import: `holidays` imports and translates lazily on first use of a year, which the
 # workflow sandbox forbids. Dates outside CALENDAR_YEARS are refused rather than guessed.

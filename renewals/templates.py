@@ -135,7 +135,7 @@ _NDA_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a link", re.compile(r"https?://|www\.", re.IGNORECASE)),
     ("an e-mail address", re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")),
     ("a site", re.compile(r"\b[\w-]+\.(?:[a-z]{2,24}|рф|рус|москва)\b", re.IGNORECASE)),
-    ("an office", re.compile(r"офис", re.IGNORECASE)),
+    ("an office", re.compile(r"офис|отделени|филиал|\bул\.|\bпр-т\b|проспект", re.IGNORECASE)),
 )
 
 

@@ -44,7 +44,7 @@ class ScenarioEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: EventType
-    day: int | None = None  # relative to expires_on, at `time` in the client's zone
+    day: int | None = Field(default=None, ge=-400, le=400)  # relative to expires_on, at `time` local
     time: dt.time = Field(default_factory=lambda: dt.time(12, 0))
     at: datetime | None = None
 
@@ -169,7 +169,8 @@ async def simulate(scenarios: list[Scenario]) -> list[dict[str, Any]]:
         await register_search_attributes(env.client)
         await db.migrate()
         robot = SandboxRobot(db, script={ids[s.id]: s.robot for s in scenarios})
-        activities = JourneyActivities(db, sandbox_channels(db, robot))
+        # Scenarios are independent what-ifs, often for the same client: no shared opt-out list.
+        activities = JourneyActivities(db, sandbox_channels(db, robot), opt_outs_per_journey=True)
         async with build_worker(env.client, TASK_QUEUE, activities, [SimulateScenario], fail_fast=True):
             with env.auto_time_skipping_disabled():
                 handles = [

@@ -17,6 +17,7 @@ from starter.simulate import parse_scenarios, simulate
 from tests.factories import scenario, scenario_phone
 
 CENTRE = {"renewal_centre": True}
+SAME_CLIENT = {"phone": "+79160000001", "email": "same@example.org", "vk_id": "1"}
 GATE_AGENT = {"renewal_rates": {"KASKO": 0.8, "OSAGO": 0.7, "IFL": 0.5}}
 
 SCENARIOS = [
@@ -70,6 +71,9 @@ SCENARIOS = [
     scenario("late-after-all", "KASKO", now="2027-04-17T10:00:00+03:00"),
     scenario("bad-phone", "KASKO", client={"phone": "12345"}, **CENTRE),
     scenario("no-email-no-vk", "KASKO", client={"email": None, "vk_id": None}, **CENTRE),
+    # Two what-ifs for one client: the opt-out in one must not leak into the other.
+    scenario("same-client-opts-out", "KASKO", client=SAME_CLIENT, events=[{"day": -40, "type": "opt_out"}]),
+    scenario("same-client-stays", "KASKO", client=SAME_CLIENT),
 ]
 
 
@@ -265,7 +269,7 @@ async def test_robot_contact_hands_over_to_an_operator_at_once(results: dict[str
             "operator_task",
             "suppressed",
             "operator_call",
-            "operator_task_already_open",
+            "operator_task_already_opened",
         ),
     ]
 
@@ -351,3 +355,8 @@ async def test_missing_addresses_are_suppressed_with_the_reason(results: dict[st
         ("vk", "suppressed", "centre_vk_30", "no_vk_id"),
         ("sms", "sent", "centre_sms_30", None),
     ]
+
+
+async def test_simulated_scenarios_do_not_share_an_opt_out_list(results: dict[str, Any]) -> None:
+    assert results["same-client-opts-out"]["final_stage"] == "opted_out"
+    assert [r[3] for r in rows(results["same-client-stays"])] == ["sent", "sent"]

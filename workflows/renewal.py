@@ -105,6 +105,8 @@ class RenewalJourney:
         self._robot_outcomes: dict[str, RobotOutcome] = {}
         self._latest_robot_task: str | None = None
         self._operator_tasks: dict[str, bool] = {}  # task id → still open
+        self._awaited_robot_task: str | None = None  # the call whose outcome today's wait is for
+        self._handoff_owed: str | None = None  # a late robot contact: open an operator task soon
 
     # ---- the journey ---------------------------------------------------------------------------
 
@@ -123,7 +125,7 @@ class RenewalJourney:
             day = expires_on + timedelta(days=group[0].day)
             if day < start_day:
                 for touchpoint in group:
-                    await self._skip_past_day(touchpoint)
+                    await self._skip_past_day(touchpoint, start_day)
                 continue
             if workflow.patched(SAME_DAY_TOGETHER):
                 await self._run_day(group, day)
@@ -132,8 +134,11 @@ class RenewalJourney:
                     await self._run_when_due(touchpoint, day)
         if not self._finished:
             self._next = None
-            end_of_cover = datetime.combine(expires_on + timedelta(days=1), time(0), tzinfo=self._tz)
-            await self._wait(lambda: self._finished, end_of_cover, "until the last day of cover ends")
+            self._show_details()
+            end_of_cover = self._end_of_cover()
+            while not self._finished and workflow.now() < end_of_cover:
+                await self._settle_handoff()
+                await self._wait(self._woken, end_of_cover, "until the last day of cover ends")
             if not self._finished:
                 self._finish(Stage.LAPSED, "no payment or renewal by the end of cover")
         if self._stage is Stage.OPTED_OUT:
@@ -178,6 +183,12 @@ class RenewalJourney:
         due = self._window.due_moment(day, workflow.now(), self._tz)
         if not await self._sleep_until(due, due_now[0]):
             return
+        # While it slept a late robot outcome may have stopped the calls.
+        due_now = [
+            tp for tp in due_now if not (tp.rule.channel is Channel.ROBOT_CALL and self._robot_stopped)
+        ]
+        if not due_now or await self._robot_day_missed(due_now, day):
+            return
         first_new = len(self._timeline)
         await asyncio.gather(*(self._run_touchpoint(tp) for tp in due_now))
         order = {tp.key: index for index, tp in enumerate(due_now)}
@@ -192,26 +203,55 @@ class RenewalJourney:
         if touchpoint.rule.channel is Channel.ROBOT_CALL and self._robot_stopped:
             return
         due = self._window.due_moment(day, workflow.now(), self._tz)
-        if await self._sleep_until(due, touchpoint):
+        if not await self._sleep_until(due, touchpoint):
+            return
+        if touchpoint.rule.channel is Channel.ROBOT_CALL and self._robot_stopped:
+            return
+        if not await self._robot_day_missed([touchpoint], day):
             await self._run_touchpoint(touchpoint)
 
-    async def _skip_past_day(self, touchpoint: Touchpoint) -> None:
-        """Late intake: a day already past is never sent; a daily series is noted once."""
-        if touchpoint.day == touchpoint.rule.day:
+    async def _robot_day_missed(self, group: list[Touchpoint], day: date) -> bool:
+        """Робот Даша calls at most once a day and only on its own day: a call whose day's calling
+        hours are over (late intake, a backlog) is not made up later; the series goes on tomorrow."""
+        robot = [tp for tp in group if tp.rule.channel is Channel.ROBOT_CALL]
+        if not robot or self._local_today() == day:
+            return False
+        await self._suppress(robot[0], "calling_window_closed", self._policy.client.phone)
+        return True
+
+    async def _skip_past_day(self, touchpoint: Touchpoint, start_day: date) -> None:
+        """Late intake: a day already past is never sent; a daily series is noted once. The −17
+        operator task is internal, not a message: a renewal-centre client taken in after −17 still
+        gets an operator, at intake."""
+        if touchpoint.rule.channel is Channel.OPERATOR_TASK:
+            day = (start_day - self._policy.expires_on).days
+            await self._open_operator_task(day, "поступил после −17: Робот Даша не звонил")
+        elif touchpoint.day == touchpoint.rule.day:
             await self._suppress(touchpoint, "day_passed_before_intake", None)
 
     async def _sleep_until(self, due: datetime, touchpoint: Touchpoint) -> bool:
         """Sleep until `due`; True if the touchpoint should run, False if the journey finished."""
         while not self._finished:
+            await self._settle_handoff()
             due = self._window.next_open_moment(max(due, workflow.now()), self._tz)
             if due <= workflow.now():
-                return True
+                return not self._finished
             self._next = NextTouchpoint(
                 touchpoint=touchpoint.key, channel=touchpoint.rule.channel, due_at=due
             )
             self._publish()
-            await self._wait(lambda: self._finished, due, f"{touchpoint.key} {touchpoint.rule.template}")
+            await self._wait(self._woken, due, f"{touchpoint.key} {touchpoint.rule.template}")
         return False
+
+    def _woken(self) -> bool:
+        return self._finished or self._handoff_owed is not None
+
+    async def _settle_handoff(self) -> None:
+        """Open the operator task a late robot outcome asked for (signal handlers cannot await)."""
+        if self._handoff_owed is None or self._finished:
+            return
+        reason, self._handoff_owed = self._handoff_owed, None
+        await self._open_operator_task((self._local_today() - self._policy.expires_on).days, reason)
 
     async def _wait(self, done: Callable[[], bool], until: datetime, summary: str) -> None:
         remaining = until - workflow.now()
@@ -224,6 +264,8 @@ class RenewalJourney:
         rule = touchpoint.rule
         reason = await self._suppression_reason(touchpoint)
         if self._finished:
+            if reason == "payment_received":  # the portal knew: say why −5 did not go out
+                await self._suppress(touchpoint, reason, self._address(rule.channel))
             return
         if reason is not None:
             await self._suppress(touchpoint, reason, self._address(rule.channel))
@@ -256,20 +298,30 @@ class RenewalJourney:
         if condition is Condition.NOT_ENGAGED and self._engaged_by is not None:
             return f"client_engaged ({self._engaged_by.value})"
         if condition is Condition.NO_OPERATOR_TASK and self._operator_tasks:
-            return "operator_task_already_open"
+            return "operator_task_already_opened"
         if touchpoint.rule.channel in _MISSING_ADDRESS and not self._address(touchpoint.rule.channel):
             return _MISSING_ADDRESS[touchpoint.rule.channel]
+        if workflow.now() >= self._end_of_cover():
+            return "cover_ended"
         return None
 
     async def _ask_portal(self) -> None:
-        portal = await workflow.execute_activity(
-            "check_portal",
-            PortalQuery(policy_number=self._policy.number, expires_on=self._policy.expires_on),
-            result_type=PortalStatus,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=QUICK_RETRY,
-            summary="ask Альфа-Полис for a draft, quote or payment",
-        )
+        """The portal's view joins what signals told us; if it cannot answer before today's window
+        closes, the signals alone decide (a −5 reminder too many beats a renewal lost)."""
+        closing = self._window.closing(self._local_today(), self._tz)
+        try:
+            portal = await workflow.execute_activity(
+                "check_portal",
+                PortalQuery(policy_number=self._policy.number, expires_on=self._policy.expires_on),
+                result_type=PortalStatus,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                schedule_to_close_timeout=max(closing - workflow.now(), timedelta(minutes=1)),
+                retry_policy=QUICK_RETRY,
+                summary="ask Альфа-Полис for a draft, quote or payment",
+            )
+        except ActivityError as error:
+            self._note("portal_unavailable", _failure_reason(error))
+            return
         self._draft |= portal.draft
         self._quote |= portal.quote
         if portal.paid:
@@ -281,7 +333,7 @@ class RenewalJourney:
     async def _send(self, touchpoint: Touchpoint) -> None:
         rule = touchpoint.rule
         recipient = self._address(rule.channel) or ""
-        message = self._render(touchpoint, recipient)
+        message = await self._render(touchpoint, recipient)
         if message is None:
             return
         request = SendRequest(
@@ -292,6 +344,8 @@ class RenewalJourney:
             recipient=recipient,
             text=message.text,
             subject=message.subject,
+            window=self._window,
+            timezone=self._policy.client.timezone,
         )
         try:
             await workflow.execute_activity(
@@ -315,7 +369,7 @@ class RenewalJourney:
 
     async def _call_robot(self, touchpoint: Touchpoint) -> None:
         phone = self._policy.client.phone
-        message = self._render(touchpoint, phone)
+        message = await self._render(touchpoint, phone)
         if message is None:
             self._robot_stopped = True
             return
@@ -330,6 +384,7 @@ class RenewalJourney:
                     phone=phone,
                     script=message.text,
                     attempt=self._robot_calls,
+                    not_after=self._window.closing(today, self._tz),
                 ),
                 result_type=RobotCallResult,
                 task_queue=channel_queue(workflow.info().task_queue, Channel.ROBOT_CALL),
@@ -346,16 +401,20 @@ class RenewalJourney:
                 self._finish(Stage.OPTED_OUT, "the phone is on the do-not-contact list")
                 return
             await self._fail(touchpoint, _failure_reason(error), phone, message.text)
-            self._robot_stopped = True
+            # A number the provider refuses stops the series; a day the provider could not serve
+            # (calling hours over, an outage) does not: Робот Даша tries again tomorrow.
+            self._robot_stopped = _is_permanent(error) and _error_type(error) != "CallingWindowClosed"
             return
         self._latest_robot_task = call.task_id
         outcome = call.outcome
         if outcome is None:  # the provider reports by webhook: wait until today's calling hours end
+            self._awaited_robot_task = call.task_id
             await self._wait(
                 lambda: call.task_id in self._robot_outcomes or self._finished,
                 self._window.closing(today, self._tz),
                 "waiting for Робот Даша's outcome",
             )
+            self._awaited_robot_task = None
             outcome = self._robot_outcomes.get(call.task_id, RobotOutcome.NO_ANSWER)
         self._record(touchpoint, EntryStatus.SENT, f"outcome: {outcome.value}", phone, message.text)
         if outcome is RobotOutcome.DO_NOT_CONTACT:
@@ -371,7 +430,7 @@ class RenewalJourney:
         if centre is None:
             await self._fail(touchpoint, "NoRenewalCentre: the policy has no regional centre", None, None)
             return
-        message = self._render(touchpoint, centre.id, reason)
+        message = await self._render(touchpoint, centre.id, reason)
         if message is None:
             return
         receipt = await workflow.execute_activity(
@@ -393,12 +452,14 @@ class RenewalJourney:
         self._record(touchpoint, EntryStatus.SENT, reason, centre.id, message.text)
         self._advance(Stage.OPERATOR)
 
-    def _render(self, touchpoint: Touchpoint, recipient: str, reason: str = "") -> RenderedMessage | None:
+    async def _render(
+        self, touchpoint: Touchpoint, recipient: str, reason: str = ""
+    ) -> RenderedMessage | None:
         """Render, or record the touchpoint as failed: bad data must not stop the rest of the journey."""
         try:
             return render(touchpoint.rule.template, self._policy, reason)
         except ValueError as error:
-            self._record(touchpoint, EntryStatus.FAILED, f"TemplateError: {error}", recipient, None)
+            await self._fail(touchpoint, f"TemplateError: {error}", recipient, None)
             return None
 
     def _address(self, channel: Channel) -> str | None:
@@ -496,6 +557,9 @@ class RenewalJourney:
     def _publish(self) -> None:
         """Keep the Temporal UI truthful: stage search attribute and the current-details text."""
         workflow.upsert_search_attributes([sa.JOURNEY_STAGE.value_set(self._stage.value)])
+        self._show_details()
+
+    def _show_details(self) -> None:
         lines = [
             f"**Policy** {self._policy.number} ({self._policy.product.value}), "
             f"last day of cover {self._policy.expires_on:%d.%m.%Y}",
@@ -521,9 +585,11 @@ class RenewalJourney:
     def _local_today(self) -> date:
         return workflow.now().astimezone(self._tz).date()
 
+    def _end_of_cover(self) -> datetime:
+        return datetime.combine(self._policy.expires_on + timedelta(days=1), time(0), tzinfo=self._tz)
+
     def _until_end_of_cover(self) -> timedelta:
-        end = datetime.combine(self._policy.expires_on + timedelta(days=1), time(0), tzinfo=self._tz)
-        return max(end - workflow.now(), timedelta(minutes=1))
+        return max(self._end_of_cover() - workflow.now(), timedelta(minutes=1))
 
     # ---- messages from outside -----------------------------------------------------------------
 
@@ -548,6 +614,14 @@ class RenewalJourney:
         self._note(f"robot_outcome: {report.outcome.value}", task_id)
         if task_id is not None:
             self._robot_outcomes[task_id] = report.outcome
+        if task_id == self._awaited_robot_task or self._finished:
+            return  # today's call: the waiting call applies it
+        # A late outcome (after its day's calling hours) still counts: contact is contact.
+        if report.outcome is RobotOutcome.DO_NOT_CONTACT:
+            self._finish(Stage.OPTED_OUT, "do-not-contact told to Робот Даша")
+        elif report.outcome in ROBOT_CONTACTS and not self._robot_stopped:
+            self._robot_stopped = True
+            self._handoff_owed = f"отклик на звонок Робота Даши: {report.outcome.value}"
 
     @workflow.update(name="operator_outcome")
     def on_operator_outcome(self, report: OperatorOutcomeReport) -> JourneyStatus:
@@ -585,8 +659,13 @@ class RenewalJourney:
                 f"policy update for {policy.number} ending {policy.expires_on} does not match "
                 f"journey {self._id} ({current.number} ending {current.expires_on})"
             )
-        if policy.product is not current.product:
-            raise ValueError("product cannot change within a policy term; start a new journey")
+        fixed = ("product", "product_code", "bank", "renewal_centre", "first_prolongation_year")
+        changed = [name for name in fixed if getattr(policy, name) != getattr(current, name)]
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)} cannot change within a policy term: they decide which touchpoints "
+                "the journey has; cancel it and start a new one"
+            )
 
     @workflow.query(name="status")
     def status(self) -> JourneyStatus:
@@ -608,6 +687,10 @@ def _stage_after(touchpoint: Touchpoint) -> Stage:
     if touchpoint.day == -5:
         return Stage.FINAL_REMINDER
     return Stage.INFORMING
+
+
+def _is_permanent(error: ActivityError) -> bool:
+    return isinstance(error.cause, ApplicationError) and error.cause.non_retryable
 
 
 def _error_type(error: ActivityError) -> str | None:

@@ -93,6 +93,7 @@ INVALID = {
     "missing number": ({"number": ""}, "number", "required"),
     "bad date": ({"expires_on": "31/12/2026"}, "expires_on", "is not a date"),
     "expiry in the past": ({"expires_on": "2026-11-22"}, "expires_on", "in the past"),
+    "expiry beyond the calendar": ({"expires_on": "2099-01-01"}, "expires_on", "production calendar"),
     "unparsable phone": ({"phone": "call me"}, "phone", "not a phone number"),
     "invalid phone": ({"phone": "+7916123"}, "phone", "not a valid phone number"),
     "foreign phone": ({"phone": "+380501234567"}, "phone", "not a Russian number"),
@@ -237,9 +238,9 @@ async def test_unreadable_files_are_refused_whole(sqlite_db: Database, tmp_path:
 
 async def test_cli_exit_code_says_whether_anything_was_rejected(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/cli.db")
-    rows = [AGENT, CENTRE, GOOD | {"expires_on": "2099-01-01"}]
+    rows = [AGENT, CENTRE, GOOD | {"expires_on": "2030-01-01"}]
     assert await ops(["import", str(write_csv(tmp_path / "ok.csv", rows)), "--no-sync"], settings) == 0
-    bad = write_csv(tmp_path / "bad.csv", [GOOD | {"expires_on": "2099-01-01", "agent_id": "X"}])
+    bad = write_csv(tmp_path / "bad.csv", [GOOD | {"expires_on": "2030-01-01", "agent_id": "X"}])
     rejects = tmp_path / "fix-me.csv"
     assert await ops(["import", str(bad), "--rejects", str(rejects), "--no-sync"], settings) == 1
     assert rejects.exists()

@@ -62,6 +62,7 @@ _FALSE = {"false", "0", "no", "n", "нет", "н", ""}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 _IFL_CODE = re.compile(r"^\d{3}$")
 _ID = re.compile(r"^[\w.-]{1,64}$")
+_NAMED_PROBLEM = re.compile(r"^([a-z_]+): (.+)$", re.S)
 
 
 @dataclass(frozen=True)
@@ -383,7 +384,12 @@ def _policy(
         )
     except ValidationError as error:
         for problem in error.errors():
-            r.fail(".".join(str(part) for part in problem["loc"]) or "row", problem["msg"])
+            field_name = ".".join(str(part) for part in problem["loc"])
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            named = _NAMED_PROBLEM.match(message)
+            if not field_name and named:  # model-level rules say "field: reason"
+                field_name, message = named.group(1), named.group(2)
+            r.fail(field_name or "row", message)
         return None
     return PolicyRecord(r.row, policy, cancelled)
 

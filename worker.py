@@ -17,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.intake import IntakeActivities
 from activities.journey import JourneyActivities
 from activities.sla import SlaActivities
 from renewals.channels.factory import build_channels, sandbox_channels
@@ -24,12 +25,13 @@ from renewals.db.database import Database
 from renewals.models import Channel, channel_queue
 from renewals.settings import Settings, get_settings
 from renewals.temporal_connection import connect_options
+from workflows.intake import DailyIntake
 from workflows.renewal import RenewalJourney
 from workflows.sla import PartnerApplication
 
 __all__ = ["SANDBOX", "WORKFLOWS", "JourneyWorkers", "build_worker", "connect", "sandbox_channels"]
 
-WORKFLOWS: list[type] = [RenewalJourney, PartnerApplication]
+WORKFLOWS: list[type] = [RenewalJourney, PartnerApplication, DailyIntake]
 SEND_CHANNELS = (Channel.SMS, Channel.EMAIL, Channel.VK, Channel.ROBOT_CALL)
 
 # Pure libraries the domain uses inside workflows (calendar, phones): loaded once, outside the sandbox.
@@ -111,7 +113,10 @@ async def run_worker(settings: Settings | None = None) -> None:
         settings.task_queue,
         JourneyActivities(db, build_channels(settings, db), pause_minutes=settings.channel_pause_minutes),
         rates=settings.rates(),
-        extra_activities=SlaActivities(db).all(),
+        extra_activities=[
+            *SlaActivities(db).all(),
+            *IntakeActivities(client, db, settings.send_window()).all(),
+        ],
     )
     logging.getLogger(__name__).info(
         "worker serving %s on %s", settings.task_queue, settings.temporal_address

@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     provider_timeout_seconds: float = 10.0  # for the adapters pointed at the sandbox gateway
     channel_pause_minutes: float = 15.0  # how long "no funds" / "auth failed" pauses a channel
 
+    # Operations: daily intake, webhooks (one shared secret per source: sms, email, vk, robot,
+    # portal, operators — RENEWALS_WEBHOOK_SECRETS='{"sms": "…", …}').
+    intake_horizon_days: int = 60
+    intake_schedule_at: time = time(7, 0)
+    intake_schedule_timezone: str = "Europe/Moscow"
+    webhook_secrets: dict[str, SecretStr] = {}
+    webhooks_host: str = "127.0.0.1"
+    webhooks_port: int = 8080
+
     # Provider rate limits, sends per second across all workers (None: unlimited).
     sms_per_second: float | None = None
     email_per_second: float | None = None

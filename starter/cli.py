@@ -6,6 +6,19 @@ import argparse
 import asyncio
 import sys
 
+# Day-to-day operations (intake, journeys, operators, reports, webhooks) live in starter/ops.py.
+OPS_COMMANDS = (
+    "import",
+    "start",
+    "schedule",
+    "status",
+    "list",
+    "operator",
+    "dashboard",
+    "funnel",
+    "webhooks",
+)
+
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
@@ -13,6 +26,10 @@ def main(argv: list[str] | None = None) -> None:
         from starter.sla import sla_main
 
         sys.exit(sla_main(argv[1:]))
+    if argv[:1] and argv[0] in OPS_COMMANDS:
+        from starter.ops import ops_main
+
+        sys.exit(ops_main(argv))
     parser = argparse.ArgumentParser(prog="renewals", description="Prolongation journeys")
     commands = parser.add_subparsers(dest="command", required=True)
     simulate = commands.add_parser("simulate", help="run scenarios on the time-skipping server, print JSON")
@@ -21,6 +38,18 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("stack", help="dev server + database + sample journeys + worker (Ctrl-C stops)")
     commands.add_parser("setup", help="register the search attributes in the configured namespace")
     commands.add_parser("sla", help="partner issuance SLA: simulate, report, status (see `renewals sla -h`)")
+    for name, what in (
+        ("import", "import policies, agents and centres from CSV or JSONL"),
+        ("start", "start journeys for policies ending within the horizon"),
+        ("schedule", "install the daily intake schedule"),
+        ("status", "a policy's journey: stage, next touchpoint, timeline"),
+        ("list", "journeys by stage, centre, agent"),
+        ("operator", "the renewal centre's workbench: tasks, claim, outcome"),
+        ("dashboard", "agent renewal rates against the norms (terminal or --html)"),
+        ("funnel", "messages, contacts and renewals per channel and touchpoint"),
+        ("webhooks", "serve provider and portal callbacks and the operator API"),
+    ):
+        commands.add_parser(name, help=f"{what} (see `renewals {name} -h`)")
     args = parser.parse_args(argv)
 
     if args.command == "simulate":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -33,17 +33,8 @@ DEFAULT_HORIZON_DAYS = 60
 DEFAULT_PORT = 8080
 
 
-def _setting(settings: Settings, name: str, default: Any) -> Any:
-    """Operations settings not yet in `Settings` fall back to their documented defaults."""
-    return getattr(settings, name, default)
-
-
 def webhook_secrets(settings: Settings) -> dict[str, str]:
-    raw: Mapping[str, Any] = _setting(settings, "webhook_secrets", {}) or {}
-    return {
-        source: value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
-        for source, value in raw.items()
-    }
+    return {source: value.get_secret_value() for source, value in settings.webhook_secrets.items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,7 +177,7 @@ async def _import(args: argparse.Namespace, settings: Settings, db: Database) ->
 async def _start(args: argparse.Namespace, settings: Settings, db: Database) -> int:
     from renewals.intake.journeys import Start, start_due_journeys
 
-    horizon = args.horizon_days or _setting(settings, "intake_horizon_days", DEFAULT_HORIZON_DAYS)
+    horizon = args.horizon_days or settings.intake_horizon_days
     client = await _client(settings)
     with _progress() as progress:
         total, advance = _tracked(progress, f"journeys ending within {horizon} days")
@@ -203,10 +194,10 @@ async def _schedule(args: argparse.Namespace, settings: Settings, db: Database) 
     from renewals.intake.contracts import IntakeRequest
     from renewals.intake.schedule import SCHEDULE_ID, install_schedule
 
-    horizon = args.horizon_days or _setting(settings, "intake_horizon_days", DEFAULT_HORIZON_DAYS)
-    at = args.at or _setting(settings, "intake_schedule_at", "07:00")
+    horizon = args.horizon_days or settings.intake_horizon_days
+    at = args.at or settings.intake_schedule_at.strftime("%H:%M")
     hour, _, minute = str(at)[:5].partition(":")
-    timezone = args.timezone or _setting(settings, "intake_schedule_timezone", "Europe/Moscow")
+    timezone = args.timezone or settings.intake_schedule_timezone
     request = IntakeRequest(horizon_days=horizon, task_queue=settings.task_queue, timezone=timezone)
     client = await _client(settings)
     result = await install_schedule(client, request, int(hour), int(minute or 0), timezone)
@@ -401,8 +392,8 @@ async def _webhooks(args: argparse.Namespace, settings: Settings, db: Database) 
             "[yellow]no webhook secrets configured[/] (RENEWALS_WEBHOOK_SECRETS): every callback gets 401"
         )
     app = create_app(db, await _client(settings), secrets)
-    host = args.host or _setting(settings, "webhooks_host", "127.0.0.1")
-    port = args.port or _setting(settings, "webhooks_port", DEFAULT_PORT)
+    host = args.host or settings.webhooks_host
+    port = args.port or settings.webhooks_port
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
     await server.serve()
     return 0

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
 
+from activities.intake import IntakeActivities
 from activities.journey import JourneyActivities
 from activities.sla import SlaActivities
 from renewals.channels.factory import build_channels
@@ -168,7 +169,10 @@ async def run_stack(settings: Settings | None = None) -> None:
             settings.task_queue,
             JourneyActivities(db, build_channels(settings, db), settings.channel_pause_minutes),
             rates=settings.rates(),
-            extra_activities=SlaActivities(db).all(),
+            extra_activities=[
+                *SlaActivities(db).all(),
+                *IntakeActivities(client, db, settings.send_window()).all(),
+            ],
         )
         await worker.run()
     finally:

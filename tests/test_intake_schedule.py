@@ -3,10 +3,9 @@ once, passes policy changes and cancellations on to running ones; the Schedule i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -33,17 +32,6 @@ from worker import build_worker, sandbox_channels
 from workflows.intake import DailyIntake
 
 QUEUE = "intake-test"
-
-
-class Both(JourneyActivities):
-    """The worker's activities: the journey's and the daily intake's."""
-
-    def __init__(self, db: Database, intake: IntakeActivities) -> None:
-        super().__init__(db, sandbox_channels(db))
-        self.intake = intake
-
-    def all(self) -> list[Callable[..., Any]]:
-        return [*super().all(), *self.intake.all()]
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +71,12 @@ async def test_daily_intake_starts_due_journeys_once_and_passes_changes_on(
     for p in [*due, later]:
         await upsert_policy(db, p)
     await store_policy(db, cancelled, cancelled=True)
-    activities = Both(db, IntakeActivities(env.client, db, SendWindow()))
+    activities = JourneyActivities(db, sandbox_channels(db))
+    intake = IntakeActivities(env.client, db, SendWindow())
     try:
         with env.auto_time_skipping_disabled():  # keep the started journeys asleep
             async with build_worker(
-                env.client, QUEUE, activities, extra_workflows=[DailyIntake], fail_fast=True
+                env.client, QUEUE, activities, extra_activities=intake.all(), fail_fast=True
             ):
                 first = await run_intake(env.client, 1)
                 assert first.today == today.isoformat()

@@ -1,0 +1,160 @@
+"""`python -m bench`: bare Temporal vs our journeys, on dev servers this run starts itself.
+
+Defaults fit a 2-core machine in under 15 minutes; see docs/performance.md for every flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import scenarios
+from bench.infra import ROOT, dev_server, gateway, machine_facts
+from bench.report import render_markdown, render_table, targets
+
+DEFAULT_OUT = ROOT / "bench" / "results"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "-n",
+        "--journeys",
+        type=int,
+        default=1000,
+        help="simultaneous wake-ups for the baseline and our burst (default 1000)",
+    )
+    parser.add_argument(
+        "--servers",
+        default="memory,sqlite",
+        help="dev-server modes to run the burst on: memory, sqlite or both (default both)",
+    )
+    parser.add_argument(
+        "--memory-steps",
+        default="1000,10000",
+        help="sleeping-journey counts for the RSS phase (cumulative; default 1000,10000)",
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="add the 100,000-journey memory step (about 20 more minutes here)"
+    )
+    parser.add_argument(
+        "--simulate",
+        type=int,
+        default=200,
+        help="scenarios for the `renewals simulate` timing, 0 to skip (default 200; 1000 takes ≈ 6 min here)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record the worker with py-spy during our burst (pip install py-spy)",
+    )
+    parser.add_argument(
+        "--lead",
+        type=float,
+        default=None,
+        help="seconds from intake start to the touchpoint's due moment (default 10 + 5 × the import time)",
+    )
+    parser.add_argument(
+        "--bare-sequential",
+        action="store_true",
+        help="bare workflows run their 3 activities one after another (default: together, like the journey)",
+    )
+    parser.add_argument(
+        "--worker-variants",
+        default="",
+        help="experiment: run our worker through bench.variant_worker with these patches (e.g. pool1)",
+    )
+    parser.add_argument("--skip", default="", help="phases to skip: baseline, ours, memory (comma-separated)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go (bench/results)")
+    parser.add_argument("--workdir", type=Path, default=None, help="scratch files (default: a temp dir)")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="renewals-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    result: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_facts(),
+        "n": args.journeys,
+        "workdir": str(workdir),
+        "bursts": {},
+    }
+    print(f"bench: N={args.journeys}, scratch {workdir}", flush=True)
+    for mode in [m.strip() for m in args.servers.split(",") if m.strip()]:
+        burst: dict[str, Any] = {}
+        async with dev_server(mode, workdir) as server:
+            if "baseline" not in skip:
+                print(f"[{mode}] baseline: {args.journeys} bare workflows …", flush=True)
+                burst["baseline"] = await scenarios.baseline(
+                    server, args.journeys, workdir, not args.bare_sequential
+                )
+                print(f"  {json.dumps(_brief(burst['baseline']))}", flush=True)
+            if "ours" not in skip:
+                print(f"[{mode}] ours: import, `renewals start`, burst through the gateway …", flush=True)
+                with gateway(workdir) as gw:
+                    burst["ours"] = await scenarios.ours(
+                        server,
+                        args.journeys,
+                        workdir,
+                        gw,
+                        args.profile and mode == "memory",
+                        args.lead,
+                        args.worker_variants,
+                    )
+                print(f"  {json.dumps(_brief(burst['ours']))}", flush=True)
+        result["bursts"][mode] = burst
+    if "memory" not in skip:
+        steps = [int(s) for s in args.memory_steps.split(",") if s.strip()]
+        if args.full and 100_000 not in steps:
+            steps.append(100_000)
+        print(f"[memory] worker RSS with {steps} sleeping journeys (in-memory server) …", flush=True)
+        async with dev_server("memory", workdir) as server:
+            result["memory"] = await scenarios.memory(server, sorted(steps), workdir)
+    if args.simulate:
+        print(f"[simulate] 1 and {args.simulate} scenarios …", flush=True)
+        result["simulate"] = scenarios.simulate(workdir, args.simulate)
+    result["targets"] = targets(result)
+    result["wall_seconds"] = round(time.monotonic() - began, 1)
+    return result
+
+
+def _brief(part: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "start_rate_per_s",
+        "intake_rate_per_s",
+        "drain_workflows_per_s",
+        "drain_journeys_per_s",
+        "send_lateness_s",
+        "completion_lateness_s",
+    )
+    return {k: part[k] for k in keys if k in part}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    result = asyncio.run(run(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (args.out / "latest.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    (args.out / "latest.md").write_text(render_markdown(result))
+    (args.out / f"run-{stamp}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    render_table(result)
+    print(f"results: {args.out / 'latest.json'}, {args.out / 'latest.md'} ({result['wall_seconds']} s)")
+    correct = all(
+        b.get("ours", {}).get("correctness", {}).get("exactly_once", True) for b in result["bursts"].values()
+    )
+    return 0 if correct else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

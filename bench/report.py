@@ -1,0 +1,239 @@
+"""Targets of issue 5, the terminal table and the markdown file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for mode, burst in result.get("bursts", {}).items():
+        base, ours = burst.get("baseline"), burst.get("ours")
+        if base and ours:
+            ratio = _ratio(ours["intake_rate_per_s"], base["start_rate_per_s"])
+            rows.append(
+                {
+                    "target": f"{mode}: intake ≥ 0.9× bare start rate",
+                    "value": ratio,
+                    "met": ratio is not None and ratio >= 0.9,
+                }
+            )
+            ratio = _ratio(ours["drain_journeys_per_s"], base["drain_workflows_per_s"])
+            rows.append(
+                {
+                    "target": f"{mode}: burst drain ≥ 0.8× bare drain rate",
+                    "value": ratio,
+                    "met": ratio is not None and ratio >= 0.8,
+                }
+            )
+        if ours:
+            p99 = ours["send_lateness_s"]["p99"]
+            rows.append(
+                {
+                    "target": f"{mode}: send lateness p99 ≤ 5 s at N={ours['n']}",
+                    "value": p99,
+                    "met": p99 is not None and p99 <= 5 if ours["n"] >= 1000 else None,
+                }
+            )
+            ok = ours["correctness"]["exactly_once"]
+            rows.append({"target": f"{mode}: every message exactly once", "value": ok, "met": ok})
+    memory = result.get("memory")
+    if memory and memory["steps"]:
+        peak = max(s["rss_peak_in_step_mib"] for s in memory["steps"])
+        rows.append(
+            {
+                "target": "worker RSS ≤ 300 MB while journeys sleep",
+                "value": peak,
+                "met": peak * 1.048576 <= 300,
+            }
+        )
+        flat = memory["flat_ratio_last_to_first"]
+        last = memory["steps"][-1]["sleeping"]
+        rows.append(
+            {
+                "target": f"worker RSS flat from 1k to {last:,} (last/first ≤ 1.2)",
+                "value": flat,
+                "met": (flat is not None and flat <= 1.2 and last >= 100_000) or None,
+            }
+        )
+    sim = result.get("simulate")
+    if sim:
+        per = sim.get("per_journey_s")
+        rows.append(
+            {
+                "target": "simulate: one 45-day journey ≤ 0.3 s",
+                "value": per,
+                "met": per is not None and per <= 0.3,
+            }
+        )
+        measured = sim.get("scenarios_1000")
+        value = measured["seconds"] if measured else sim.get("projected_1000_s")
+        if value is not None:
+            rows.append(
+                {
+                    "target": "simulate: 1,000 scenarios ≤ 60 s" + ("" if measured else " (projected)"),
+                    "value": value,
+                    "met": value <= 60 and (measured is None or measured["ok"]),
+                }
+            )
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(figure, bare Temporal, ours, ours/bare) for every burst mode."""
+    rows: list[tuple[str, str, str, str]] = []
+    for mode, burst in result.get("bursts", {}).items():
+        b, o = burst.get("baseline") or {}, burst.get("ours") or {}
+
+        def add(name: str, bv: Any, ov: Any, ratio: bool = True, mode: str = mode) -> None:
+            r = (
+                _ratio(ov, bv)
+                if ratio and isinstance(bv, int | float) and isinstance(ov, int | float)
+                else None
+            )
+            rows.append((f"{mode}: {name}", _fmt(bv), _fmt(ov), _fmt(r)))
+
+        add(
+            "start rate, workflows/s (ours: `renewals start`)",
+            b.get("start_rate_per_s"),
+            o.get("start_rate_per_s"),
+        )
+        add(
+            "intake rate, policies → running journeys/s",
+            b.get("start_rate_per_s"),
+            o.get("intake_rate_per_s"),
+        )
+        add("import only (file → DB), policies/s", None, o.get("import_rate_per_s"), False)
+        if o:
+            add(
+                "intake done before the touchpoint was due (else lateness includes intake)",
+                None,
+                "yes" if not o.get("intake_overran_due") else "NO",
+                False,
+            )
+        add("drain, journeys (workflows)/s", b.get("drain_workflows_per_s"), o.get("drain_journeys_per_s"))
+        add("drain, sends (activities)/s", b.get("drain_activities_per_s"), o.get("drain_messages_per_s"))
+        add("drain duration, s", b.get("drain_seconds"), o.get("drain_seconds"))
+        bl, ol = b.get("completion_lateness_s") or {}, o.get("send_lateness_s") or {}
+        for q in ("p50", "p95", "p99", "max"):
+            add(f"lateness {q}, s (bare: workflow done; ours: each send)", bl.get(q), ol.get(q))
+        oc = o.get("cpu_during_drain") or {}
+        bc = b.get("cpu_during_drain") or {}
+        add("worker CPU during drain, % of a core", bc.get("worker_cpu_pct"), oc.get("worker_cpu_pct"))
+        add("dev server CPU during drain, % of a core", bc.get("server_cpu_pct"), oc.get("server_cpu_pct"))
+        add("gateway CPU during drain, % of a core", None, oc.get("gateway_cpu_pct"), False)
+        add(
+            "machine busy during drain, % of all cores",
+            bc.get("machine_busy_pct_of_all_cores"),
+            oc.get("machine_busy_pct_of_all_cores"),
+        )
+        cores = result["machine"]["cores"] or 1
+
+        def other(c: dict[str, Any], cores: int = cores) -> float | None:
+            if "machine_busy_pct_of_all_cores" not in c:
+                return None
+            ours_pct = sum(v for k, v in c.items() if k.endswith("_cpu_pct") and isinstance(v, int | float))
+            return round(max(0.0, c["machine_busy_pct_of_all_cores"] * cores - ours_pct), 1)
+
+        add("other processes' CPU (not this bench), % of a core", other(bc), other(oc), False)
+        if o:
+            add(
+                "exactly once (messages / expected)",
+                None,
+                f"{o['correctness']['messages']}/{o['correctness']['expected']} "
+                f"{'ok' if o['correctness']['exactly_once'] else 'FAILED'}",
+                False,
+            )
+    memory = result.get("memory")
+    if memory:
+        rows.append(("worker RSS idle, MiB", "", _fmt(memory["idle_rss_mib"]), ""))
+        for step in memory["steps"]:
+            rows.append(
+                (
+                    f"worker RSS with {step['sleeping']:,} sleeping, MiB (peak in step)",
+                    "",
+                    f"{_fmt(step['rss_mib'])} ({_fmt(step['rss_peak_in_step_mib'])})",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    f"  starting {step['started_this_step']:,}: s (starts/s); all asleep after s",
+                    "",
+                    f"{_fmt(step['start_seconds'])} ({_fmt(step['start_rate_per_s'])}); "
+                    f"{_fmt(step['all_asleep_after_s'])}",
+                    "",
+                )
+            )
+    sim = result.get("simulate")
+    if sim:
+        for key, value in sim.items():
+            if key.startswith("scenarios_"):
+                rows.append(
+                    (f"simulate {key.split('_')[1]} scenario(s), wall s", "", _fmt(value["seconds"]), "")
+                )
+        rows.append(
+            ("simulate, per 45-day journey s (startup excluded)", "", _fmt(sim.get("per_journey_s")), "")
+        )
+        if "projected_1000_s" in sim:
+            rows.append(("simulate 1000 scenarios, projected wall s", "", _fmt(sim["projected_1000_s"]), ""))
+    return rows
+
+
+def render_table(result: dict[str, Any]) -> None:
+    console = Console(width=max(Console().width, 130))
+    m = result["machine"]
+    table = Table(
+        title=f"renewals bench — N={result['n']} — {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"temporalio {m['temporalio']}"
+    )
+    for column in ("figure", "bare Temporal", "ours", "ours/bare"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for row in figure_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    goals = Table(title="targets (issue 5)")
+    for column in ("target", "value", "met"):
+        goals.add_column(column)
+    for t in result["targets"]:
+        met = "—" if t["met"] is None else ("yes" if t["met"] else "[red]NO[/red]")
+        goals.add_row(t["target"], _fmt(t["value"]), met)
+    console.print(goals)
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        f"# Benchmark results — {result['started_at']}",
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, {m['os']}; Python {m['python']}, "
+        f"temporalio {m['temporalio']}, {m['temporal_cli'].splitlines()[0] if m['temporal_cli'] else ''}; "
+        f"commit {m['git_commit']}. N = {result['n']}. Whole run: {result.get('wall_seconds')} s.",
+        "",
+        "| figure | bare Temporal | ours | ours/bare |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in figure_rows(result)]
+    lines += ["", "## Targets", "", "| target | value | met |", "|---|---:|---|"]
+    for t in result["targets"]:
+        met = "—" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['target']} | {_fmt(t['value'])} | {met} |")
+    lines.append("")
+    return "\n".join(lines)

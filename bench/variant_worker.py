@@ -1,0 +1,86 @@
+"""`python -m bench.variant_worker VARIANT[,VARIANT…]`: the production worker (`worker.py`) with
+experimental changes patched in at start, so the bench can measure a recommendation before anyone
+edits the real files. Nothing here is used in production.
+
+Variants:
+- `pool1`: one SQLite connection (pool_size=1, max_overflow=0): activities queue for the connection
+  in Python instead of spinning in SQLite's busy handler for the write lock.
+- `deferred`: plain (deferred) BEGIN instead of BEGIN IMMEDIATE, so read-only sessions (opt-out
+  check, pause check, ledger) do not take the write lock.
+- `slotsN` (e.g. `slots20`): at most N concurrent activities per channel worker (default 100).
+- `nocheck`: the SMSC adapter sends without its `/sys/status.php` pre-check (one HTTP call less per SMS).
+- `quiet`: logging at WARNING (no INFO line per send).
+- `cacheN` (e.g. `cache200`): the journey worker keeps at most N workflows in its sticky cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import Any
+
+import worker as production
+from renewals.db import database
+
+
+def apply(variants: list[str]) -> None:
+    worker_kwargs: dict[str, Any] = {}
+    journey_kwargs: dict[str, Any] = {}
+    for variant in variants:
+        if variant == "pool1":
+            original = database.create_async_engine
+
+            def one_connection(url: str, original: Any = original, **kwargs: Any) -> Any:
+                if url.startswith("sqlite"):
+                    kwargs.update(pool_size=1, max_overflow=0, pool_timeout=120)
+                return original(url, **kwargs)
+
+            database.create_async_engine = one_connection  # type: ignore[assignment]
+        elif variant == "deferred":
+            # Database() registers the module's function when it is built: replace it before that.
+            database._begin_immediate = lambda connection: connection.exec_driver_sql("BEGIN")
+        elif variant.startswith("slots"):
+            worker_kwargs["max_concurrent_activities"] = int(variant[5:])
+        elif variant.startswith("cache"):
+            journey_kwargs["max_cached_workflows"] = int(variant[5:])
+        elif variant == "nocheck":
+            from renewals.channels import smsc
+
+            original_init = smsc.SmscProvider.__init__
+
+            def no_check(
+                self: Any, config: Any, *args: Any, original_init: Any = original_init, **kwargs: Any
+            ) -> None:
+                original_init(self, config.model_copy(update={"check_before_send": False}), *args, **kwargs)
+
+            smsc.SmscProvider.__init__ = no_check  # type: ignore[method-assign]
+        elif variant == "quiet":
+            logging.getLogger("activities").setLevel(logging.WARNING)
+        else:
+            raise SystemExit(f"unknown variant {variant!r}")
+    if worker_kwargs or journey_kwargs:
+        real = production.Worker
+
+        def patched(client: Any, task_queue: str, **kwargs: Any) -> Any:
+            channel_queue = kwargs.get("workflows") is None
+            extra = worker_kwargs if channel_queue else journey_kwargs
+            return real(client, task_queue=task_queue, **(kwargs | extra))
+
+        production.Worker = functools.wraps(real)(patched)  # type: ignore[misc]
+
+
+def main() -> None:
+    variants = [v for v in (sys.argv[1] if len(sys.argv) > 1 else "").split(",") if v]
+    apply(variants)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if "quiet" in variants:
+        logging.getLogger("activities").setLevel(logging.WARNING)
+    logging.getLogger("bench").info("variants: %s", variants or "none")
+    import asyncio
+
+    asyncio.run(production.run_worker())
+
+
+if __name__ == "__main__":
+    main()

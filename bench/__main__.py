@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -71,6 +72,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default="",
         help="experiment: run our worker through bench.variant_worker with these patches (e.g. pool1)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes for our burst (default 1)")
     parser.add_argument("--skip", default="", help="phases to skip: baseline, ours, memory (comma-separated)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go (bench/results)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch files (default: a temp dir)")
@@ -110,6 +112,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         args.profile and mode == "memory",
                         args.lead,
                         args.worker_variants,
+                        args.workers,
                     )
                 print(f"  {json.dumps(_brief(burst['ours']))}", flush=True)
         result["bursts"][mode] = burst
@@ -142,6 +145,8 @@ def _brief(part: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # A `kill` stops the run like Ctrl-C: the dev servers, gateway and workers it started go with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = asyncio.run(run(args))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

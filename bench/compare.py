@@ -12,6 +12,7 @@ from typing import Any
 
 FIGURES: list[tuple[str, Any]] = [
     ("worker variants", lambda o: o.get("worker_variants") or "none (production worker.py)"),
+    ("worker processes", lambda o: o.get("worker_processes", 1)),
     ("intake done before due", lambda o: not o["intake_overran_due"]),
     ("`renewals start`, journeys/s", lambda o: o["start_rate_per_s"]),
     ("drain, journeys/s", lambda o: o["drain_journeys_per_s"]),
@@ -31,6 +32,7 @@ FIGURES: list[tuple[str, Any]] = [
     ),
     ("'database is locked' (10 s busy timeout)", lambda o: o["worker_log"]["database_is_locked"]),
     ("worker CPU, % of a core", lambda o: o["cpu_during_drain"]["worker_cpu_pct"]),
+    ("second worker's CPU, % of a core", lambda o: o["cpu_during_drain"].get("worker2_cpu_pct", "—")),
     (
         "  of which the Python main thread",
         lambda o: o["cpu_during_drain"]["worker_threads_cpu_pct"].get("python main thread"),

@@ -4,6 +4,7 @@ memory, and `renewals simulate`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -221,6 +222,7 @@ async def ours(
     profile: bool,
     lead: float | None,
     variants: str = "",
+    workers: int = 1,
 ) -> dict[str, Any]:
     from renewals.intake.importer import import_file
     from renewals.intake.journeys import start_due_journeys
@@ -240,8 +242,16 @@ async def ours(
         if variants
         else [sys.executable, "worker.py"]
     )
-    with process(command, log, worker_env(server, queue, db_url, gateway)) as worker:
+    with contextlib.ExitStack() as stack:
+        env = worker_env(server, queue, db_url, gateway)
+        extra = []
+        for index in range(2, workers + 1):  # more worker processes on the same queues (`--workers`)
+            extra_log = workdir / f"{queue}-worker{index}.log"
+            extra.append(stack.enter_context(process(command, extra_log, env)))
+        worker = stack.enter_context(process(command, log, env))
         await wait_for_text(log, "worker serving", worker, 120)
+        for index, other in enumerate(extra, start=2):
+            await wait_for_text(workdir / f"{queue}-worker{index}.log", "worker serving", other, 120)
         db = Database(db_url)
         try:
             t0 = time.monotonic()
@@ -276,6 +286,7 @@ async def ours(
         meter = CpuMeter(
             {
                 "worker": worker.pid,
+                **{f"worker{i}": p.pid for i, p in enumerate(extra, start=2)},
                 "gateway": gateway.process.pid,
                 "server": server.pid or 0,
                 "bench": os.getpid(),
@@ -308,6 +319,7 @@ async def ours(
     return {
         "n": n,
         "worker_variants": variants or None,
+        "worker_processes": workers,
         "sends_per_journey": SENDS,
         "client_zone": str(tz),
         "import_seconds": round(import_seconds, 2),

@@ -77,11 +77,15 @@ def build_worker(
     fail_fast: bool = False,
     rates: Mapping[Channel, float | None] | None = None,
     extra_activities: Sequence[Callable[..., Any]] = (),
+    cache_size: int = 1000,
+    channel_slots: int = 100,
 ) -> JourneyWorkers:
     """Workers for journeys: `task_queue` for workflows and bookkeeping activities, plus one queue
     per sending channel limited to `rates[channel]` activities a second (None: unlimited).
     `fail_fast` (tests, simulation) fails a workflow on any exception instead of retrying its task
-    forever, so a bug shows up as an error rather than a hang."""
+    forever, so a bug shows up as an error rather than a hang. `cache_size` caps the sticky cache of
+    the journey worker and `channel_slots` the concurrent sends of each channel worker (defaults: the
+    SDK's)."""
     all_activities = [*activities.all(), *extra_activities]
     main = Worker(
         client,
@@ -90,6 +94,7 @@ def build_worker(
         activities=all_activities,
         workflow_runner=SANDBOX,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
+        max_cached_workflows=cache_size,
     )
     senders = [
         Worker(
@@ -97,6 +102,7 @@ def build_worker(
             task_queue=channel_queue(task_queue, channel),
             activities=all_activities,
             max_task_queue_activities_per_second=(rates or {}).get(channel),
+            max_concurrent_activities=channel_slots,
         )
         for channel in SEND_CHANNELS
     ]
@@ -113,6 +119,8 @@ async def run_worker(settings: Settings | None = None) -> None:
         settings.task_queue,
         JourneyActivities(db, build_channels(settings, db), pause_minutes=settings.channel_pause_minutes),
         rates=settings.rates(),
+        cache_size=settings.workflow_cache_size,
+        channel_slots=settings.channel_activity_slots,
         extra_activities=[
             *SlaActivities(db).all(),
             *IntakeActivities(client, db, settings.send_window()).all(),

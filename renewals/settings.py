@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     temporal_profile: str | None = None  # a profile of Temporal's own temporal.toml (envconfig)
     temporal_config_file: Path | None = None
     task_queue: str = "renewals"
+    # Worker tuning. Sleeping journeys gain nothing from staying in the sticky cache (they wake days
+    # later and replay cheaply), and each cached one costs ≈ 200 KiB; a channel worker with more slots
+    # than its provider can serve only queues sends inside the process (Little's law).
+    workflow_cache_size: int = 250
+    channel_activity_slots: int = 20
 
     # The application database: SQLite file by default, PostgreSQL in production.
     database_url: str = "sqlite+aiosqlite:///.data/renewals.db"

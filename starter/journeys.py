@@ -43,14 +43,16 @@ def details(policy: Policy) -> str:
 
 
 async def start_journey(
-    client: Client, policy: Policy, task_queue: str, window: SendWindow
+    client: Client, policy: Policy, task_queue: str, window: SendWindow, attach: bool = True
 ) -> WorkflowHandle[RenewalJourney, JourneyStatus]:
+    """Start the term's journey. `attach=False` raises `WorkflowAlreadyStartedError` instead of
+    attaching when the term's journey already runs (intake wants to know, to sync it instead)."""
     return await client.start_workflow(
         RenewalJourney.run,
         JourneyInput(policy=policy, window=window),
         id=journey_id(policy.number, policy.expires_on),
         task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING if attach else WorkflowIDConflictPolicy.FAIL,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=summary(policy),
         static_details=details(policy),

@@ -15,9 +15,10 @@ from renewals.intake.store import (
     Change,
     known_agents,
     known_centres,
+    policies_referring,
     store_agent,
     store_centre,
-    store_policy,
+    store_policies,
 )
 from renewals.intake.validate import Rejection, unreadable_rejection, validate_rows
 from renewals.models import Policy
@@ -39,6 +40,7 @@ class ImportReport:
 
 
 Progress = Callable[[int], None]
+BATCH = 500  # policy rows per transaction: one commit per batch, not one per row
 
 
 async def import_file(
@@ -62,18 +64,34 @@ async def import_file(
         if advance is not None:
             advance(1)
 
+    moved_agents: set[str] = set()  # a new phone or rates: their clients' journeys must hear of it
+    moved_centres: set[str] = set()
     for _, agent in validated.agents:
-        report.counts[f"agent {await store_agent(db, agent)}"] += 1
+        change = await store_agent(db, agent)
+        report.counts[f"agent {change}"] += 1
+        if change is Change.UPDATED:
+            moved_agents.add(agent.id)
         step()
     for _, centre in validated.centres:
-        report.counts[f"centre {await store_centre(db, centre)}"] += 1
+        change = await store_centre(db, centre)
+        report.counts[f"centre {change}"] += 1
+        if change is Change.UPDATED:
+            moved_centres.add(centre.id)
         step()
-    for record in validated.policies:
-        change = await store_policy(db, record.policy, record.cancelled)
-        report.counts[f"policy {change}"] += 1
-        if change is not Change.UNCHANGED:
-            report.changed.append((record.policy, record.cancelled))
-        step()
+    for start in range(0, len(validated.policies), BATCH):
+        batch = validated.policies[start : start + BATCH]
+        changes = await store_policies(db, [(record.policy, record.cancelled) for record in batch])
+        for record, change in zip(batch, changes, strict=True):
+            report.counts[f"policy {change}"] += 1
+            if change is not Change.UNCHANGED:
+                report.changed.append((record.policy, record.cancelled))
+        if advance is not None:
+            advance(len(batch))
+    if moved_agents or moved_centres:
+        queued = {(policy.number, policy.expires_on) for policy, _ in report.changed}
+        for stored in await policies_referring(db, moved_agents, moved_centres, today):
+            if (stored.policy.number, stored.policy.expires_on) not in queued:
+                report.changed.append((stored.policy, stored.cancelled))
     for _ in rejected:
         step()
     report.rejected_rows = len(rejected)

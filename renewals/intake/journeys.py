@@ -7,15 +7,18 @@ and a cancellation is signalled once.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
+from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from renewals.db.database import Database
@@ -26,6 +29,7 @@ from renewals.models import Policy, journey_id
 from renewals.sendwindow import SendWindow
 
 log = logging.getLogger(__name__)
+START_CONCURRENCY = 50  # policies in flight in `renewals start`
 
 
 class Sync(StrEnum):
@@ -114,24 +118,74 @@ async def sync_journey(client: Client, db: Database, policy: Policy, cancelled: 
 
 
 async def start_or_sync(
-    client: Client, db: Database, stored: StoredPolicy, task_queue: str, window: SendWindow
+    client: Client,
+    db: Database,
+    stored: StoredPolicy,
+    task_queue: str,
+    window: SendWindow,
+    known: JourneySyncRow | None = None,
+    started: list[Policy] | None = None,
 ) -> tuple[Start | Sync, str]:
-    """Start the term's journey if it has none; otherwise pass on any change to the running one."""
+    """Start the term's journey if it has none; otherwise pass on any change to the running one.
+
+    `known` is the term's `journey_sync` row, if the caller has read it. A term with none was never
+    started by us: it is started straight away, and only if Temporal already has it (started
+    elsewhere, or finished) does the slower describe-and-sync path run. With `started` given, the
+    policies started here are appended to it for the caller to record in one batch (`save_started`);
+    otherwise each is recorded at once."""
     from starter.journeys import start_journey  # the one place that knows the workflow's start options
 
     policy = stored.policy
     workflow_id = journey_id(policy.number, policy.expires_on)
+    if known is None and not stored.cancelled:
+        try:
+            await start_journey(client, policy, task_queue, window, attach=False)
+        except WorkflowAlreadyStartedError:
+            pass  # running or finished already: find out which below
+        else:
+            if started is None:
+                await save_started(db, [policy])
+            else:
+                started.append(policy)
+            return Start.STARTED, ""
     status = await _execution_status(client, workflow_id)
     if status is None:
         if stored.cancelled:
             return Start.CANCELLED, ""
         await start_journey(client, policy, task_queue, window)
-        await _save_sync(db, workflow_id, policy, cancelled=False)
+        await save_started(db, [policy])
         return Start.STARTED, ""
     if status is not WorkflowExecutionStatus.RUNNING:
         return Start.FINISHED, ""
     result, reason = await sync_journey(client, db, policy, stored.cancelled)
     return (Start.RUNNING if result is Sync.UNCHANGED else result), reason
+
+
+async def save_started(db: Database, policies: Sequence[Policy]) -> None:
+    """Record what each newly started journey was given, in one transaction."""
+    if not policies:
+        return
+    now = datetime.now(UTC)
+    async with db.session() as session, session.begin():
+        for policy in policies:
+            await session.merge(
+                JourneySyncRow(
+                    journey_id=journey_id(policy.number, policy.expires_on),
+                    policy_hash=policy_hash(policy),
+                    cancelled_signalled=False,
+                    synced_at=now,
+                )
+            )
+
+
+async def _sync_rows(db: Database, workflow_ids: Sequence[str]) -> dict[str, JourneySyncRow]:
+    rows: dict[str, JourneySyncRow] = {}
+    async with db.session() as session:
+        for first in range(0, len(workflow_ids), 500):
+            chunk = workflow_ids[first : first + 500]
+            query = select(JourneySyncRow).where(JourneySyncRow.journey_id.in_(chunk))
+            rows.update({row.journey_id: row for row in (await session.scalars(query)).all()})
+    return rows
 
 
 async def start_due_journeys(
@@ -143,20 +197,38 @@ async def start_due_journeys(
     window: SendWindow,
     total: Callable[[int], None] | None = None,
     advance: Callable[[int], None] | None = None,
+    concurrency: int = START_CONCURRENCY,
 ) -> StartSummary:
-    """Every policy ending within the horizon gets its journey (once); the summary counts outcomes."""
+    """Every policy ending within the horizon gets its journey (once); the summary counts outcomes.
+
+    Up to `concurrency` policies are in flight at once: a start is a round trip to Temporal, so one
+    at a time would leave both the server and this process idle most of the time."""
     due = await policies_expiring(db, today, horizon_days)
     if total is not None:
         total(len(due))
+    known = await _sync_rows(db, [journey_id(s.policy.number, s.policy.expires_on) for s in due])
     summary = StartSummary()
-    for stored in due:
-        try:
-            result, reason = await start_or_sync(client, db, stored, task_queue, window)
-        except RPCError as error:
-            result, reason = Start.FAILED, f"{error.status.name if error.status else ''} {error.message}"
+    started: list[Policy] = []
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(stored: StoredPolicy) -> None:
+        workflow_id = journey_id(stored.policy.number, stored.policy.expires_on)
+        async with semaphore:
+            try:
+                result, reason = await start_or_sync(
+                    client, db, stored, task_queue, window, known.get(workflow_id), started
+                )
+            except RPCError as error:
+                result, reason = Start.FAILED, f"{error.status.name if error.status else ''} {error.message}"
         summary.counts[result.value] += 1
         if reason:
             summary.problems.append(f"{stored.policy.number}: {result.value}: {reason}")
         if advance is not None:
             advance(1)
+
+    try:
+        await asyncio.gather(*(one(stored) for stored in due))
+    finally:
+        await save_started(db, started)  # even if one start raised: what started stays recorded
+    summary.problems.sort()
     return summary

@@ -6,15 +6,17 @@ to running journeys.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from renewals.db.database import Database
-from renewals.db.policies import upsert_policy
+from renewals.db.policies import write_policy
 from renewals.db.tables import AgentRow, ClientRow, PolicyRow, RegionalCentreRow
 from renewals.models import Agent, Bank, Client, Line, Policy, Product, RegionalCentre
 
@@ -81,19 +83,43 @@ async def store_centre(db: Database, centre: RegionalCentre) -> Change:
 
 async def store_policy(db: Database, policy: Policy, cancelled: bool) -> Change:
     """Upsert the policy term; a cancellation is sticky (a later row without it does not revive it)."""
-    before = await load_policy(db, policy.number, policy.expires_on)
-    now_cancelled = cancelled or (before is not None and before.cancelled)
-    if before is not None and before.policy == policy and before.cancelled == now_cancelled:
-        return Change.UNCHANGED
-    await upsert_policy(db, policy)
-    if now_cancelled:
-        async with db.session() as session, session.begin():
-            await session.execute(
-                update(PolicyRow)
-                .where(PolicyRow.number == policy.number, PolicyRow.expires_on == policy.expires_on)
-                .values(cancelled=True)
-            )
-    return Change.INSERTED if before is None else Change.UPDATED
+    return (await store_policies(db, [(policy, cancelled)]))[0]
+
+
+async def store_policies(db: Database, records: Sequence[tuple[Policy, bool]]) -> list[Change]:
+    """`store_policy` for a batch in one transaction: the terms already stored are read in one query
+    and only the changed ones are written (an import commits once per batch, not once per row)."""
+    keys = [(policy.number, policy.expires_on) for policy, _ in records]
+    changes: list[Change] = []
+    async with db.session() as session, session.begin():
+        before = await _load_terms(session, keys)
+        merged: set[str] = set()
+        for (policy, cancelled), key in zip(records, keys, strict=True):
+            prior = before.get(key)
+            now_cancelled = cancelled or (prior is not None and prior.cancelled)
+            if prior is not None and prior.policy == policy and prior.cancelled == now_cancelled:
+                changes.append(Change.UNCHANGED)
+                continue
+            row = await write_policy(session, policy, merged)
+            row.cancelled = row.cancelled or now_cancelled
+            before[key] = StoredPolicy(policy, now_cancelled)  # a term repeated later in the batch
+            changes.append(Change.INSERTED if prior is None else Change.UPDATED)
+    return changes
+
+
+Term = tuple[str, date]  # (policy number, last day of cover)
+
+
+async def _load_terms(session: AsyncSession, keys: Sequence[Term]) -> dict[Term, StoredPolicy]:
+    numbers = sorted({number for number, _ in keys})
+    query = _policies_query().where(PolicyRow.number.in_(numbers))
+    wanted = set(keys)
+    found: dict[Term, StoredPolicy] = {}
+    for policy, client, agent, centre in (await session.execute(query)).all():
+        key = (policy.number, policy.expires_on)
+        if key in wanted:
+            found[key] = _stored(policy, client, agent, centre)
+    return found
 
 
 def _policies_query() -> Select[PolicyRow, ClientRow, AgentRow, RegionalCentreRow]:
@@ -137,10 +163,8 @@ def _stored(
 
 
 async def load_policy(db: Database, number: str, expires_on: date) -> StoredPolicy | None:
-    query = _policies_query().where(PolicyRow.number == number, PolicyRow.expires_on == expires_on)
     async with db.session() as session:
-        found = (await session.execute(query)).one_or_none()
-    return _stored(found[0], found[1], found[2], found[3]) if found else None
+        return (await _load_terms(session, [(number, expires_on)])).get((number, expires_on))
 
 
 async def policies_expiring(db: Database, today: date, horizon_days: int) -> list[StoredPolicy]:
@@ -149,6 +173,19 @@ async def policies_expiring(db: Database, today: date, horizon_days: int) -> lis
         _policies_query()
         .where(PolicyRow.expires_on >= today, PolicyRow.expires_on <= today + timedelta(days=horizon_days))
         .order_by(PolicyRow.expires_on, PolicyRow.number)
+    )
+    async with db.session() as session:
+        return [_stored(f[0], f[1], f[2], f[3]) for f in (await session.execute(query)).all()]
+
+
+async def policies_referring(
+    db: Database, agent_ids: set[str], centre_ids: set[str], today: date
+) -> list[StoredPolicy]:
+    """Policy terms not yet over whose agent or regional centre is one of these (their journeys carry
+    the agent's card and the centre's phone, so a change to either must reach them)."""
+    query = _policies_query().where(
+        PolicyRow.expires_on >= today,
+        PolicyRow.agent_id.in_(sorted(agent_ids)) | PolicyRow.regional_centre_id.in_(sorted(centre_ids)),
     )
     async with db.session() as session:
         return [_stored(f[0], f[1], f[2], f[3]) for f in (await session.execute(query)).all()]

@@ -1,0 +1,130 @@
+"""Intake at volume: imports commit a batch at a time and write only what changed; an agent's or
+centre's change queues their clients' journeys for an update; `renewals start` runs many starts at
+once without ever starting a term twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from renewals.db.database import Database
+from renewals.db.tables import PolicyRow
+from renewals.db.tables_ops import JourneySyncRow
+from renewals.intake.importer import BATCH, import_file
+from renewals.intake.journeys import start_due_journeys
+from renewals.intake.store import load_policy
+from renewals.models import journey_id
+from renewals.search_attributes import ALL as SEARCH_ATTRIBUTES
+from renewals.sendwindow import SendWindow
+from starter.binaries import find_binary
+from starter.runtime import cli_runtime
+
+TODAY = date.today()
+EXPIRES = TODAY + timedelta(days=40)
+AGENT = {"kind": "agent", "agent_id": "A-1", "agent_name": "Петрова Анна", "agent_phone": "+79031112233"}
+CENTRE = {"kind": "centre", "centre_id": "msk", "centre_name": "Москва", "centre_phone": "+74957770000"}
+
+
+def policy_row(i: int, **changes: Any) -> dict[str, Any]:
+    return {
+        "kind": "policy",
+        "number": f"7100K/046/{i:06d}/26",
+        "product": "KASKO",
+        "expires_on": EXPIRES.isoformat(),
+        "renewal_centre": True,
+        "last_name": "Иванов",
+        "first_name": "Иван",
+        "phone": f"+7916{i:07d}",
+        "timezone": "Europe/Moscow",
+        "agent_id": "A-1",
+        "centre_id": "msk",
+    } | changes
+
+
+def write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+async def test_import_commits_in_batches_and_changes_only_what_changed(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    n = BATCH + 20  # two batches
+    rows = [AGENT, CENTRE, *(policy_row(i) for i in range(n))]
+    report = await import_file(sqlite_db, write(tmp_path / "p.jsonl", rows), TODAY)
+    assert report.ok and report.counts["policy inserted"] == n
+    async with sqlite_db.session() as session:
+        assert (await session.execute(select(func.count()).select_from(PolicyRow))).scalar_one() == n
+
+    rows[2 + BATCH + 5] = policy_row(BATCH + 5, phone="+79160000999")  # one change, in the second batch
+    again = await import_file(sqlite_db, write(tmp_path / "p.jsonl", rows), TODAY)
+    assert again.counts["policy unchanged"] == n - 1 and again.counts["policy updated"] == 1
+    assert [p.client.phone for p, _ in again.changed] == ["+79160000999"]
+    stored = await load_policy(sqlite_db, f"7100K/046/{BATCH + 5:06d}/26", EXPIRES)
+    assert stored is not None and stored.policy.client.phone == "+79160000999"
+
+
+async def test_an_agent_or_centre_change_queues_their_clients_journeys(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    first = [AGENT, CENTRE, policy_row(1), policy_row(2)]
+    await import_file(sqlite_db, write(tmp_path / "a.jsonl", first), TODAY)
+    moved = AGENT | {"agent_phone": "+79035550000"}
+    report = await import_file(sqlite_db, write(tmp_path / "b.jsonl", [moved]), TODAY)
+    assert report.counts["agent updated"] == 1
+    assert sorted(p.number for p, _ in report.changed) == ["7100K/046/000001/26", "7100K/046/000002/26"]
+    assert all(p.agent.phone == "+79035550000" for p, _ in report.changed)
+
+    centre = CENTRE | {"centre_phone": "+74957771111"}
+    report = await import_file(sqlite_db, write(tmp_path / "c.jsonl", [centre, policy_row(1)]), TODAY)
+    assert [p.number for p, _ in report.changed].count("7100K/046/000001/26") == 1  # queued once
+    assert len(report.changed) == 2
+    assert all(p.regional_centre and p.regional_centre.phone == "+74957771111" for p, _ in report.changed)
+
+
+@pytest.fixture(scope="module")
+async def dev_server() -> AsyncIterator[Client]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        search_attributes=list(SEARCH_ATTRIBUTES),
+        data_converter=pydantic_data_converter,
+        runtime=cli_runtime(),
+        ui=False,
+    )
+    try:
+        yield env.client
+    finally:
+        await env.shutdown()
+
+
+async def test_concurrent_start_starts_each_term_once_and_records_it(
+    dev_server: Client, sqlite_db: Database, tmp_path: Path
+) -> None:
+    rows = [AGENT, CENTRE, *(policy_row(i) for i in range(120))]
+    await import_file(sqlite_db, write(tmp_path / "p.jsonl", rows), TODAY)
+    queue = "intake-batch"  # no worker: the journeys only need to exist
+
+    first = await start_due_journeys(dev_server, sqlite_db, TODAY, 60, queue, SendWindow(), concurrency=30)
+    assert first.counts == {"started": 120}, first.problems
+    async with sqlite_db.session() as session:
+        assert (await session.execute(select(func.count()).select_from(JourneySyncRow))).scalar_one() == 120
+
+    again = await start_due_journeys(dev_server, sqlite_db, TODAY, 60, queue, SendWindow(), concurrency=30)
+    assert again.counts == {"already running": 120}
+
+    # A term whose journey finished and whose record we lost is never started again.
+    finished = journey_id("7100K/046/000007/26", EXPIRES)
+    await dev_server.get_workflow_handle(finished).terminate("test: the journey ended")
+    async with sqlite_db.session() as session, session.begin():
+        await session.delete(await session.get(JourneySyncRow, finished))
+    third = await start_due_journeys(dev_server, sqlite_db, TODAY, 60, queue, SendWindow(), concurrency=30)
+    assert third.counts == {"already running": 119, "already finished": 1}

@@ -45,6 +45,9 @@ class EventType(StrEnum):
     SMS_REPLIED = "sms_replied"
     OPT_OUT = "opt_out"
     POLICY_CANCELLED = "policy_cancelled"
+    # Delivery reports from the providers: noted in the journey's events (the funnel counts them).
+    MESSAGE_DELIVERED = "message_delivered"
+    MESSAGE_UNDELIVERED = "message_undelivered"
 
 
 ENGAGEMENT_EVENTS = frozenset({EventType.EMAIL_OPENED, EventType.VK_READ, EventType.SMS_REPLIED})

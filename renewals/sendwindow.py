@@ -10,12 +10,13 @@ Pure and deterministic, so workflow code may use it.
 
 from __future__ import annotations
 
+import zlib
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
 import holidays
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from renewals.calendar_years import CALENDAR_YEARS
 
@@ -46,6 +47,10 @@ class SendWindow(BaseModel):
     working_end: time = time(22, 0)
     non_working_start: time = time(9, 0)
     non_working_end: time = time(20, 0)
+    # Spread the sends due at a window's opening over its first minutes, each journey at its own
+    # stable offset: thousands of policies expiring on one day then do not all wake at 08:00:00 (the
+    # providers, the renewal centre's phones and the worker get a steady stream instead of a spike).
+    spread_minutes: int = Field(default=0, ge=0, le=240)
 
     def hours(self, day: date) -> tuple[time, time]:
         if is_working_day(day):
@@ -71,6 +76,18 @@ class SendWindow(BaseModel):
             day += timedelta(days=1)
         raise ValueError("no send window within 30 days: check the configured hours")
 
-    def due_moment(self, day: date, not_before: datetime, tz: ZoneInfo) -> datetime:
-        """When a touchpoint of local calendar `day` goes out: its day's window, or the next one."""
-        return self.next_open_moment(max(self.opening(day, tz), not_before), tz)
+    def due_moment(self, day: date, not_before: datetime, tz: ZoneInfo, key: str = "") -> datetime:
+        """When a touchpoint of local calendar `day` goes out: its day's window, or the next one.
+        A send due at a window's opening moves `spread_offset(key)` into it (never past its close)."""
+        due = self.next_open_moment(max(self.opening(day, tz), not_before), tz)
+        local_day = due.astimezone(tz).date()
+        if self.spread_minutes and key and due == self.opening(local_day, tz):
+            latest = self.closing(local_day, tz) - timedelta(minutes=1)
+            due = max(due, min(due + self.spread_offset(key), latest))
+        return due
+
+    def spread_offset(self, key: str) -> timedelta:
+        """A stable offset in [0, spread_minutes) for `key` (a journey id): the same on every replay."""
+        if not self.spread_minutes:
+            return timedelta(0)
+        return timedelta(seconds=zlib.crc32(key.encode()) % (self.spread_minutes * 60))

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     window_working_end: time = time(22, 0)
     window_non_working_start: time = time(9, 0)
     window_non_working_end: time = time(20, 0)
+    window_spread_minutes: int = 0  # spread each morning's sends over the window's first N minutes
 
     def rates(self) -> dict[Channel, float | None]:
         return {
@@ -96,6 +97,7 @@ class Settings(BaseSettings):
             working_end=self.window_working_end,
             non_working_start=self.window_non_working_start,
             non_working_end=self.window_non_working_end,
+            spread_minutes=self.window_spread_minutes,
         )
 
 

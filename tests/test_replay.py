@@ -24,9 +24,13 @@ HISTORIES = sorted(Path(__file__).with_name("histories").glob("*.json"))
 
 def test_there_are_histories_to_replay() -> None:
     names = {p.name for p in HISTORIES}
-    # v1: before the `same-day-touchpoints-together` patch; v2: after it. Both must keep replaying.
+    # v1: before the `same-day-touchpoints-together` patch; v2: after it; v3: after the patches that
+    # cancel sends in flight when a journey ends, keep the stage for suppressed touchpoints and set
+    # `SendFailed`. Every one must keep replaying.
     assert names >= {
-        f"{journey}_{v}.json" for journey in ("renewal_centre", "base_osago_paid") for v in ("v1", "v2")
+        f"{journey}_{v}.json"
+        for journey in ("renewal_centre", "base_osago_paid")
+        for v in ("v1", "v2", "v3")
     }
 
 

@@ -16,11 +16,11 @@ import contextlib
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from itertools import groupby
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from renewals import search_attributes as sa
@@ -69,10 +69,14 @@ with workflow.unsafe.imports_passed_through():
 
 # Patch ids (`workflow.patched`): each names a change that running journeys must not see mid-way.
 SAME_DAY_TOGETHER = "same-day-touchpoints-together"
+FINISH_STOPS_SENDS = "finish-cancels-sends-in-flight"  # paid/opted out: a retrying send is cancelled
+STAGE_WHEN_DONE = "stage-moves-only-when-done"  # a suppressed touchpoint does not move the stage
+SEND_FAILED_ATTRIBUTE = "send-failed-search-attribute"  # SendFailed = true once a send has failed
 
 SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10))
 QUICK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+T = TypeVar("T")
 
 # Progress only moves forward: a −17 e-mail after an operator hand-off does not make it "informing".
 _PROGRESS = (Stage.SCHEDULED, Stage.INFORMING, Stage.ROBOT_CALLING, Stage.OPERATOR, Stage.FINAL_REMINDER)
@@ -180,7 +184,7 @@ class RenewalJourney:
         due_now = [tp for tp in group if not (tp.rule.channel is Channel.ROBOT_CALL and self._robot_stopped)]
         if not due_now:
             return
-        due = self._window.due_moment(day, workflow.now(), self._tz)
+        due = self._window.due_moment(day, workflow.now(), self._tz, key=self._id)
         if not await self._sleep_until(due, due_now[0]):
             return
         # While it slept a late robot outcome may have stopped the calls.
@@ -202,7 +206,7 @@ class RenewalJourney:
             return
         if touchpoint.rule.channel is Channel.ROBOT_CALL and self._robot_stopped:
             return
-        due = self._window.due_moment(day, workflow.now(), self._tz)
+        due = self._window.due_moment(day, workflow.now(), self._tz, key=self._id)
         if not await self._sleep_until(due, touchpoint):
             return
         if touchpoint.rule.channel is Channel.ROBOT_CALL and self._robot_stopped:
@@ -271,6 +275,8 @@ class RenewalJourney:
             await self._suppress(touchpoint, reason, self._address(rule.channel))
             if rule.channel is Channel.ROBOT_CALL:
                 self._robot_stopped = True
+            if workflow.patched(STAGE_WHEN_DONE):
+                return  # nothing happened: the stage tells operators what did
         elif rule.channel is Channel.ROBOT_CALL:
             await self._call_robot(touchpoint)
         elif rule.channel is Channel.OPERATOR_TASK:
@@ -348,15 +354,18 @@ class RenewalJourney:
             timezone=self._policy.client.timezone,
         )
         try:
-            await workflow.execute_activity(
-                "send_message",
-                request,
-                result_type=SendReceipt,
-                task_queue=channel_queue(workflow.info().task_queue, rule.channel),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                schedule_to_close_timeout=self._until_end_of_cover(),
-                retry_policy=SEND_RETRY,
-                summary=f"{touchpoint.key}: {rule.template}",
+            receipt = await self._unless_finished(
+                workflow.start_activity(
+                    "send_message",
+                    request,
+                    result_type=SendReceipt,
+                    task_queue=channel_queue(workflow.info().task_queue, rule.channel),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=self._until_end_of_cover(),
+                    retry_policy=SEND_RETRY,
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    summary=f"{touchpoint.key}: {rule.template}",
+                )
             )
         except ActivityError as error:
             if _error_type(error) == "OptedOut":
@@ -365,7 +374,26 @@ class RenewalJourney:
                 return
             await self._fail(touchpoint, _failure_reason(error), recipient, message.text)
             return
+        if receipt is None:
+            await self._suppress(touchpoint, f"journey_finished ({self._stage.value})", recipient)
+            return
         self._record(touchpoint, EntryStatus.SENT, None, recipient, message.text)
+
+    async def _unless_finished(self, handle: workflow.ActivityHandle[T]) -> T | None:
+        """Await a send or call; if the journey finishes meanwhile (paid, renewed, opted out,
+        cancelled) while it still waits for a retry or the send window, cancel it: nothing more goes
+        out. An attempt already talking to the provider completes (the activity does not heartbeat),
+        and then its result counts. None: cancelled before it went out."""
+        if workflow.patched(FINISH_STOPS_SENDS):
+            await workflow.wait_condition(lambda: handle.done() or self._finished)
+            if not handle.done():
+                handle.cancel()
+        try:
+            return await handle
+        except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                return None
+            raise
 
     async def _call_robot(self, touchpoint: Touchpoint) -> None:
         phone = self._policy.client.phone
@@ -376,24 +404,27 @@ class RenewalJourney:
         self._robot_calls += 1
         today = self._local_today()
         try:
-            call = await workflow.execute_activity(
-                "place_robot_call",
-                RobotCallRequest(
-                    journey_id=self._id,
-                    touchpoint=touchpoint.key,
-                    phone=phone,
-                    script=message.text,
-                    attempt=self._robot_calls,
-                    not_after=self._window.closing(today, self._tz),
-                ),
-                result_type=RobotCallResult,
-                task_queue=channel_queue(workflow.info().task_queue, Channel.ROBOT_CALL),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                schedule_to_close_timeout=max(
-                    self._window.closing(today, self._tz) - workflow.now(), timedelta(minutes=1)
-                ),
-                retry_policy=SEND_RETRY,
-                summary=f"{touchpoint.key}: Робот Даша, call {self._robot_calls}",
+            call = await self._unless_finished(
+                workflow.start_activity(
+                    "place_robot_call",
+                    RobotCallRequest(
+                        journey_id=self._id,
+                        touchpoint=touchpoint.key,
+                        phone=phone,
+                        script=message.text,
+                        attempt=self._robot_calls,
+                        not_after=self._window.closing(today, self._tz),
+                    ),
+                    result_type=RobotCallResult,
+                    task_queue=channel_queue(workflow.info().task_queue, Channel.ROBOT_CALL),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=max(
+                        self._window.closing(today, self._tz) - workflow.now(), timedelta(minutes=1)
+                    ),
+                    retry_policy=SEND_RETRY,
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    summary=f"{touchpoint.key}: Робот Даша, call {self._robot_calls}",
+                )
             )
         except ActivityError as error:
             if _error_type(error) == "OptedOut":
@@ -404,6 +435,9 @@ class RenewalJourney:
             # A number the provider refuses stops the series; a day the provider could not serve
             # (calling hours over, an outage) does not: Робот Даша tries again tomorrow.
             self._robot_stopped = _is_permanent(error) and _error_type(error) != "CallingWindowClosed"
+            return
+        if call is None:
+            await self._suppress(touchpoint, f"journey_finished ({self._stage.value})", phone)
             return
         self._latest_robot_task = call.task_id
         outcome = call.outcome
@@ -480,6 +514,8 @@ class RenewalJourney:
     async def _fail(
         self, touchpoint: Touchpoint, reason: str, recipient: str | None, text: str | None
     ) -> None:
+        if workflow.patched(SEND_FAILED_ATTRIBUTE):  # findable in the UI: `SendFailed = true`
+            workflow.upsert_search_attributes([sa.SEND_FAILED.value_set(True)])
         await self._keep(touchpoint, EntryStatus.FAILED, reason, recipient, text)
 
     async def _keep(
@@ -626,7 +662,8 @@ class RenewalJourney:
     @workflow.update(name="operator_outcome")
     def on_operator_outcome(self, report: OperatorOutcomeReport) -> JourneyStatus:
         """A renewal-centre operator's result; the agent stays on the renewal on every path."""
-        self._operator_tasks[report.task_id] = False
+        # A callback at a time keeps the task open: the operator records the real outcome later.
+        self._operator_tasks[report.task_id] = report.outcome is OperatorOutcome.CALLBACK
         detail = f"task {report.task_id}" + (f": {report.note}" if report.note else "")
         self._note(f"operator_outcome: {report.outcome.value}", detail)
         if report.outcome is OperatorOutcome.REFUSED:

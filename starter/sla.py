@@ -1,9 +1,11 @@
 """`renewals sla ...`: simulate applications on the time-skipping server, the weekly report, and
-status changes from the command line.
+the operations on live journeys from the command line.
 
-`sla_main(argv)` is the entry point (`renewals sla simulate FILE`, `renewals sla report --week
-2027-W10 [--partner P] [--csv PATH] [--html PATH]`, `renewals sla status ...`). The simulate input and
-output shapes are the public contract documented in docs/sla.md.
+`sla_main(argv)` is the entry point (starter/cli.py hands every `renewals sla ...` here):
+`simulate FILE`, `report --week 2027-W10 [--partner P] [--csv PATH] [--html PATH]`, `submit FILE |
+--id ID --partner P`, `status ID [--partner P] [--to STATUS --by NAME]`, `answer ID --who NAME
+--answer TEXT`. `sla_command(argv, client)` is the same on an existing client (tests). The simulate
+input and output shapes are the public contract documented in docs/sla.md.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ import contextlib
 import json
 import sys
 import tempfile
-from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -33,10 +36,13 @@ from renewals.db.database import Database
 from renewals.sendwindow import zone
 from renewals.sla import search_attributes as sla_sa
 from renewals.sla.business_time import BusinessCalendar, Elapsed
+from renewals.sla.clocks import calendar_problem
 from renewals.sla.models import (
     TERMINAL,
     ApplicationInput,
     ApplicationStatus,
+    ClockSpec,
+    EscalationAnswer,
     Responsible,
     SlaStatus,
     StatusChange,
@@ -67,7 +73,8 @@ class ApplicationNotFound(LookupError):
 
 
 class StatusRefused(ValueError):
-    """A status change the journey refused (an unknown transition, a closed journey)."""
+    """A status change or an answer the journey refused (an unknown transition, a closed journey,
+    nothing awaiting an answer)."""
 
 
 # ---- input --------------------------------------------------------------------------------------
@@ -99,7 +106,10 @@ class Simulation(BaseModel):
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    """pydantic's location as `events[1].at`; `(root)` for the object itself."""
+    return (
+        "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".") or "(root)"
+    )
 
 
 def _first_error(error: ValidationError) -> str:
@@ -128,21 +138,37 @@ def parse_simulation(document: Any, real_now: datetime) -> Simulation:
     except ValidationError as error:
         raise InputError(f"targets: {_first_error(error)}") from None
     applications = [
-        _parse_application(raw, index, real_now, calendar)
+        _parse_application(raw, index, real_now, calendar, targets.clocks())
         for index, raw in enumerate(document["applications"])
     ]
-    repeated = [key for key, n in Counter((a.partner, a.id) for a in applications).items() if n > 1]
-    if repeated:
-        raise InputError(
-            f"application {repeated[0][1]}: id: used more than once for partner {repeated[0][0]}"
-        )
+    _refuse_colliding_ids(applications)
     return Simulation(calendar=calendar, targets=targets, applications=applications)
 
 
+def _refuse_colliding_ids(applications: list[SimulatedApplication]) -> None:
+    """Two applications whose workflow ids normalise alike (`R1`/`r1`, `realty 1`/`realty-1`) would
+    be one journey: refuse the second, naming both."""
+    first: dict[str, SimulatedApplication] = {}
+    for application in applications:
+        workflow_id = application_workflow_id(application.partner, application.id)
+        earlier = first.setdefault(workflow_id, application)
+        if earlier is application:
+            continue
+        same = (earlier.partner, earlier.id) == (application.partner, application.id)
+        raise InputError(
+            f"application {application.id}: id: used more than once for partner {application.partner}"
+            if same
+            else f"application {application.id}: id: collides with application {earlier.id} of partner "
+            f"{earlier.partner} (both are workflow {workflow_id})"
+        )
+
+
 def _parse_application(
-    raw: Any, index: int, real_now: datetime, calendar: SupportCalendar
+    raw: Any, index: int, real_now: datetime, calendar: SupportCalendar, clocks: list[ClockSpec]
 ) -> SimulatedApplication:
-    name = raw.get("id") if isinstance(raw, dict) and raw.get("id") else f"#{index + 1}"
+    if not isinstance(raw, dict):
+        raise InputError(f"application #{index + 1}: (root): must be an object")
+    name = str(raw["id"]) if raw.get("id") else f"#{index + 1}"
     try:
         application = SimulatedApplication.model_validate(raw)
     except ValidationError as error:
@@ -155,10 +181,9 @@ def _parse_application(
             raise InputError(f"{where}.at: needs a UTC offset")
         if event.at < real_now:
             raise InputError(f"{where}.at: {event.at.isoformat()} is in the past")
-        try:
-            business.is_open(event.at)
-        except ValueError as error:
-            raise InputError(f"{where}.at: {error}") from None
+        problem = calendar_problem(clocks, event.status, event.at, business)
+        if problem is not None:
+            raise InputError(f"{where}.at: {problem}")
         if previous is None:
             if event.status is not SlaStatus.SUBMITTED:
                 raise InputError(
@@ -171,10 +196,17 @@ def _parse_application(
             if refusal is not None:
                 raise InputError(f"{where}.status: {refusal}")
         previous = event
+    last = len(application.events) - 1
+    if application.events[last].status not in TERMINAL:  # it runs on until every clock could breach
+        for status in dict.fromkeys(spec.starts_at for spec in clocks):
+            problem = calendar_problem(clocks, status, application.events[last].at, business)
+            if problem is not None:
+                raise InputError(f"application {name}: events[{last}].at: {problem}")
     return application
 
 
 def simulation_runs(simulation: Simulation) -> list[SimulationRun]:
+    """One driver run per application; the horizon is past every breach a clock could still reach."""
     clocks = simulation.targets.clocks()
     business = BusinessCalendar(simulation.calendar)
     runs = []
@@ -273,8 +305,14 @@ async def simulate(
         scratch.cleanup()
 
 
+RESULT_KEYS = ("id", "clocks", "escalations", "time_in_status")
+CLOCK_KEYS = ("name", "started", "due", "stopped", "breached")
+ESCALATION_KEYS = ("at", "clock", "step")
+
+
 def render_result(status: ApplicationStatus) -> dict[str, Any]:
-    """One application of the public output; times in the calendar's zone, ISO-8601 with offset."""
+    """One application of the public output, exactly RESULT_KEYS (the query has the rest); times in
+    the calendar's zone, ISO-8601 with offset. Escalations include the warnings (step "warning")."""
     tz = zone(status.calendar.timezone)
 
     def iso(moment: datetime | None) -> str | None:
@@ -283,8 +321,6 @@ def render_result(status: ApplicationStatus) -> dict[str, Any]:
 
     return {
         "id": status.id,
-        "partner": status.partner,
-        "status": status.status.value,
         "clocks": [
             {
                 "name": clock.name,
@@ -302,47 +338,141 @@ def render_result(status: ApplicationStatus) -> dict[str, Any]:
     }
 
 
-# ---- status changes -----------------------------------------------------------------------------
+# ---- operations on live journeys ---------------------------------------------------------------
 
 
-async def change_status(
-    client: Client, partner: str, application_id: str, change: StatusChange
+JourneyHandle = WorkflowHandle[PartnerApplication, ApplicationStatus]
+
+
+class Target(BaseModel):
+    """Which journey a command means, and how its messages name it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    label: str
+
+
+def target(application: str, partner: str | None = None) -> Target:
+    """`ID --partner P` names an application; a bare ID must be its workflow id (`sla-...`, as
+    `submit` prints it), because the partner is part of the id."""
+    if partner is not None:
+        return Target(
+            workflow_id=application_workflow_id(partner, application),
+            label=f"application {application} of partner {partner}",
+        )
+    if application.startswith("sla-"):
+        return Target(workflow_id=application, label=f"application {application}")
+    raise InputError(
+        f"application {application}: give --partner P, or the workflow id (sla-<partner>-<application>)"
+    )
+
+
+async def _updating(
+    client: Client, to: Target, what: str, call: Callable[[JourneyHandle], Awaitable[ApplicationStatus]]
 ) -> ApplicationStatus:
-    """The partner cabinet's and the CLI's way in: a validated update of the application's journey."""
-    workflow_id = application_workflow_id(partner, application_id)
-    handle = client.get_workflow_handle_for(PartnerApplication.run, workflow_id)
+    """Run a validated update; refusals and missing or finished journeys become one-line errors."""
+    handle = client.get_workflow_handle_for(PartnerApplication.run, to.workflow_id)
     try:
-        return await handle.execute_update(PartnerApplication.change_status, change)
+        return await call(handle)
     except WorkflowUpdateFailedError as error:
-        raise StatusRefused(str(error.cause or error)) from None
+        # The validator's reason, without the "ValueError: " its failure's type would prefix.
+        reason = error.cause.message if isinstance(error.cause, FailureError) else str(error)
+        raise StatusRefused(reason) from None
     except RPCError as error:
         if error.status is RPCStatusCode.NOT_FOUND:
             with contextlib.suppress(RPCError):
                 described = await handle.describe()
                 state = described.status.name.lower() if described.status else "closed"
                 raise StatusRefused(
-                    f"application {application_id}: its journey has finished ({state}); "
-                    f"{change.status.value} is not possible"
+                    f"{to.label}: its journey has finished ({state}); {what} is not possible"
                 ) from None
-            raise ApplicationNotFound(
-                f"application {application_id} of partner {partner}: not found (workflow {workflow_id})"
-            ) from None
+            raise ApplicationNotFound(f"{to.label}: not found (workflow {to.workflow_id})") from None
         raise
 
 
-async def application_status(client: Client, partner: str, application_id: str) -> ApplicationStatus:
-    """The journey's query, with clocks computed for the caller's clock (see PartnerApplication.status)."""
-    handle = client.get_workflow_handle_for(
-        PartnerApplication.run, application_workflow_id(partner, application_id)
+async def change_status_of(client: Client, to: Target, change: StatusChange) -> ApplicationStatus:
+    return await _updating(
+        client,
+        to,
+        change.status.value,
+        lambda handle: handle.execute_update(PartnerApplication.change_status, change),
     )
+
+
+async def change_status(
+    client: Client, partner: str, application_id: str, change: StatusChange
+) -> ApplicationStatus:
+    """The partner cabinet's and the CLI's way in: a validated update of the application's journey."""
+    return await change_status_of(client, target(application_id, partner), change)
+
+
+async def record_answer(client: Client, to: Target, answer: EscalationAnswer) -> ApplicationStatus:
+    """Checklist step 4 by an operator: the answer to the oldest awaiting escalation (or `clock`'s)."""
+    return await _updating(
+        client,
+        to,
+        "an answer",
+        lambda handle: handle.execute_update(PartnerApplication.record_answer, answer),
+    )
+
+
+async def query_status(client: Client, to: Target) -> ApplicationStatus:
+    """The journey's query, with clocks computed for the caller's clock (see PartnerApplication.status)."""
+    handle = client.get_workflow_handle_for(PartnerApplication.run, to.workflow_id)
     try:
         return await handle.query(PartnerApplication.status, datetime.now(UTC))
     except RPCError as error:
         if error.status is RPCStatusCode.NOT_FOUND:
-            raise ApplicationNotFound(
-                f"application {application_id} of partner {partner}: not found"
-            ) from None
+            raise ApplicationNotFound(f"{to.label}: not found") from None
         raise
+
+
+async def application_status(client: Client, partner: str, application_id: str) -> ApplicationStatus:
+    return await query_status(client, target(application_id, partner))
+
+
+class Submission(BaseModel):
+    """`renewals sla submit`'s input (a JSON file or flags); the rest comes from the SLA settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    partner: str = Field(min_length=1)
+    urgent: bool = False
+    responsible: Responsible = Responsible()
+    by: str = "partner"
+    submitted_at: datetime | None = None
+
+
+def submission_input(document: Any, now: datetime) -> ApplicationInput:
+    """Validate a submission into the journey's input; InputError names the application and field.
+    The calendar must cover the submission and its clocks, so the journey never fails on it."""
+    if not isinstance(document, dict):
+        raise InputError("application: (root): must be an object")
+    name = str(document["id"]) if document.get("id") else "(no id)"
+    try:
+        submission = Submission.model_validate(document)
+    except ValidationError as error:
+        raise InputError(f"application {name}: {_first_error(error)}") from None
+    if submission.submitted_at is not None and submission.submitted_at.tzinfo is None:
+        raise InputError(f"application {name}: submitted_at: needs a UTC offset")
+    settings = get_sla_settings()
+    calendar, clocks = settings.calendar(), settings.targets().clocks()
+    moment = min(submission.submitted_at or now, now)  # the journey clamps a future moment to now
+    problem = calendar_problem(clocks, SlaStatus.SUBMITTED, moment, BusinessCalendar(calendar))
+    if problem is not None:
+        raise InputError(f"application {name}: submitted_at: {problem}")
+    return ApplicationInput(
+        id=submission.id,
+        partner=submission.partner,
+        urgent=submission.urgent,
+        calendar=calendar,
+        clocks=clocks,
+        responsible=submission.responsible,
+        submitted_by=submission.by,
+        submitted_at=submission.submitted_at,
+    )
 
 
 async def start_application(client: Client, application: ApplicationInput, task_queue: str) -> str:
@@ -396,7 +526,7 @@ async def _report_cli(args: argparse.Namespace) -> int:
         applications = await load_applications(db, start, end, args.partner)
     finally:
         await db.dispose()
-    report = build_report(applications, args.week, settings.timezone, args.partner)
+    report = build_report(applications, args.week, settings.timezone, args.partner, now=datetime.now(UTC))
     print_report(report)
     if args.csv:
         Path(args.csv).write_text(report_csv(report), encoding="utf-8")
@@ -405,23 +535,67 @@ async def _report_cli(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _status_cli(args: argparse.Namespace) -> int:
+def _submission_document(args: argparse.Namespace) -> Any:
+    flags = {
+        "id": args.id,
+        "partner": args.partner,
+        "urgent": args.urgent or None,
+        "by": args.by,
+        "submitted_at": args.submitted_at,
+    }
+    people = {"client_contact": args.client_contact, "documents": args.documents, "payment": args.payment}
+    given = {key: value for key, value in flags.items() if value is not None}
+    if any(people.values()):
+        given["responsible"] = {key: value for key, value in people.items() if value is not None}
+    if args.file is None:
+        return given
+    if given:
+        raise InputError("submit: give FILE or the flags (--id, --partner, ...), not both")
+    try:
+        return json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"input: cannot read {args.file}: {error}") from None
+
+
+async def _connect() -> Client:
     from renewals.settings import get_settings
     from worker import connect
 
-    client = await connect(get_settings())
-    change = StatusChange(status=SlaStatus(args.to), by=args.by, reason=args.reason)
-    try:
-        result = await change_status(client, args.partner, args.application, change)
-    except (ApplicationNotFound, StatusRefused) as error:
-        print(str(error), file=sys.stderr)
-        return 2
+    return await connect(get_settings())
+
+
+async def _journey_cli(args: argparse.Namespace, client: Client | None) -> int:
+    """submit, status and answer: the commands that talk to a running Temporal."""
+    if args.command == "submit":
+        from renewals.settings import get_settings
+
+        application = submission_input(_submission_document(args), datetime.now(UTC))
+        client = client or await _connect()
+        workflow_id = await start_application(
+            client, application, args.task_queue or get_settings().task_queue
+        )
+        print(json.dumps({"workflow_id": workflow_id, "id": application.id, "partner": application.partner}))
+        return 0
+    to = target(args.application, args.partner)
+    if args.command == "answer":
+        answer = EscalationAnswer(clock=args.clock, by=args.who, text=args.answer)
+        client = client or await _connect()
+        result = await record_answer(client, to, answer)
+    elif args.to is not None:
+        if not args.by:
+            raise InputError("status: --to needs --by (who makes the change)")
+        change = StatusChange(status=SlaStatus(args.to), by=args.by, reason=args.reason)
+        client = client or await _connect()
+        result = await change_status_of(client, to, change)
+    else:
+        client = client or await _connect()
+        result = await query_status(client, to)
     print(result.model_dump_json(indent=2))
     return 0
 
 
-def sla_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="renewals sla", description="Partner issuance SLA")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="renewals sla", description="Partner issuance SLA (docs/sla.md)")
     commands = parser.add_subparsers(dest="command", required=True)
     simulate_cmd = commands.add_parser(
         "simulate", help="run applications on the time-skipping server, print JSON"
@@ -433,15 +607,49 @@ def sla_main(argv: list[str]) -> int:
     report.add_argument("--csv", help="write the report as CSV to PATH")
     report.add_argument("--html", help="write the report as a static HTML page to PATH")
     report.add_argument("--database", help="database URL (default: RENEWALS_DATABASE_URL)")
-    status = commands.add_parser("status", help="change an application's status (validated)")
-    status.add_argument("application")
-    status.add_argument("--partner", required=True)
-    status.add_argument("--to", required=True, choices=[s.value for s in SlaStatus])
-    status.add_argument("--by", required=True, help="who makes the change")
+    submit = commands.add_parser("submit", help="start an application's journey from FILE.json or flags")
+    submit.add_argument(
+        "file", nargs="?", help='{"id": ..., "partner": ..., "urgent": ..., "responsible": {...}}'
+    )
+    submit.add_argument("--id")
+    submit.add_argument("--partner")
+    submit.add_argument("--urgent", action="store_true")
+    submit.add_argument("--by", help="who submits (default: partner)")
+    submit.add_argument("--submitted-at", help="ISO-8601 with offset (default: now)")
+    submit.add_argument("--client-contact", help="responsible for answering the client")
+    submit.add_argument("--documents", help="responsible for collecting the documents")
+    submit.add_argument("--payment", help="responsible for taking the payment")
+    submit.add_argument("--task-queue", help="default: RENEWALS_TASK_QUEUE")
+    status = commands.add_parser(
+        "status", help="print an application's journey as JSON, or change its status"
+    )
+    status.add_argument("application", help="the application id with --partner, or the workflow id")
+    status.add_argument("--partner")
+    status.add_argument("--to", choices=[s.value for s in SlaStatus], help="change the status (validated)")
+    status.add_argument("--by", help="who makes the change")
     status.add_argument("--reason", help="why")
-    args = parser.parse_args(argv)
+    answer = commands.add_parser("answer", help="record an operator's answer (checklist step 4)")
+    answer.add_argument("application", help="the application id with --partner, or the workflow id")
+    answer.add_argument("--partner")
+    answer.add_argument("--who", required=True, help="who answered")
+    answer.add_argument("--answer", required=True, help="what they said")
+    answer.add_argument("--clock", help="the breached clock (default: the oldest awaiting an answer)")
+    return parser
+
+
+async def sla_command(argv: list[str], client: Client | None = None) -> int:
+    """`renewals sla ...` on `client` (default: connect with the settings); 2 on a refusal."""
+    args = _parser().parse_args(argv)
     if args.command == "simulate":
-        return asyncio.run(_simulate_cli(args.file))
+        return await _simulate_cli(args.file)
     if args.command == "report":
-        return asyncio.run(_report_cli(args))
-    return asyncio.run(_status_cli(args))
+        return await _report_cli(args)
+    try:
+        return await _journey_cli(args, client)
+    except (InputError, ApplicationNotFound, StatusRefused) as error:
+        print(str(error), file=sys.stderr)
+        return 2
+
+
+def sla_main(argv: list[str]) -> int:
+    return asyncio.run(sla_command(argv))

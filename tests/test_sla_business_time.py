@@ -8,7 +8,7 @@ import pytest
 
 from renewals.sendwindow import zone
 from renewals.sla.business_time import BusinessCalendar, Elapsed
-from renewals.sla.clocks import start_clock, view
+from renewals.sla.clocks import BREACH_CHECK_DELAY, calendar_problem, start_clock, view
 from renewals.sla.models import SlaStatus, SupportCalendar, application_workflow_id, transition_error
 from renewals.sla.settings import SlaTargets
 
@@ -35,6 +35,12 @@ def test_transferred_working_saturday_counts() -> None:
     # 20.02.2027 is a transferred working Saturday; Mon 22.02 and Tue 23.02 are off.
     assert CAL.add(msk("2027-02-19 17:50"), timedelta(minutes=15)) == msk("2027-02-20 09:05")
     assert CAL.add(msk("2027-02-20 17:00"), timedelta(minutes=120)) == msk("2027-02-24 10:00")
+
+
+def test_transferred_working_saturday_2025_11_01() -> None:
+    # holidays: Sat 01.11.2025 is a working day (transferred), Mon 03.11 and Tue 04.11 are off.
+    assert CAL.add(msk("2025-10-31 17:50"), timedelta(minutes=15)) == msk("2025-11-01 09:05")
+    assert CAL.add(msk("2025-11-01 17:00"), timedelta(minutes=120)) == msk("2025-11-05 10:00")
 
 
 def test_start_outside_hours_counts_from_the_next_opening() -> None:
@@ -107,3 +113,35 @@ def test_clock_view_pauses_at_night_and_counts_business_time() -> None:
 
 def test_workflow_ids_are_readable_and_stable() -> None:
     assert application_workflow_id("Realty 1", "R/77") == "sla-realty-1-r-77"
+
+
+def test_exactly_at_due_is_not_a_breach() -> None:
+    """ "Within 15 minutes" includes the 15th: only running past `due` breaches."""
+    run = start_clock(SlaTargets().clocks()[0], msk("2027-04-07 10:00"), CAL)
+    assert run.due == msk("2027-04-07 10:15")
+    assert not run.overran(run.due)
+    assert run.overran(run.due + timedelta(microseconds=1))
+    assert run.next_moment(strict=True) == run.warn_at  # the warning comes first
+    run.warned = run.warn_at
+    assert run.next_moment(strict=True) == run.due + BREACH_CHECK_DELAY
+    assert run.next_moment() == run.due  # journeys started before the sla-v2 patch
+    stopped_on_time = run.model_copy(update={"stopped": run.due})
+    stopped_late = run.model_copy(update={"stopped": run.due + timedelta(seconds=1)})
+    assert not stopped_on_time.overran(run.due + timedelta(hours=1))
+    assert stopped_late.overran(run.due + timedelta(seconds=1))
+
+
+def test_calendar_problem_names_the_uncovered_year() -> None:
+    clocks = SlaTargets().clocks()
+    assert calendar_problem(clocks, SlaStatus.PAID, msk("2040-12-28 10:00"), CAL) is None
+    # 2040-12-31 17:00 + 120 business minutes reaches January 2041, outside the calendar's years.
+    late = calendar_problem(clocks, SlaStatus.PAID, msk("2040-12-31 17:00"), CAL)
+    assert late is not None and "2041-01-01 is outside the production calendar's years" in late
+    early = calendar_problem(clocks, SlaStatus.CALCULATED, msk("2019-12-30 10:00"), CAL)
+    assert early is not None and early.startswith("the support calendar cannot count 2019-12-30")
+
+
+def test_counting_up_to_the_calendars_last_day_does_not_look_past_it() -> None:
+    # 2041 is outside the calendar: counting inside 31.12.2040 must not peek at 01.01.2041.
+    assert CAL.between(msk("2040-12-31 10:00"), msk("2040-12-31 17:00")) == timedelta(hours=7)
+    assert CAL.between(msk("2040-12-31 10:00"), msk("2040-12-31 23:00")) == timedelta(hours=8)

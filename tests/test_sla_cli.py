@@ -12,7 +12,7 @@ import pytest
 
 from renewals.db.database import Database
 from renewals.sla.models import SlaStatus
-from starter.sla import InputError, parse_simulation, sla_main
+from starter.sla import CLOCK_KEYS, ESCALATION_KEYS, RESULT_KEYS, InputError, parse_simulation, sla_main
 from tests.test_sla_report import snapshot
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "sla_applications.json"
@@ -43,7 +43,16 @@ def write(tmp_path: Path, document: Any) -> str:
 async def test_simulate_prints_the_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = await asyncio.to_thread(sla_main, ["simulate", write(tmp_path, ISSUE_EXAMPLE)])
     assert code == 0
-    (result,) = json.loads(capsys.readouterr().out)["results"]
+    output = json.loads(capsys.readouterr().out)
+    assert set(output) == {"results"}
+    (result,) = output["results"]
+    # Exactly the contract's keys: partner, status and the rest are in `renewals sla status`.
+    assert set(result) == {"id", "clocks", "escalations", "time_in_status"} == set(RESULT_KEYS)
+    assert all(
+        set(c) == {"name", "started", "due", "stopped", "breached"} == set(CLOCK_KEYS)
+        for c in result["clocks"]
+    )
+    assert all(set(e) == {"at", "clock", "step"} == set(ESCALATION_KEYS) for e in result["escalations"])
     assert result["id"] == "R1"
     assert result["clocks"] == [
         {
@@ -61,10 +70,12 @@ async def test_simulate_prints_the_contract(tmp_path: Path, capsys: pytest.Captu
             "breached": False,
         },
     ]
+    # The warning 10 business minutes in (Tue 09:05); the breach is checked one second after due.
     assert result["escalations"] == [
-        {"at": "2027-03-09T09:10:00+03:00", "clock": "calculation", "step": "check_data_and_payment"},
-        {"at": "2027-03-09T09:10:00+03:00", "clock": "calculation", "step": "locate_blocker"},
-        {"at": "2027-03-09T09:10:00+03:00", "clock": "calculation", "step": "hand_over"},
+        {"at": "2027-03-09T09:05:00+03:00", "clock": "calculation", "step": "warning"},
+        {"at": "2027-03-09T09:10:01+03:00", "clock": "calculation", "step": "check_data_and_payment"},
+        {"at": "2027-03-09T09:10:01+03:00", "clock": "calculation", "step": "locate_blocker"},
+        {"at": "2027-03-09T09:10:01+03:00", "clock": "calculation", "step": "hand_over"},
         {"at": "2027-03-09T09:30:00+03:00", "clock": "calculation", "step": "record_answer"},
     ]
     assert result["time_in_status"] == {"submitted": 2100, "calculated": 37800, "paid": 2400, "issued": 0}
@@ -124,13 +135,70 @@ def events(*pairs: tuple[str, str]) -> list[dict[str, str]]:
             {"id": "B7", "partner": "p", "events": events(("2027-03-05T10:00:00", "submitted"))},
             "application B7: events[0].at: needs a UTC offset",
         ),
+        (["R1"], "application #1: (root): must be an object"),
+        ("R1", "application #1: (root): must be an object"),
+        (
+            {"id": "B8", "partner": "p", "events": events(("2041-03-05T10:00:00+03:00", "submitted"))},
+            "application B8: events[0].at: the support calendar cannot count 2041-03-05T10:00:00+03:00",
+        ),
+        (
+            {
+                "id": "B9",
+                "partner": "p",
+                "events": events(
+                    ("2040-12-31T10:00:00+03:00", "submitted"), ("2040-12-31T17:00:00+03:00", "paid")
+                ),
+            },
+            "application B9: events[1].at: the support calendar cannot count 2040-12-31T17:00:00+03:00: "
+            "2041-01-01 is outside",
+        ),
     ],
 )
-def test_malformed_applications_are_refused(application: dict[str, Any], message: str) -> None:
+def test_malformed_applications_are_refused(application: Any, message: str) -> None:
     document = {"applications": [application]}
     with pytest.raises(InputError) as refused:
         parse_simulation(document, datetime(2026, 11, 23, tzinfo=UTC))
     assert str(refused.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        (
+            ("realty-1", "R1"),
+            ("realty-1", "r1"),
+            "application r1: id: collides with application R1 of partner realty-1",
+        ),
+        (
+            ("realty 1", "R1"),
+            ("realty-1", "R1"),
+            "application R1: id: collides with application R1 of partner realty 1",
+        ),
+        (
+            ("realty-1", "R1"),
+            ("realty-1", "R1"),
+            "application R1: id: used more than once for partner realty-1",
+        ),
+    ],
+)
+def test_ids_that_normalise_alike_exit_2_with_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    first: tuple[str, str],
+    second: tuple[str, str],
+    message: str,
+) -> None:
+    submitted = events(("2027-03-05T10:00:00+03:00", "submitted"))
+    document = {
+        "applications": [
+            {"id": app_id, "partner": partner, "events": submitted} for partner, app_id in (first, second)
+        ]
+    }
+    assert sla_main(["simulate", write(tmp_path, document)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(message)
+    if first != second:
+        assert "(both are workflow sla-realty-1-r1)" in err
 
 
 def test_malformed_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

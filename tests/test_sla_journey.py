@@ -6,6 +6,7 @@ Times are Moscow time; the support calendar is 09:00–18:00 on RU working days.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,8 @@ from starter.sla import parse_simulation, run_simulation, simulation_runs
 from tests.sla_support import RecordingNotifier, time_skipping_env
 
 TODAY = datetime(2026, 11, 23, tzinfo=UTC)
+EXAMPLE = Path(__file__).parent.parent / "examples" / "sla_applications.json"
+URGENT_LINE = "duty-line"
 PEOPLE = {"client_contact": "Анна", "documents": "Борис", "payment": "Вера"}
 
 
@@ -92,6 +95,22 @@ APPLICATIONS = [
         ("2027-04-14T14:00", "issued"),
     ),
     app("abandoned", ("2027-04-14T10:00", "submitted")),
+    app(
+        "exact-due",
+        ("2027-04-07T14:00", "submitted"),
+        ("2027-04-07T14:15", "calculated"),  # exactly 15 business minutes
+        ("2027-04-07T14:30", "cancelled"),
+    ),
+    app(
+        "urgent-slow",  # the reaction and the calculation both late at 15:15: one slow start
+        ("2027-04-07T15:00", "submitted"),
+        ("2027-04-07T15:20", "acknowledged"),
+        ("2027-04-07T15:30", "calculated"),
+        ("2027-04-07T15:40", "cancelled"),
+        urgent=True,
+    ),
+    # The shipped example's R2: urgent, submitted on the transferred working Saturday 20.02.2027.
+    next(a for a in json.loads(EXAMPLE.read_text(encoding="utf-8"))["applications"] if a["id"] == "R2"),
     # The weekly report's known set, week 2027-W16.
     app(
         "a1",
@@ -122,10 +141,21 @@ APPLICATIONS = [
 
 
 class Batch:
-    def __init__(self, results: list[ApplicationStatus], db: Database, notifier: RecordingNotifier) -> None:
+    def __init__(
+        self,
+        results: list[ApplicationStatus],
+        db: Database,
+        notifier: RecordingNotifier,
+        urgent: RecordingNotifier,
+    ) -> None:
         self.by_id = {r.id: r for r in results}
         self.db = db
-        self.notifier = notifier
+        self.notifier = notifier  # the responsible persons' channel
+        self.urgent = urgent  # the dedicated urgent line
+
+    def notices(self, app_id: str, urgent: bool = False) -> list[tuple[str, str, str]]:
+        notifier = self.urgent if urgent else self.notifier
+        return [(n.kind, n.channel, n.to) for n in notifier.notices if f"/{app_id}/" in n.dedup_key]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -133,11 +163,12 @@ async def batch(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Batch
     path: Path = tmp_path_factory.mktemp("sla-journey") / "sla.db"
     db = Database(f"sqlite+aiosqlite:///{path}")
     await db.migrate()
-    notifier = RecordingNotifier()
+    notifier, urgent = RecordingNotifier(), RecordingNotifier()
     simulation = parse_simulation({"applications": APPLICATIONS}, TODAY)
+    activities = SlaActivities(db, notifier, urgent_notifier=urgent, urgent_line=URGENT_LINE)
     async for env in time_skipping_env():
-        results = await run_simulation(env, simulation_runs(simulation), SlaActivities(db, notifier))
-        yield Batch(results, db, notifier)
+        results = await run_simulation(env, simulation_runs(simulation), activities)
+        yield Batch(results, db, notifier, urgent)
     await db.dispose()
 
 
@@ -197,12 +228,32 @@ async def test_calculation_breach_at_fifteen_business_minutes(batch: Batch) -> N
     }
     breach = utc("2027-04-07T11:15")
     assert steps(result) == [
+        ("calculation", "warning", utc("2027-04-07T11:10")),
         ("calculation", "check_data_and_payment", breach),
         ("calculation", "locate_blocker", breach),
         ("calculation", "hand_over", breach),
         ("calculation", "record_answer", utc("2027-04-07T11:40")),
     ]
     assert not result.process_flag
+    assert result.escalations[0].finding == (
+        "warned Анна via responsible: warning: application calc-breach (realty-1), calculation SLA "
+        "deadline 07.04.2027 11:15 MSK, waiting for calculation"
+    )
+    assert batch.notices("calc-breach") == [
+        ("warning", "responsible", "Анна"),
+        ("hand_over", "responsible", "Анна"),
+    ]
+
+
+async def test_a_change_exactly_at_the_due_moment_is_inside_sla(batch: Batch) -> None:
+    result = batch.by_id["exact-due"]
+    assert clock(result, "calculation") == {
+        "due": utc("2027-04-07T14:15"),
+        "stopped": utc("2027-04-07T14:15"),
+        "breached": False,
+        "warned": utc("2027-04-07T14:10"),
+    }
+    assert steps(result) == [("calculation", "warning", utc("2027-04-07T14:10"))] and result.breaches == 0
 
 
 async def test_breach_spans_night_weekend_and_holiday_with_clock_paused(batch: Batch) -> None:
@@ -223,8 +274,57 @@ async def test_breach_spans_night_weekend_and_holiday_with_clock_paused(batch: B
 
 async def test_transferred_working_saturday_is_business_time(batch: Batch) -> None:
     result = batch.by_id["saturday"]
+    # Fri 19.02 17:50: 10 minutes on Friday (the warning at closing), the breach on Saturday 20.02.
     assert clock(result, "calculation")["due"] == utc("2027-02-20T09:05")
-    assert steps(result)[0] == ("calculation", "check_data_and_payment", utc("2027-02-20T09:05"))
+    assert clock(result, "calculation")["breached"] is True
+    assert steps(result)[:2] == [
+        ("calculation", "warning", utc("2027-02-19T18:00")),
+        ("calculation", "check_data_and_payment", utc("2027-02-20T09:05")),
+    ]
+
+
+async def test_breach_on_the_working_saturday_with_reasons_in_the_report(batch: Batch) -> None:
+    """R2 of the shipped example: urgent, submitted Sat 20.02.2027 08:50 (a working Saturday)."""
+    result = batch.by_id["R2"]
+    assert clock(result, "urgent_reaction")["due"] == utc("2027-02-20T09:05")  # around the clock
+    assert clock(result, "calculation") == {
+        "due": utc("2027-02-20T09:15"),  # counted from Saturday's opening at 09:00
+        "stopped": utc("2027-02-20T09:30"),
+        "breached": True,
+        "warned": utc("2027-02-20T09:10"),
+    }
+    # Mon 22.02 and Tue 23.02 are off: the issuance clock (Wed 11:00) breaches at 13:00.
+    assert clock(result, "issuance")["breached"] is True and result.breaches == 3
+    flags = [s for s in result.escalations if s.step is EscalationStepName.RAISE_PROCESS_FLAG]
+    assert [s.clock for s in flags] == ["issuance"]  # the reaction breach is not a "repeat"
+    start, end = week_bounds("2027-W07", "Europe/Moscow")
+    stored = await load_applications(batch.db, start, end)
+    report = build_report(stored, "2027-W07", "Europe/Moscow", now=end)
+    overall = report.groups[0]
+    assert overall.delay_reasons["no policy template"] == 1 and overall.delay_reasons["sending"] == 1
+    assert overall.repeated_breaches == 1
+
+
+async def test_urgent_applications_use_the_separate_urgent_channel(batch: Batch) -> None:
+    assert batch.notices("urgent-late", urgent=True) == [
+        ("warning", "urgent", URGENT_LINE),
+        ("hand_over", "urgent", URGENT_LINE),
+    ]
+    assert batch.notices("urgent-late") == []  # nothing on the responsible persons' channel
+    hand_over = next(
+        n for n in batch.urgent.notices if n.dedup_key == "realty-1/urgent-late/urgent_reaction/hand_over"
+    )
+    assert hand_over.text.endswith("responsible: Анна")
+    channels = {(s.step.value, s.channel) for s in batch.by_id["urgent-late"].escalations}
+    assert {("warning", "urgent"), ("hand_over", "urgent")} <= channels
+    assert batch.notices("repeated", urgent=True) == []  # a normal application never uses it
+
+
+async def test_reaction_and_calculation_breach_together_are_not_repeated(batch: Batch) -> None:
+    result = batch.by_id["urgent-slow"]
+    assert clock(result, "urgent_reaction")["breached"] and clock(result, "calculation")["breached"]
+    assert result.breaches == 2 and not result.process_flag
+    assert EscalationStepName.RAISE_PROCESS_FLAG not in {s.step for s in result.escalations}
 
 
 async def test_urgent_reaction_around_the_clock(batch: Batch) -> None:
@@ -241,27 +341,30 @@ async def test_urgent_reaction_around_the_clock(batch: Batch) -> None:
         "breached": False,
         "warned": None,
     }
-    assert ok.escalations == []
+    assert steps(ok) == [("urgent_reaction", "warning", utc("2027-04-10T03:10"))]
+    assert ok.escalations[0].channel == "urgent"
     assert clock(late, "urgent_reaction")["breached"] is True
-    assert steps(late)[0] == ("urgent_reaction", "check_data_and_payment", utc("2027-04-10T03:15"))
+    assert steps(late)[1] == ("urgent_reaction", "check_data_and_payment", utc("2027-04-10T03:15"))
     assert steps(late)[-1] == ("urgent_reaction", "record_answer", utc("2027-04-10T03:20"))
 
 
 async def test_full_checklist_with_repeated_breach_flag(batch: Batch) -> None:
     result = batch.by_id["repeated"]
-    assert [(c, s) for c, s, _ in steps(result)] == [
-        ("calculation", "check_data_and_payment"),
-        ("calculation", "locate_blocker"),
-        ("calculation", "hand_over"),
-        ("calculation", "record_answer"),
-        ("issuance", "check_data_and_payment"),
-        ("issuance", "locate_blocker"),
-        ("issuance", "hand_over"),
-        ("issuance", "record_answer"),
-        ("issuance", "raise_process_flag"),
+    breach_1, breach_2 = utc("2027-04-14T10:15"), utc("2027-04-14T13:00")
+    assert steps(result) == [
+        ("calculation", "warning", utc("2027-04-14T10:10")),
+        ("calculation", "check_data_and_payment", breach_1),
+        ("calculation", "locate_blocker", breach_1),
+        ("calculation", "hand_over", breach_1),
+        ("calculation", "record_answer", utc("2027-04-14T10:40")),
+        ("issuance", "warning", utc("2027-04-14T12:00")),  # the 60-minute target
+        ("issuance", "check_data_and_payment", breach_2),
+        ("issuance", "locate_blocker", breach_2),
+        ("issuance", "hand_over", breach_2),
+        ("issuance", "record_answer", utc("2027-04-14T14:00")),
+        # Raised at the repeated breach itself, without waiting for step 4's answer at 14:00.
+        ("issuance", "raise_process_flag", breach_2),
     ]
-    assert steps(result)[4][2] == utc("2027-04-14T13:00")
-    assert steps(result)[-1][2] == utc("2027-04-14T14:00")
     assert result.breaches == 2 and result.process_flag
     findings = {(s.clock, s.step): s.finding for s in result.escalations}
     assert findings[("issuance", EscalationStepName.CHECK_DATA_AND_PAYMENT)] == (
@@ -270,13 +373,17 @@ async def test_full_checklist_with_repeated_breach_flag(batch: Batch) -> None:
     assert findings[("calculation", EscalationStepName.LOCATE_BLOCKER)] == "calculation"
     assert findings[("issuance", EscalationStepName.LOCATE_BLOCKER)] == "sending"
     assert findings[("issuance", EscalationStepName.RECORD_ANSWER)] == "status moved to issued by partner"
-    hand_overs = [n for n in batch.notifier.notices if n.dedup_key.startswith("realty-1/repeated/")]
-    assert [(n.kind, n.to) for n in hand_overs] == [
-        ("hand_over", "Анна"),
-        ("hand_over", "Вера"),
-        ("process_flag", "realty-1"),
+    assert batch.notices("repeated") == [
+        ("warning", "responsible", "Анна"),
+        ("hand_over", "responsible", "Анна"),
+        ("warning", "responsible", "Вера"),
+        ("hand_over", "responsible", "Вера"),
+        ("process_flag", "partner", "realty-1"),
     ]
-    assert "deadline 14.04.2027 13:00 MSK" in hand_overs[1].text
+    hand_over = next(
+        n for n in batch.notifier.notices if n.dedup_key == "realty-1/repeated/issuance/hand_over"
+    )
+    assert "deadline 14.04.2027 13:00 MSK" in hand_over.text
 
 
 async def test_unanswered_escalation_stays_awaited(batch: Batch) -> None:

@@ -15,7 +15,15 @@ from rich.console import Console
 
 from renewals.db.database import Database
 from renewals.sendwindow import zone
-from renewals.sla.models import ApplicationStatus, SlaStatus, StatusPeriod, SupportCalendar
+from renewals.sla.models import (
+    ApplicationStatus,
+    ClockView,
+    EscalationStep,
+    EscalationStepName,
+    SlaStatus,
+    StatusPeriod,
+    SupportCalendar,
+)
 from renewals.sla.render import print_report, report_csv, report_html
 from renewals.sla.report import build_report, one_liner, p90, week_bounds
 from renewals.sla.store import load_applications, save_application
@@ -59,6 +67,31 @@ def snapshot(
         breaches=0,
         process_flag=False,
     )
+
+
+def breached(application: ApplicationStatus, clock: str, started: str, due: str, stopped: str | None) -> None:
+    """Give a snapshot a breached clock and its checklist steps 1–3 (stuck at `calculation`)."""
+    application.clocks.append(
+        ClockView(
+            name=clock,
+            started=msk(started),
+            warn_at=None,
+            due=msk(due),
+            stopped=None if stopped is None else msk(stopped),
+            warned=None,
+            breached=True,
+            breached_at=msk(due),
+            elapsed_seconds=0,
+            remaining_seconds=0,
+            paused=False,
+        )
+    )
+    application.escalations.append(
+        EscalationStep(
+            clock=clock, step=EscalationStepName.LOCATE_BLOCKER, at=msk(due), finding="calculation"
+        )
+    )
+    application.breaches += 1
 
 
 @pytest_asyncio.fixture(params=URLS, loop_scope="session")
@@ -136,3 +169,73 @@ def test_renderings_carry_the_numbers() -> None:
     print_report(report, console)
     text = console.export_text()
     assert "week 2027-W16" in text and "1 (100%)" in text and "в течение часа" in text
+
+
+def test_open_status_counts_up_to_the_cut_off() -> None:
+    """A snapshot stored at 10:15 of an application still submitted: the report counts to its cut-off."""
+    open_app = snapshot("p", "open", ("2027-04-19T10:00", SlaStatus.SUBMITTED))
+    open_app.finished, open_app.periods[0].left = False, None
+    open_app.time_in_status = {"submitted": 900}
+    during_week = build_report([open_app], "2027-W16", "Europe/Moscow", now=msk("2027-04-19T11:00"))
+    assert during_week.cutoff == msk("2027-04-19T11:00")
+    assert during_week.groups[0].statuses[0].median_seconds == 3600
+    after_week = build_report([open_app], "2027-W16", "Europe/Moscow", now=msk("2027-05-10T12:00"))
+    assert after_week.cutoff == msk("2027-04-26T00:00")  # the end of the week
+    # Mon 10:00–18:00 (8 h) and Tue–Fri 9 h each = 44 business hours.
+    assert after_week.groups[0].statuses[0].median_seconds == 44 * 3600
+    closed = open_app.model_copy(update={"finished": True})  # closed journeys keep their snapshot
+    assert (
+        build_report([closed], "2027-W16", "Europe/Moscow", now=msk("2027-04-19T11:00"))
+        .groups[0]
+        .statuses[0]
+        .median_seconds
+        == 900
+    )
+
+
+def test_delay_reasons_include_what_people_said_during_a_breach() -> None:
+    late = snapshot(
+        "p",
+        "late",
+        ("2027-04-19T10:00", SlaStatus.SUBMITTED),
+        ("2027-04-19T10:40", SlaStatus.CALCULATED),
+        ("2027-04-19T11:00", SlaStatus.CANCELLED),
+    )
+    late.periods[1].reason = "no policy template"  # given with the change that stopped the breach
+    late.periods[2].reason = "the client chose another bank"  # after the breach was over
+    breached(late, "calculation", "2027-04-19T10:00", "2027-04-19T10:15", "2027-04-19T10:40")
+    report = build_report([late], "2027-W16", "Europe/Moscow", now=msk("2027-05-01T00:00"))
+    assert report.groups[0].delay_reasons == {"calculation": 1, "no policy template": 1}
+    assert "2027-W16,all,delay_reason,no policy template,1" in report_csv(report).splitlines()
+
+
+def test_partners_with_two_breached_applications_get_a_dedicated_channel() -> None:
+    def app(partner: str, app_id: str, breach: bool) -> ApplicationStatus:
+        application = snapshot(
+            partner,
+            app_id,
+            ("2027-04-19T10:00", SlaStatus.SUBMITTED),
+            ("2027-04-19T10:40", SlaStatus.CANCELLED),
+        )
+        if breach:
+            breached(application, "calculation", "2027-04-19T10:00", "2027-04-19T10:15", "2027-04-19T10:40")
+        return application
+
+    applications = [
+        app("busy", "b1", True),
+        app("busy", "b2", True),
+        app("calm", "c1", True),
+        app("calm", "c2", False),
+    ]
+    report = build_report(applications, "2027-W16", "Europe/Moscow", now=msk("2027-05-01T00:00"))
+    overall, busy, calm = report.groups
+    assert (busy.breached_applications, busy.dedicated_channel) == (2, True)
+    assert (calm.breached_applications, calm.dedicated_channel) == (1, False)
+    assert (overall.breached_applications, overall.dedicated_channel) == (3, False)
+    assert report.dedicated_channel_partners == ["busy"]
+    rows = report_csv(report).splitlines()
+    assert "2027-W16,busy,dedicated_channel,,1" in rows and "2027-W16,calm,dedicated_channel,,0" in rows
+    assert "two or more breached applications" in report_html(report).lower()
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    assert "dedicated support channel): busy" in console.export_text()

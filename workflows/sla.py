@@ -3,10 +3,13 @@
 Status changes arrive as the `change_status` update (validated: a refused move never enters history)
 or the `status_changed` signal (a refused move is kept in `rejected`). Each change stops and starts
 clocks (`renewals.sla.settings.SlaTargets`), and the journey sleeps until the next warning or breach
-moment. A breach runs the seed's escalation checklist as a tracked sequence of activities and one
-awaited operator answer. SimulateApplication drives a journey from a script on the server's clock.
+moment. A warning notifies the stage's responsible person (an urgent application: the urgent line).
+A breach runs the seed's escalation checklist as a tracked sequence of activities and one awaited
+operator answer. The report's snapshot is stored after every change of the journey's state.
+SimulateApplication drives a journey from a script on the server's clock.
 
-Determinism: time only from `workflow.now()`, I/O only in activities (called by name).
+Determinism: time only from `workflow.now()`, I/O only in activities (called by name). Journeys
+started before the `sla-v2` patch keep their old command sequence (see `SLA_V2`).
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ with workflow.unsafe.imports_passed_through():
     from renewals.sendwindow import zone
     from renewals.sla import search_attributes as sa
     from renewals.sla.business_time import BusinessCalendar
-    from renewals.sla.clocks import ClockRun, start_clock, view
+    from renewals.sla.clocks import ClockRun, calendar_problem, start_clock, view
     from renewals.sla.models import (
         DUTY_OF_STATUS,
+        PARTNER_CHANNEL,
         TERMINAL,
         ApplicationInput,
         ApplicationStatus,
@@ -45,6 +49,14 @@ with workflow.unsafe.imports_passed_through():
 
 QUICK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+# The `sla-v2` patch: the warning is a notification activity; an urgent application's notices use the
+# urgent channel; the snapshot is stored after every warning, breach and checklist step (not only
+# status changes); a breach is checked just after `due` (an event exactly at `due` is inside the SLA)
+# and also caught when a change stops a clock that already ran past `due`; a repeated breach raises
+# the process flag right after steps 1–3 instead of after step 4's answer, and the urgent reaction
+# clock does not count towards "repeated". Journeys started before it run the old path to the end.
+SLA_V2 = "sla-v2"
 
 _AUTOMATIC_STEPS = (
     (EscalationStepName.CHECK_DATA_AND_PAYMENT, "sla_check_data_and_payment"),
@@ -71,12 +83,24 @@ class PartnerApplication:
         self._flag = False
         self._closed: str | None = None
         self._escalating: list[asyncio.Task[None]] = []
-        self._start_clocks(SlaStatus.SUBMITTED, now)
+        self._revision = 0  # every change of the state the snapshot shows
+        self._v2 = False  # decided by `workflow.patched` at the start of `run`
+        # A submission the calendar cannot count fails the run cleanly (starters check it first).
+        self._invalid = calendar_problem(application.clocks, SlaStatus.SUBMITTED, now, self._calendar)
+        if self._invalid is None:
+            self._start_clocks(SlaStatus.SUBMITTED, now)
 
     # ---- the journey ---------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, application: ApplicationInput) -> ApplicationStatus:
+        self._v2 = workflow.patched(SLA_V2)
+        if self._invalid is not None:
+            raise ApplicationError(
+                f"application {application.id}: {self._invalid}",
+                type="CalendarNotCovered",
+                non_retryable=True,
+            )
         workflow.upsert_search_attributes(
             [
                 sa.SLA_STATUS.value_set(self._status.value),
@@ -91,8 +115,9 @@ class PartnerApplication:
             self._fire_due(workflow.now())
             if self._done:
                 break
-            if recorded != self._changes:  # keep the report's store current after every change
-                recorded = self._changes
+            # Keep the report's store current: after every state change (v1: status changes only).
+            if recorded != self._mark():
+                recorded = self._mark()
                 await self._record()
                 continue
             await self._sleep_until_next_moment()
@@ -106,11 +131,13 @@ class PartnerApplication:
 
     async def _sleep_until_next_moment(self) -> None:
         """Until the next warning or breach, or until a status change re-plans the clocks."""
-        seen = self._changes
-        pending = [(moment, clock) for clock in self._clocks if (moment := clock.next_moment()) is not None]
+        seen = self._mark()
+        pending = [
+            (moment, clock) for clock in self._clocks if (moment := clock.next_moment(self._v2)) is not None
+        ]
 
         def changed() -> bool:
-            return self._changes != seen or self._closed is not None
+            return self._mark() != seen or self._closed is not None
 
         if not pending:
             await workflow.wait_condition(changed)
@@ -124,7 +151,18 @@ class PartnerApplication:
                 timeout_summary=f"{clock.spec.name} {kind} at {self._local(moment):%d.%m %H:%M}",
             )
 
+    def _mark(self) -> int:
+        """What wakes the journey: any state change (v2), status changes only (v1)."""
+        return self._revision if self._v2 else self._changes
+
+    def _touch(self) -> None:
+        self._revision += 1
+        self._publish()
+
     def _fire_due(self, now: datetime) -> None:
+        if self._v2:
+            self._fire_due_v2(now)
+            return
         for clock in self._clocks:
             if not clock.running:
                 continue
@@ -137,6 +175,56 @@ class PartnerApplication:
                 workflow.upsert_search_attributes([sa.SLA_BREACHED.value_set(True)])
                 self._escalating.append(asyncio.create_task(self._escalate(clock, self._breaches)))
                 self._publish()
+
+    def _fire_due_v2(self, now: datetime) -> None:
+        for clock in self._clocks:
+            if (
+                clock.running
+                and clock.warn_at is not None
+                and clock.warned is None
+                and clock.warn_at <= now
+                and clock.warn_at < clock.due
+                and not clock.overran(now)
+            ):
+                clock.warned = clock.warn_at
+                self._escalating.append(asyncio.create_task(self._warn(clock)))
+                self._touch()
+            if clock.overran(now):  # still running after `due`, or stopped after it
+                clock.breached_at = clock.due
+                self._breaches += 1
+                # The urgent reaction clock runs from the same submission as the calculation clock:
+                # a late first reaction and a late calculation are one slow start, not a repeat.
+                process_breaches = sum(
+                    1 for c in self._clocks if c.breached_at is not None and not c.spec.urgent_only
+                )
+                repeated = not clock.spec.urgent_only and process_breaches >= 2
+                workflow.upsert_search_attributes([sa.SLA_BREACHED.value_set(True)])
+                self._escalating.append(
+                    asyncio.create_task(self._escalate_v2(clock, self._breaches, repeated))
+                )
+                self._touch()
+
+    async def _warn(self, clock: ClockRun) -> None:
+        """The warning before the breach, as a notice to whoever can still keep the deadline."""
+        request = self._escalation_request(clock.spec.name, clock.due, self._breaches, self._status)
+        found = await workflow.execute_activity(
+            "sla_warn",
+            request,
+            result_type=StepFinding,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=QUICK_RETRY,
+            summary=f"{clock.spec.name} warning via {request.channel}",
+        )
+        self._escalations.append(
+            EscalationStep(
+                clock=clock.spec.name,
+                step=EscalationStepName.WARNING,
+                at=workflow.now(),
+                finding=found.finding,
+                channel=request.channel,
+            )
+        )
+        self._touch()
 
     # ---- the escalation checklist --------------------------------------------------------------
 
@@ -186,17 +274,74 @@ class PartnerApplication:
             )
             self._publish()
 
-    def _escalation_request(self, clock: str, due: datetime, breach_number: int) -> EscalationRequest:
+    async def _escalate_v2(self, clock: ClockRun, breach_number: int, repeated: bool) -> None:
+        """Steps 1–3 are activities; 4 is shown awaited until an operator's answer or the next status
+        change fills it; 5 follows at once on a repeated breach — a second breach is a fact whether
+        or not anyone has answered the first, so the flag does not wait for step 4."""
+        name = clock.spec.name
+        # Where it was stuck at the deadline (a change that stopped the clock late came after it).
+        stuck = next((p.status for p in reversed(self._periods) if p.entered <= clock.due), self._status)
+        request = self._escalation_request(name, clock.due, breach_number, stuck)
+        for step, activity in _AUTOMATIC_STEPS:
+            found = await workflow.execute_activity(
+                activity,
+                request,
+                result_type=StepFinding,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=QUICK_RETRY,
+                summary=f"{name} breached: {step.value}",
+            )
+            channel = request.channel if step is EscalationStepName.HAND_OVER else None
+            self._escalations.append(
+                EscalationStep(
+                    clock=name, step=step, at=workflow.now(), finding=found.finding, channel=channel
+                )
+            )
+            self._touch()
+        answer = EscalationStep(clock=name, step=EscalationStepName.RECORD_ANSWER, at=None)
+        self._escalations.append(answer)
+        progress = next((p for p in self._periods if p.entered > clock.due), None)
+        if progress is not None:  # the application moved on after the deadline: that is the answer
+            self._answer_by_progress(answer, progress)
+        self._touch()
+        if repeated:
+            await self._raise_flag(request, name, breach_number)
+
+    async def _raise_flag(self, request: EscalationRequest, clock: str, breach_number: int) -> None:
+        found = await workflow.execute_activity(
+            "sla_raise_process_flag",
+            request,
+            result_type=StepFinding,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=QUICK_RETRY,
+            summary=f"repeated breach #{breach_number}: process-correction flag",
+        )
+        self._flag = True
+        self._escalations.append(
+            EscalationStep(
+                clock=clock,
+                step=EscalationStepName.RAISE_PROCESS_FLAG,
+                at=workflow.now(),
+                finding=found.finding,
+                channel=PARTNER_CHANNEL,
+            )
+        )
+        self._touch()
+
+    def _escalation_request(
+        self, clock: str, due: datetime, breach_number: int, status: SlaStatus | None = None
+    ) -> EscalationRequest:
         return EscalationRequest(
             application_id=self._app.id,
             partner=self._app.partner,
             timezone=self._app.calendar.timezone,
             clock=clock,
-            status=self._status,
+            status=status or self._status,
             due=due,
             paid=any(p.status is SlaStatus.PAID for p in self._periods),
             responsible=self._app.responsible,
             breach_number=breach_number,
+            urgent=self._app.urgent and self._v2,
         )
 
     @staticmethod
@@ -206,12 +351,15 @@ class PartnerApplication:
             f": {period.reason}" if period.reason else ""
         )
 
-    def _awaiting_answer(self, clock: str) -> EscalationStep | None:
+    def _awaiting_answer(self, clock: str | None) -> EscalationStep | None:
+        """The oldest step 4 awaiting an answer, of `clock` or (None) of any clock."""
         return next(
             (
                 s
                 for s in self._escalations
-                if s.clock == clock and s.step is EscalationStepName.RECORD_ANSWER and s.at is None
+                if (clock is None or s.clock == clock)
+                and s.step is EscalationStepName.RECORD_ANSWER
+                and s.at is None
             ),
             None,
         )
@@ -236,6 +384,7 @@ class PartnerApplication:
             if step.step is EscalationStepName.RECORD_ANSWER and step.at is None:
                 self._answer_by_progress(step, period)
         self._changes += 1
+        self._revision += 1
         workflow.upsert_search_attributes([sa.SLA_STATUS.value_set(change.status.value)])
         self._publish()
 
@@ -244,10 +393,16 @@ class PartnerApplication:
             if spec.starts_at is status and (self._app.urgent or not spec.urgent_only):
                 self._clocks.append(start_clock(spec, now, self._calendar))
 
-    def _refusal(self, status: SlaStatus) -> str | None:
+    def _refusal(self, change: StatusChange) -> str | None:
+        """Why a change is refused: a closed journey, a move the process forbids, or a moment the
+        support calendar cannot count (refused here rather than failing the workflow task)."""
         if self._closed is not None:
-            return f"the journey is closed ({self._closed}); {status.value} is not possible"
-        return transition_error(self._status, status)
+            return f"the journey is closed ({self._closed}); {change.status.value} is not possible"
+        refusal = transition_error(self._status, change.status)
+        if refusal is not None:
+            return refusal
+        moment = _clamp(change.at, self._periods[-1].entered, workflow.now())
+        return calendar_problem(self._app.clocks, change.status, moment, self._calendar)
 
     @workflow.update(name="change_status")
     def change_status(self, change: StatusChange) -> ApplicationStatus:
@@ -257,18 +412,19 @@ class PartnerApplication:
 
     @change_status.validator
     def _validate_change(self, change: StatusChange) -> None:
-        refusal = self._refusal(change.status)
+        refusal = self._refusal(change)
         if refusal is not None:
             raise ValueError(f"application {self._app.id}: {refusal}")
 
     @workflow.signal(name="status_changed")
     def status_changed(self, change: StatusChange) -> None:
         """Fire-and-forget variant (drivers, webhooks): a refused move is kept in `rejected`."""
-        refusal = self._refusal(change.status)
+        refusal = self._refusal(change)
         if refusal is not None:
             self._rejected.append(
                 RejectedChange(at=workflow.now(), status=change.status.value, by=change.by, reason=refusal)
             )
+            self._revision += 1
             return
         self._apply(change)
 
@@ -279,22 +435,21 @@ class PartnerApplication:
         assert step is not None  # the validator guarantees it
         step.at = workflow.now()
         step.finding = f"{answer.by}: {answer.text}"
-        self._publish()
+        self._touch()
         return self.status()
 
     @record_answer.validator
     def _validate_answer(self, answer: EscalationAnswer) -> None:
         if self._awaiting_answer(answer.clock) is None:
-            raise ValueError(
-                f"application {self._app.id}: no escalation of clock {answer.clock!r} awaits an answer"
-            )
+            which = "" if answer.clock is None else f" of clock {answer.clock!r}"
+            raise ValueError(f"application {self._app.id}: no escalation{which} awaits an answer")
 
     @workflow.signal(name="close")
     def close(self, request: CloseRequest) -> None:
         """End the journey without a final status; running clocks stay unstopped in the record."""
         if self._closed is None and self._status not in TERMINAL:
             self._closed = f"{request.reason} ({request.by})"
-            self._publish()
+            self._touch()
 
     # ---- the view ------------------------------------------------------------------------------
 

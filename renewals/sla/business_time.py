@@ -33,11 +33,17 @@ class BusinessCalendar:
         end = datetime.combine(day, self.calendar.close, tzinfo=self.tz).astimezone(UTC)
         return start, end
 
-    def intervals_from(self, moment: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """Open intervals from `moment` on; the first is clipped to start at `moment`."""
+    def intervals_from(
+        self, moment: datetime, until: datetime | None = None
+    ) -> Iterator[tuple[datetime, datetime]]:
+        """Open intervals from `moment` on; the first is clipped to start at `moment`. With `until`,
+        no day after its local date is looked at (so counting up to the calendar's last day works)."""
         moment = moment.astimezone(UTC)
         day = moment.astimezone(self.tz).date()
+        last_day = until.astimezone(self.tz).date() if until is not None else None
         for _ in range(MAX_DAYS):
+            if last_day is not None and day > last_day:
+                return
             hours = self.day_hours(day)
             if hours is not None and hours[1] > moment:
                 yield max(hours[0], moment), hours[1]
@@ -62,7 +68,7 @@ class BusinessCalendar:
         total = timedelta(0)
         if end <= start:
             return total
-        for opened, closed in self.intervals_from(start):
+        for opened, closed in self.intervals_from(start, until=end):
             if opened >= end:
                 break
             total += min(closed, end) - opened

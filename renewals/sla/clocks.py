@@ -3,6 +3,10 @@
 A running clock's warning and breach instants are fixed when it starts (the calendar already accounts
 for nights, weekends and holidays); the journey re-plans its timers whenever a status change starts or
 stops a clock. Pure, so workflow code and tests use the same arithmetic.
+
+"Within 15 minutes" includes the 15th minute: a clock is breached only when it is still running
+*after* its due moment. The journey looks one second after `due` (the resolution of every output),
+so a status change exactly at `due` is inside the SLA.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel
 
 from renewals.sla.business_time import BusinessCalendar, Elapsed
-from renewals.sla.models import ClockSpec, ClockView
+from renewals.sla.models import ClockSpec, ClockView, SlaStatus
+
+# How long after `due` the journey checks for a breach (see the module docstring).
+BREACH_CHECK_DELAY = timedelta(seconds=1)
 
 
 class ClockRun(BaseModel):
@@ -30,15 +37,20 @@ class ClockRun(BaseModel):
     def running(self) -> bool:
         return self.stopped is None
 
-    def next_moment(self) -> datetime | None:
-        """The next instant this clock needs the journey awake for, if any."""
+    def next_moment(self, strict: bool = False) -> datetime | None:
+        """The next instant this clock needs the journey awake for, if any. `strict` (journeys
+        started after the `sla-v2` patch) checks the breach just after `due`, not at it."""
         if not self.running:
             return None
         if self.warn_at is not None and self.warned is None and self.warn_at < self.due:
             return self.warn_at
         if self.breached_at is None:
-            return self.due
+            return self.due + BREACH_CHECK_DELAY if strict else self.due
         return None
+
+    def overran(self, now: datetime) -> bool:
+        """Ran past `due` (strictly): still running after it, or stopped after it."""
+        return self.breached_at is None and (self.stopped or now) > self.due
 
 
 def start_clock(spec: ClockSpec, now: datetime, calendar: BusinessCalendar) -> ClockRun:
@@ -47,6 +59,22 @@ def start_clock(spec: ClockSpec, now: datetime, calendar: BusinessCalendar) -> C
     return ClockRun(
         spec=spec, started=now, warn_at=warn_at, due=elapsed.add(now, timedelta(minutes=spec.limit_minutes))
     )
+
+
+def calendar_problem(
+    specs: list[ClockSpec], status: SlaStatus, moment: datetime, calendar: BusinessCalendar
+) -> str | None:
+    """Why the support calendar cannot count `moment` or plan the clocks `status` starts there
+    (a year outside the production calendar), or None. Checked where input enters — the start, the
+    update validator, the signal, the simulate input — so it never fails a workflow task."""
+    try:
+        calendar.day_hours(moment.astimezone(calendar.tz).date())
+        for spec in specs:
+            if spec.starts_at is status:
+                start_clock(spec, moment, calendar)
+    except ValueError as error:
+        return f"the support calendar cannot count {moment.isoformat()}: {error}"
+    return None
 
 
 def view(run: ClockRun, now: datetime, calendar: BusinessCalendar) -> ClockView:

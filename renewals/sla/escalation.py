@@ -37,6 +37,15 @@ def hand_over_text(request: EscalationRequest) -> str:
     )
 
 
+def warning_text(request: EscalationRequest) -> str:
+    """Before the breach: the same facts as the hand-over, so the person can act before the deadline."""
+    deadline = request.due.astimezone(zone(request.timezone))
+    return (
+        f"warning: application {request.application_id} ({request.partner}), {request.clock} SLA "
+        f"deadline {deadline:%d.%m.%Y %H:%M %Z}, waiting for {locate_blocker(request)}"
+    )
+
+
 def process_flag_text(request: EscalationRequest) -> str:
     return (
         f"breach #{request.breach_number} on application {request.application_id} ({request.partner}): "

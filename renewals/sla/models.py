@@ -190,11 +190,12 @@ class StatusChange(BaseModel):
 
 
 class EscalationAnswer(BaseModel):
-    """Checklist step 4: the answer an operator got for a breached clock, recorded with its time."""
+    """Checklist step 4: the answer an operator got for a breached clock, recorded with its time.
+    Without `clock`, the oldest escalation that awaits an answer gets it (the CLI's default)."""
 
     model_config = ConfigDict(frozen=True)
 
-    clock: str
+    clock: str | None = None
     by: str
     text: str
 
@@ -208,7 +209,16 @@ class CloseRequest(BaseModel):
     reason: str
 
 
+# Where a notice goes. An urgent application's warnings and hand-overs use the dedicated urgent line
+# (the seed: "срочные случаи — отдельный канал с реакцией 10–15 минут"), everything else the person
+# responsible for the stage; the process flag goes to the partner's account manager.
+RESPONSIBLE_CHANNEL = "responsible"
+URGENT_CHANNEL = "urgent"
+PARTNER_CHANNEL = "partner"
+
+
 class EscalationStepName(StrEnum):
+    WARNING = "warning"  # before the breach: not a checklist step, but on the same timeline
     CHECK_DATA_AND_PAYMENT = "check_data_and_payment"
     LOCATE_BLOCKER = "locate_blocker"
     HAND_OVER = "hand_over"
@@ -230,10 +240,15 @@ class EscalationRequest(BaseModel):
     paid: bool
     responsible: Responsible
     breach_number: int
+    urgent: bool = False  # later field: histories recorded before it carry no value
 
     @property
     def dedup_key(self) -> str:
         return f"{self.partner}/{self.application_id}/{self.clock}"
+
+    @property
+    def channel(self) -> str:
+        return URGENT_CHANNEL if self.urgent else RESPONSIBLE_CHANNEL
 
 
 class StepFinding(BaseModel):
@@ -249,6 +264,7 @@ class EscalationStep(BaseModel):
     step: EscalationStepName
     at: datetime | None
     finding: str | None = None
+    channel: str | None = None  # where a notice of this step went (warning, hand_over, flag)
 
 
 class StatusPeriod(BaseModel):

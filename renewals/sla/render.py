@@ -27,7 +27,16 @@ def print_report(report: WeeklyReport, console: Console | None = None) -> None:
         f"[bold]SLA report, week {report.week}[/bold] ({report.start:%d.%m.%Y}–{report.end:%d.%m.%Y})"
     )
     summary = Table(title="Applications")
-    for column in ("scope", "apps", "within SLA", "issuance mean, min", "escalations", "repeated", "delays"):
+    for column in (
+        "scope",
+        "apps",
+        "within SLA",
+        "issuance mean, min",
+        "escalations",
+        "repeated",
+        "breached apps",
+        "delays",
+    ):
         summary.add_column(column)
     for group in report.groups:
         summary.add_row(
@@ -37,9 +46,15 @@ def print_report(report: WeeklyReport, console: Console | None = None) -> None:
             minutes(group.mean_issuance_seconds),
             str(group.escalations),
             str(group.repeated_breaches),
+            f"{group.breached_applications}" + (" → dedicated channel" if group.dedicated_channel else ""),
             ", ".join(f"{reason} {count}" for reason, count in group.delay_reasons.items()) or "—",
         )
     console.print(summary)
+    if report.dedicated_channel_partners:
+        console.print(
+            "Partners with ≥ 2 breached applications (raise a process correction or a dedicated "
+            f"support channel): {', '.join(report.dedicated_channel_partners)}"
+        )
     times = Table(title="Time in status, business minutes (median / p90)")
     times.add_column("scope")
     statuses = [s.status for s in report.groups[0].statuses] if report.groups else []
@@ -74,6 +89,8 @@ def report_csv(report: WeeklyReport) -> str:
         row("mean_issuance_minutes", "", _round_minutes(group.mean_issuance_seconds))
         row("escalations", "", group.escalations)
         row("repeated_breaches", "", group.repeated_breaches)
+        row("breached_applications", "", group.breached_applications)
+        row("dedicated_channel", "", int(group.dedicated_channel))
         for stats in group.statuses:
             row("median_minutes", stats.status.value, _round_minutes(stats.median_seconds))
             row("p90_minutes", stats.status.value, _round_minutes(stats.p90_seconds))
@@ -135,15 +152,22 @@ def _group_html(group: GroupReport) -> str:
         ["median", "p90"],
         "min",
     )
+    flag = (
+        '<p class="flag">Two or more breached applications this week: raise a process correction '
+        "or a dedicated support channel.</p>"
+        if group.dedicated_channel
+        else ""
+    )
     return (
         f"<section><h2>{escape(group.scope)}</h2>"
         f'<p class="promise">{escape(group.one_liner)}</p>'
         "<table><tr><th>applications</th><th>within SLA</th><th>issued</th><th>mean issuance, min</th>"
-        "<th>escalations</th><th>repeated breaches</th></tr>"
+        "<th>escalations</th><th>repeated breaches</th><th>breached applications</th></tr>"
         f"<tr><td>{group.applications}</td><td>{group.within_sla} ({share(group.within_sla_share)})</td>"
         f"<td>{group.issued}</td><td>{minutes(group.mean_issuance_seconds)}</td>"
-        f"<td>{group.escalations}</td><td>{group.repeated_breaches}</td></tr></table>"
-        f"<h3>Delay reasons</h3><ul>{reasons}</ul>{chart}</section>"
+        f"<td>{group.escalations}</td><td>{group.repeated_breaches}</td>"
+        f"<td>{group.breached_applications}</td></tr></table>"
+        f"{flag}<h3>Delay reasons</h3><ul>{reasons}</ul>{chart}</section>"
     )
 
 
@@ -162,6 +186,7 @@ def report_html(report: WeeklyReport) -> str:
         "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
         ".promise{font-size:1.1em;background:#f3f7fb;padding:.5em}"
+        ".flag{background:#fdecea;padding:.5em}"
         "</style></head><body>"
         f"<h1>{title}</h1><p>{report.start:%d.%m.%Y} – {report.end:%d.%m.%Y}</p>"
         f"{share_chart}{''.join(_group_html(g) for g in report.groups)}</body></html>\n"

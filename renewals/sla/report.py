@@ -4,12 +4,16 @@ Definitions (stated here once, repeated in docs/sla.md):
 - the week is an ISO week (`2027-W10`) in the support calendar's time zone; an application belongs to
   the week it was submitted in;
 - time in status: business seconds per application and status (terminal statuses excluded), then
-  the median (`statistics.median`) and the 90th percentile (nearest rank) over applications;
+  the median (`statistics.median`) and the 90th percentile (nearest rank) over applications; the
+  status an application is still in counts up to the report's cut-off (the end of the week, or now
+  if the week is not over), not only up to its last stored snapshot;
 - within SLA: no clock breached (a warning alone is not a breach);
 - issuance time: business time from `paid` to `issued`, mean over issued applications;
-- escalations: breaches (each starts one checklist); repeated breaches: the second and later breach
-  of one application (each raises the process flag);
-- delay reasons: where each breached application was stuck (checklist step 2).
+- escalations: breaches (each starts one checklist); repeated breaches: process-flag steps (an
+  application's second and later breach of the calculation or issuance clock);
+- partners for a dedicated channel: two or more breached applications in the week;
+- delay reasons: where each breach was stuck (checklist step 2) and the free-text reason of every
+  status change made while a clock was in breach (e.g. "no policy template").
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import math
 import re
 import statistics
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -33,6 +37,8 @@ from renewals.sla.models import (
 )
 
 ALL_PARTNERS = "all"
+# A partner with this many breached applications in one week gets the seed's step 5 at partner level.
+DEDICATED_CHANNEL_BREACHED_APPLICATIONS = 2
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
@@ -82,6 +88,8 @@ class GroupReport(BaseModel):
     median_issuance_seconds: float | None
     escalations: int
     repeated_breaches: int
+    breached_applications: int = 0
+    dedicated_channel: bool = False  # a partner with ≥ 2 breached applications this week
     one_liner: str
 
 
@@ -89,7 +97,9 @@ class WeeklyReport(BaseModel):
     week: str
     start: datetime
     end: datetime
+    cutoff: datetime  # open statuses count up to here: the week's end, or now if earlier
     groups: list[GroupReport]  # overall first, then partners alphabetically
+    dedicated_channel_partners: list[str] = []
 
 
 def issuance_seconds(application: ApplicationStatus) -> float | None:
@@ -100,11 +110,40 @@ def issuance_seconds(application: ApplicationStatus) -> float | None:
 
 
 def delay_reasons(application: ApplicationStatus) -> list[str]:
-    return [
+    """Where each breach was stuck, and why people said it was late: the reasons given with status
+    changes made while a clock was in breach (from its due moment to its stop, inclusive)."""
+    stuck = [
         step.finding or "unknown"
         for step in application.escalations
         if step.step is EscalationStepName.LOCATE_BLOCKER
     ]
+    breached = [c for c in application.clocks if c.breached_at is not None]
+    said = [
+        period.reason.strip()
+        for period in application.periods[1:]
+        if period.reason
+        and period.reason.strip()
+        and any(
+            c.breached_at is not None
+            and c.breached_at <= period.entered
+            and (c.stopped is None or period.entered <= c.stopped)
+            for c in breached
+        )
+    ]
+    return stuck + said
+
+
+def time_in_status(application: ApplicationStatus, cutoff: datetime) -> dict[str, int]:
+    """The snapshot's business seconds per status, with the status the application is still in
+    counted up to `cutoff` (a snapshot is only as new as the journey's last change)."""
+    seconds = dict(application.time_in_status)
+    last = application.periods[-1]
+    if application.finished or last.left is not None:
+        return seconds
+    until = BusinessCalendar(application.calendar).between(last.entered, cutoff)
+    current = last.status.value
+    seconds[current] = max(seconds.get(current, 0), int(until.total_seconds()))
+    return seconds
 
 
 def one_liner(median_issuance_seconds: float | None) -> str:
@@ -119,10 +158,10 @@ def one_liner(median_issuance_seconds: float | None) -> str:
     return f"Обычно полис будет готов в течение {hours} {unit} после оплаты. {tail}"
 
 
-def group_report(scope: str, applications: list[ApplicationStatus]) -> GroupReport:
+def group_report(scope: str, applications: list[ApplicationStatus], cutoff: datetime) -> GroupReport:
     per_status: dict[SlaStatus, list[float]] = {}
     for application in applications:
-        for status, seconds in application.time_in_status.items():
+        for status, seconds in time_in_status(application, cutoff).items():
             if SlaStatus(status) not in TERMINAL:
                 per_status.setdefault(SlaStatus(status), []).append(float(seconds))
     statuses = [
@@ -136,6 +175,7 @@ def group_report(scope: str, applications: list[ApplicationStatus]) -> GroupRepo
         if (values := per_status.get(status))
     ]
     within = sum(1 for a in applications if not any(clock.breached for clock in a.clocks))
+    breached = len(applications) - within
     issuance = [s for a in applications if (s := issuance_seconds(a)) is not None]
     reasons = Counter(reason for a in applications for reason in delay_reasons(a))
     median_issuance = float(statistics.median(issuance)) if issuance else None
@@ -150,16 +190,26 @@ def group_report(scope: str, applications: list[ApplicationStatus]) -> GroupRepo
         mean_issuance_seconds=statistics.fmean(issuance) if issuance else None,
         median_issuance_seconds=median_issuance,
         escalations=sum(a.breaches for a in applications),
-        repeated_breaches=sum(max(a.breaches - 1, 0) for a in applications),
+        repeated_breaches=sum(
+            1 for a in applications for s in a.escalations if s.step is EscalationStepName.RAISE_PROCESS_FLAG
+        ),
+        breached_applications=breached,
+        dedicated_channel=scope != ALL_PARTNERS and breached >= DEDICATED_CHANNEL_BREACHED_APPLICATIONS,
         one_liner=one_liner(median_issuance),
     )
 
 
 def build_report(
-    applications: list[ApplicationStatus], week: str, timezone: str, partner: str | None = None
+    applications: list[ApplicationStatus],
+    week: str,
+    timezone: str,
+    partner: str | None = None,
+    now: datetime | None = None,
 ) -> WeeklyReport:
-    """The week's report; applications outside the week (or of another partner) are left out."""
+    """The week's report; applications outside the week (or of another partner) are left out.
+    `now` (default: the real clock) caps the cut-off of a week that is not over yet."""
     start, end = week_bounds(week, timezone)
+    cutoff = min(end, now or datetime.now(UTC))
     chosen = [
         a
         for a in applications
@@ -168,7 +218,14 @@ def build_report(
         and (partner is None or a.partner == partner)
     ]
     partners = sorted({a.partner for a in chosen})
-    groups = [group_report(ALL_PARTNERS if partner is None else partner, chosen)]
+    groups = [group_report(ALL_PARTNERS if partner is None else partner, chosen, cutoff)]
     if partner is None:
-        groups += [group_report(p, [a for a in chosen if a.partner == p]) for p in partners]
-    return WeeklyReport(week=week, start=start, end=end, groups=groups)
+        groups += [group_report(p, [a for a in chosen if a.partner == p], cutoff) for p in partners]
+    return WeeklyReport(
+        week=week,
+        start=start,
+        end=end,
+        cutoff=cutoff,
+        groups=groups,
+        dedicated_channel_partners=[g.scope for g in groups if g.dedicated_channel],
+    )

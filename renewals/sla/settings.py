@@ -68,6 +68,9 @@ class SlaSettings(BaseSettings):
     issuance_limit_minutes: int = 120
     urgent_reaction_minutes: int = 15
     urgent_warning_minutes: int = 10
+    # The dedicated urgent line (a duty phone, a group chat): urgent applications' warnings and
+    # hand-overs go there instead of to the stage's responsible person.
+    urgent_line: str = "urgent-line"
 
     def calendar(self) -> SupportCalendar:
         return SupportCalendar(timezone=self.timezone, open=self.open, close=self.close)

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = operator_commands.add_parser("tasks", help="a centre's open tasks")
     tasks.add_argument("--centre", required=True)
     tasks.add_argument("--all", action="store_true", help="include closed tasks")
+    tasks.add_argument(
+        "--due", action="store_true", help="only tasks due now (call backs wait for their time)"
+    )
     claim = operator_commands.add_parser("claim", help="claim a task")
     claim.add_argument("task", type=int)
     claim.add_argument("--operator", required=True)
@@ -299,7 +302,8 @@ async def _operator(args: argparse.Namespace, settings: Settings, db: Database) 
     workbench = Workbench(db, await _client(settings))
     try:
         if args.operator_command == "tasks":
-            views = await workbench.tasks(args.centre, include_closed=args.all)
+            due_by = datetime.now(UTC) if args.due else None
+            views = await workbench.tasks(args.centre, include_closed=args.all, due_by=due_by)
             grid = Table(title=f"operator tasks · centre {args.centre}")
             for column in (
                 "task",
@@ -307,8 +311,8 @@ async def _operator(args: argparse.Namespace, settings: Settings, db: Database) 
                 "agent (keeps the renewal)",
                 "status",
                 "operator",
+                "due",
                 "reason",
-                "opened",
             ):
                 grid.add_column(column)
             for v in views:
@@ -321,8 +325,9 @@ async def _operator(args: argparse.Namespace, settings: Settings, db: Database) 
                     agent,
                     v.status if not v.outcome else f"{v.status}: {v.outcome}",
                     v.operator or "",
-                    v.reason,
-                    v.created_at.isoformat(timespec="minutes"),
+                    ("call back " if v.callback_at else "")
+                    + v.due_at.astimezone(UTC).isoformat(timespec="minutes"),
+                    v.reason + (f" · {v.note}" if v.note else ""),
                 )
             out.print(grid)
             return 0

@@ -2,7 +2,9 @@
 
 Starts the embedded Temporal dev server (persistent, UI on :8233, search attributes registered) unless
 one already answers on the configured address, migrates the SQLite app database, imports the sample
-portfolio and starts its journeys (idempotently), then runs the worker until Ctrl-C.
+portfolio and starts its journeys (idempotently, recording them in `journey_sync` exactly as
+`renewals start` does, so a later `renewals start` finds them "already running"), then runs the
+worker until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.intake import IntakeActivities
 from activities.journey import JourneyActivities
@@ -27,6 +30,9 @@ from activities.sla import SlaActivities
 from renewals.channels.factory import build_channels
 from renewals.db.database import Database
 from renewals.db.policies import upsert_policy
+from renewals.intake.journeys import save_started
+from renewals.intake.store import load_policy
+from renewals.models import Policy, journey_id
 from renewals.rules import segment_of
 from renewals.sample import sample_portfolio
 from renewals.search_attributes import cli_flags
@@ -38,7 +44,7 @@ from starter.temporal_setup import ALL_KEYS, register_search_attributes
 from worker import build_worker, connect
 
 DATA = Path(".data")
-UI = "http://127.0.0.1:8233"
+UI_PORT = 8233
 console = Console(width=120)
 
 
@@ -52,44 +58,46 @@ def _listening(address: str) -> bool:
     return False
 
 
-def start_dev_server(settings: Settings) -> subprocess.Popen[bytes] | None:
+def start_dev_server(
+    settings: Settings, data: Path = DATA, ui_port: int = UI_PORT
+) -> subprocess.Popen[bytes] | None:
     """The dev server with a persistent SQLite store, or None if a server already answers."""
     if _listening(settings.temporal_address):
         console.print(f"Temporal already answers on {settings.temporal_address}: using it")
         return None
     host, _, port = settings.temporal_address.rpartition(":")
-    DATA.mkdir(exist_ok=True)
-    log = (DATA / "temporal.log").open("ab")
+    data.mkdir(exist_ok=True)
+    log = (data / "temporal.log").open("ab")
     command = [
         find_binary("temporal"),
         "server",
         "start-dev",
         "--db-filename",
-        str(DATA / "temporal.db"),
+        str(data / "temporal.db"),
         "--ip",
         host or "127.0.0.1",
         "--port",
         port,
         "--ui-port",
-        "8233",
+        str(ui_port),
         "--log-level",
         "warn",
         *cli_flags(),
         *sla_cli_flags(),
     ]
-    console.print(f"Starting the Temporal dev server (log: {DATA / 'temporal.log'})")
+    console.print(f"Starting the Temporal dev server (log: {data / 'temporal.log'})")
     return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
 
 
-def start_gateway(settings: Settings) -> subprocess.Popen[bytes] | None:
+def start_gateway(settings: Settings, data: Path = DATA) -> subprocess.Popen[bytes] | None:
     """The sandbox gateway the adapters talk to in development (log: .data/gateway.jsonl)."""
     address = settings.gateway_url.split("://", 1)[-1].rstrip("/")
     if _listening(address):
         console.print(f"Sandbox gateway already answers on {settings.gateway_url}: using it")
         return None
     host, _, port = address.rpartition(":")
-    DATA.mkdir(exist_ok=True)
-    log = (DATA / "gateway.log").open("ab")
+    data.mkdir(exist_ok=True)
+    log = (data / "gateway.log").open("ab")
     command = [
         sys.executable,
         "-m",
@@ -101,10 +109,10 @@ def start_gateway(settings: Settings) -> subprocess.Popen[bytes] | None:
         "--smtp-port",
         str(settings.gateway_smtp_port),
         "--log",
-        str(DATA / "gateway.jsonl"),
+        str(data / "gateway.jsonl"),
     ]
     console.print(
-        f"Starting the sandbox gateway on {settings.gateway_url} (messages: {DATA / 'gateway.jsonl'})"
+        f"Starting the sandbox gateway on {settings.gateway_url} (messages: {data / 'gateway.jsonl'})"
     )
     return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
 
@@ -128,29 +136,55 @@ async def wait_for_temporal(settings: Settings, seconds: float = 60) -> Client:
             await asyncio.sleep(0.5)
 
 
-async def start_sample_journeys(client: Client, db: Database, settings: Settings) -> None:
+async def start_sample_journeys(client: Client, db: Database, settings: Settings) -> list[str]:
+    """Store the sample portfolio and start its journeys; returns the workflow ids.
+
+    Journeys started here get their `journey_sync` row (`save_started`), as `renewals start` gives
+    them, so the next intake knows what they were told; a journey that already exists is left alone."""
     table = Table(title="Sample journeys", show_lines=False)
     table.add_column("workflow id", no_wrap=True)
-    for column in ("product", "last day", "segment", "agent"):
+    for column in ("product", "last day", "segment", "agent", "journey"):
         table.add_column(column)
-    for policy in sample_portfolio(date.today()):
-        await upsert_policy(db, policy)
-        handle = await start_journey(client, policy, settings.task_queue, settings.send_window())
+    started: list[Policy] = []
+    ids: list[str] = []
+    samples = sample_portfolio(date.today())
+    for sample in samples:
+        await upsert_policy(db, sample)
+    for sample in samples:
+        # Each journey gets its policy as the database gives it back once the whole portfolio is in
+        # (a client shared by several policies is one row) — exactly what `renewals start` reads and
+        # hashes; otherwise the next intake would see a "change" and update the journey.
+        stored = await load_policy(db, sample.number, sample.expires_on)
+        policy = stored.policy if stored is not None else sample
+        try:
+            await start_journey(client, policy, settings.task_queue, settings.send_window(), attach=False)
+        except WorkflowAlreadyStartedError:
+            fate = "already there"
+        else:
+            started.append(policy)
+            fate = "started"
+        ids.append(journey_id(policy.number, policy.expires_on))
         table.add_row(
-            handle.id,
+            ids[-1],
             policy.product.value,
             f"{policy.expires_on:%d.%m.%Y}",
             segment_of(policy).value,
             policy.agent.id,
+            fate,
         )
+    await save_started(db, started)
     console.print(table)
+    return ids
 
 
-async def run_stack(settings: Settings | None = None) -> None:
+async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port: int = UI_PORT) -> None:
+    """Everything `./run stack` runs, until cancelled (Ctrl-C): what it started, it stops."""
     settings = settings or get_settings()
     if settings.channels == "database":  # the stack sends through the sandbox gateway's real APIs
         settings = settings.model_copy(update={"channels": "gateway"})
-    processes = [p for p in (start_dev_server(settings), start_gateway(settings)) if p is not None]
+    processes = [
+        p for p in (start_dev_server(settings, data, ui_port), start_gateway(settings, data)) if p is not None
+    ]
     db = Database(settings.database_url)
     try:
         if settings.channels == "gateway":
@@ -160,7 +194,7 @@ async def run_stack(settings: Settings | None = None) -> None:
         await db.migrate()
         await start_sample_journeys(client, db, settings)
         console.print(
-            f"\nTemporal UI: {UI}/namespaces/{settings.temporal_namespace}/workflows"
+            f"\nTemporal UI: http://127.0.0.1:{ui_port}/namespaces/{settings.temporal_namespace}/workflows"
             "\nTry the query:  JourneyStage = 'scheduled' AND Product = 'KASKO'"
             "\nWorker running; Ctrl-C stops the stack.\n"
         )

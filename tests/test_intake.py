@@ -85,6 +85,16 @@ INVALID = {
     "bank on KASKO": ({"bank": "SBER"}, "bank", "MORTGAGE only"),
     "KASKO number format": ({"number": "KASKO-1"}, "number", "is not a KASKO policy number"),
     "OSAGO number format": ({"product": "OSAGO", "number": "ХХХ 12345"}, "number", "is not a OSAGO policy"),
+    "KASKO_OSAGO number format": (
+        {"product": "KASKO_OSAGO", "number": "7100K/046/000101"},  # the mortgage shape, no /XX
+        "number",
+        "is not a KASKO_OSAGO policy number (XXXXX/XXX/XXXXXX/XX)",
+    ),
+    "IFL number format": (
+        {"product": "IFL", "product_code": "305", "number": "ХХХ 0123456789"},  # an ОСАГО number
+        "number",
+        "is not a IFL policy number (XXXXX/XXX/XXXXXX/XX)",
+    ),
     "mortgage number format": (
         {"product": "MORTGAGE", "bank": "SBER", "number": "7100K/046/000101/26"},
         "number",

@@ -1,14 +1,17 @@
 """The daily intake: the Schedule's DailyIntake workflow on the time-skipping server starts due journeys
-once, passes policy changes and cancellations on to running ones; the Schedule installs idempotently."""
+once, passes policy changes and cancellations on to running ones; the Schedule installs idempotently,
+also through the `renewals schedule install` command, and a triggered run on the dev server starts the
+due journeys."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -25,6 +28,7 @@ from renewals.models import Policy, journey_id
 from renewals.search_attributes import ALL
 from renewals.sendwindow import SendWindow, zone
 from starter.binaries import find_binary
+from starter.cli import main as cli_main
 from starter.runtime import cli_runtime
 from starter.temporal_setup import register_search_attributes
 from tests.factories import policy
@@ -139,3 +143,58 @@ async def test_schedule_install_creates_then_updates(dev_server: WorkflowEnviron
     assert description.schedule.spec.time_zone_name == "Europe/Moscow"
     action = description.schedule.action
     assert getattr(action, "workflow", None) == "DailyIntake"
+
+
+async def test_cli_installs_the_schedule_and_its_triggered_run_starts_journeys(
+    dev_server: WorkflowEnvironment,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = dev_server.client
+    database_url = f"sqlite+aiosqlite:///{tmp_path}/scheduled.db"
+    monkeypatch.setenv("RENEWALS_TEMPORAL_ADDRESS", client.service_client.config.target_host)
+    monkeypatch.setenv("RENEWALS_DATABASE_URL", database_url)
+    monkeypatch.setenv("RENEWALS_TASK_QUEUE", QUEUE)
+    argv = ["schedule", "install", "--horizon-days", "30", "--at", "06:30", "--timezone", "Asia/Novosibirsk"]
+    with pytest.raises(SystemExit) as exit_:  # the `renewals` entry point runs its own event loop
+        await asyncio.to_thread(cli_main, argv)
+    assert exit_.value.code == 0
+    assert "DailyIntake every day at 06:30 Asia/Novosibirsk, horizon 30 days" in capsys.readouterr().out
+    schedule = client.get_schedule_handle(SCHEDULE_ID)
+    spec = (await schedule.describe()).schedule.spec
+    assert ([r.start for r in spec.calendars[0].hour], spec.time_zone_name) == ([6], "Asia/Novosibirsk")
+
+    db = Database(database_url)
+    await db.migrate()
+    today = date.today()
+    due = [policy("KASKO", number=f"SCHED-{n}", expires_on=today + timedelta(days=20 + n)) for n in range(2)]
+    later = policy("KASKO", number="SCHED-LATER", expires_on=today + timedelta(days=45))  # beyond 30 days
+    for p in [*due, later]:
+        await upsert_policy(db, p)
+    intake = IntakeActivities(client, db, SendWindow())
+    try:
+        async with build_worker(
+            client, QUEUE, JourneyActivities(db, sandbox_channels(db)), extra_activities=intake.all()
+        ):
+            await schedule.trigger()
+            run_id = None
+            for _ in range(100):  # the schedule's run shows up in its recent actions
+                actions = (await schedule.describe()).info.recent_actions
+                if actions and isinstance(actions[-1].action, ScheduleActionExecutionStartWorkflow):
+                    run_id = actions[-1].action.workflow_id
+                    break
+                await asyncio.sleep(0.1)
+            assert run_id is not None and run_id.startswith(SCHEDULE_ID)
+            run = client.get_workflow_handle(run_id, result_type=IntakeResult)
+            result = await run.result()
+            assert (await run.describe()).workflow_type == "DailyIntake"
+            assert result.counts == {"started": 2}
+            for p in due:
+                journey = await client.get_workflow_handle(journey_id(p.number, p.expires_on)).describe()
+                assert journey.status is WorkflowExecutionStatus.RUNNING
+            beyond = client.get_workflow_handle(journey_id(later.number, later.expires_on))
+            with pytest.raises(RPCError):
+                await beyond.describe()
+    finally:
+        await db.dispose()

@@ -13,7 +13,14 @@ from sqlalchemy import select
 
 from renewals.db.policies import upsert_policy
 from renewals.db.tables import OperatorTaskRow
-from renewals.journey import JourneyStatus, OperatorOutcome, Stage
+from renewals.journey import (
+    EventType,
+    JourneyEvent,
+    JourneyStatus,
+    OperatorOutcome,
+    OperatorOutcomeReport,
+    Stage,
+)
 from renewals.operators.workbench import InvalidOutcome, Refused, UnknownTask, Workbench
 from renewals.search_attributes import AGENT_ID
 from renewals.sendwindow import zone
@@ -134,12 +141,20 @@ async def test_http_api_and_cli_refusal_ends_the_journey(tmp_path: Path) -> None
                 headers=auth,
             )
             assert done.status_code == 200 and done.json()["stage"] == "refused"
+            agent_block = {k: done.json()["task"][k] for k in ("agent_id", "agent_name", "agent_phone")}
+            assert agent_block == {
+                "agent_id": "A1",
+                "agent_name": "Петрова Анна",
+                "agent_phone": "+79031112233",
+            }
             again = await http.post(
                 f"/operators/tasks/{task_id}/outcome", json={"outcome": "refused"}, headers=auth
             )
             assert again.status_code == 409 and "already closed" in again.json()["detail"]
-        final = await h.env.client.get_workflow_handle(workflow_id, result_type=JourneyStatus).result()
+        refused_handle = h.env.client.get_workflow_handle(workflow_id, result_type=JourneyStatus)
+        final = await refused_handle.result()
         assert final.stage is Stage.REFUSED
+        assert (await refused_handle.describe()).typed_search_attributes.get(AGENT_ID) == "A1"
 
         target = h.env.client.service_client.config.target_host
         settings = Settings(database_url=h.db.url, temporal_address=target)
@@ -164,5 +179,141 @@ async def test_cli_records_an_outcome_through_the_journey(tmp_path: Path) -> Non
             await ops(["operator", "outcome", str(task_id), "do_not_contact", "--operator", "Оля"], settings)
             == 0
         )
-        final = await h.env.client.get_workflow_handle(workflow_id, result_type=JourneyStatus).result()
+        handle = h.env.client.get_workflow_handle(workflow_id, result_type=JourneyStatus)
+        final = await handle.result()
         assert final.stage is Stage.OPTED_OUT
+        assert (await handle.describe()).typed_search_attributes.get(AGENT_ID) == "A1"  # agent kept
+        [task] = await Workbench(h.db, h.env.client).tasks("msk", include_closed=True)
+        assert (task.outcome, task.agent_id, task.agent_name, task.agent_phone) == (
+            "do_not_contact",
+            "A1",
+            "Петрова Анна",
+            "+79031112233",
+        )
+
+
+async def test_callback_keeps_the_task_open_until_it_is_due_then_wrong_number_closes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with journey_harness(tmp_path) as h:
+        workflow_id, task_id = await open_task(h, "OPS-4")
+        bench = Workbench(h.db, h.env.client)
+        await bench.claim(task_id, "Оля")
+        call_back = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
+        result = await bench.record_outcome(
+            task_id, OperatorOutcome.CALLBACK, note="просит перезвонить вечером", callback_at=call_back
+        )
+        assert result.stage == Stage.OPERATOR.value
+        assert (result.task.status, result.task.outcome, result.task.callback_at) == (
+            "claimed",
+            "callback",
+            call_back,
+        )
+        assert (result.task.due_at, result.task.note, result.task.agent_id) == (
+            call_back,
+            "просит перезвонить вечером",
+            "A1",
+        )
+        async with h.db.session() as session:
+            row = await session.get(OperatorTaskRow, task_id)
+        assert row is not None and row.closed_at is None
+
+        assert [t.id for t in await bench.tasks("msk")] == [task_id]  # still on the centre's list
+        assert await bench.tasks("msk", due_by=call_back - timedelta(minutes=1)) == []  # not due yet
+        [due] = await bench.tasks("msk", due_by=call_back)
+        assert (due.id, due.due_at, due.operator) == (task_id, call_back, "Оля")
+
+        app = create_app(h.db, h.env.client, {"operators": "op-secret"})
+        auth = {"Authorization": "Bearer op-secret"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as http:
+            listed = (await http.get("/operators/centres/msk/tasks", headers=auth)).json()
+            assert [(t["id"], t["outcome"], t["due_at"][:16]) for t in listed] == [
+                (task_id, "callback", call_back.isoformat()[:16])
+            ]
+            due_now = await http.get("/operators/centres/msk/tasks?due=true", headers=auth)
+            assert due_now.json() == []  # the call back is three hours away
+        target = h.env.client.service_client.config.target_host
+        settings = Settings(database_url=h.db.url, temporal_address=target)
+        assert await ops(["operator", "tasks", "--centre", "msk"], settings) == 0
+        listing = capsys.readouterr().out
+        assert "OPS-4" in listing and "call back" in listing and "просит перезвонить" in listing
+        assert await ops(["operator", "tasks", "--centre", "msk", "--due"], settings) == 0
+        assert "OPS-4" not in capsys.readouterr().out
+
+        # At the call back the client turns out not to be there: the same task gets the real outcome.
+        closed = await bench.record_outcome(
+            task_id, OperatorOutcome.WRONG_NUMBER, note="номер чужой", operator="Оля"
+        )
+        assert closed.stage == Stage.OPERATOR.value  # the journey carries on (−5 SMS still to come)
+        assert (closed.task.status, closed.task.outcome, closed.task.note, closed.task.callback_at) == (
+            "closed",
+            "wrong_number",
+            "номер чужой",
+            None,
+        )
+        assert closed.task.agent_id == "A1"
+        assert await bench.tasks("msk") == []
+        status = await h.env.client.get_workflow_handle(workflow_id).query(
+            "status", result_type=JourneyStatus
+        )
+        outcomes = [(e.type, e.detail) for e in status.events if e.type.startswith("operator_outcome")]
+        assert outcomes == [
+            ("operator_outcome: callback", f"task {task_id}: просит перезвонить вечером"),
+            ("operator_outcome: wrong_number", f"task {task_id}: номер чужой"),
+        ]
+
+
+async def test_journey_refusals_catch_up_and_a_finished_journey(tmp_path: Path) -> None:
+    async with journey_harness(tmp_path) as h:
+        workflow_id, task_id = await open_task(h, "OPS-5")
+        bench = Workbench(h.db, h.env.client)
+        async with h.db.session() as session, session.begin():
+            stray = OperatorTaskRow(
+                dedup_key=f"{workflow_id}:stray",
+                journey_id=workflow_id,
+                policy_number="OPS-5",
+                centre_id="msk",
+                reason="задача, которой журнея не открывала",
+                text="…",
+                status="open",
+                created_at=datetime.now(UTC),
+            )
+            session.add(stray)
+        stray_id = stray.id
+
+        # The journey's validator refuses a task it does not know: 409 with its reason.
+        app = create_app(h.db, h.env.client, {"operators": "op-secret"})
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as http:
+            refused = await http.post(
+                f"/operators/tasks/{stray_id}/outcome",
+                json={"outcome": "reached_renewing"},
+                headers={"Authorization": "Bearer op-secret"},
+            )
+        assert refused.status_code == 409
+        assert (
+            f"operator task {stray_id} does not belong to journey {workflow_id}" in refused.json()["detail"]
+        )
+        assert (await bench.task(stray_id)).status == "open"  # nothing recorded on a refusal
+
+        # The journey already has an outcome the task row missed: refused, and the row catches up.
+        handle = h.env.client.get_workflow_handle(workflow_id, result_type=JourneyStatus)
+        await handle.execute_update(
+            "operator_outcome",
+            OperatorOutcomeReport(task_id=str(task_id), outcome=OperatorOutcome.REACHED_RENEWING),
+            result_type=JourneyStatus,
+        )
+        with pytest.raises(Refused, match="already closed"):
+            await bench.record_outcome(task_id, OperatorOutcome.REACHED_RENEWING)
+        caught_up = await bench.task(task_id)
+        assert (caught_up.status, caught_up.outcome) == ("closed", "reached_renewing")
+
+        # The journey finished (paid) while a task was still open: the outcome is kept on the task.
+        await handle.signal("event", JourneyEvent(type=EventType.PAYMENT_RECEIVED, source="portal"))
+        assert (await handle.result()).stage is Stage.PAID
+        late = await bench.record_outcome(stray_id, OperatorOutcome.REACHED_RENEWING, note="уже оплатил")
+        assert late.stage is None and "already finished" in late.message
+        assert (late.task.status, late.task.outcome, late.task.agent_id) == (
+            "closed",
+            "reached_renewing",
+            "A1",
+        )

@@ -157,6 +157,8 @@ async def load_funnel_data(db: Database) -> None:
                 journey("j5", "paid"),
                 journey("j6", "paid"),
                 journey("j7", "renewed"),
+                journey("j8", "operator"),  # still running
+                journey("j9", "informing"),  # still running
             ]
         )
 
@@ -184,7 +186,7 @@ async def test_funnel_numbers_on_a_known_data_set(sqlite_db: Database) -> None:
     assert funnel.robot_outcomes == {"agreed": 1, "no_answer": 1}
     assert funnel.handoffs == 2
     assert funnel.operator_outcomes == {"reached_renewing": 1, "open": 1}
-    assert funnel.stages == {"paid": 3, "renewed": 2, "lapsed": 1}
+    assert funnel.stages == {"paid": 3, "renewed": 2, "lapsed": 1, "operator": 1, "informing": 1}
     assert funnel.secured_by_path == {
         "operator": 1,
         "robot": 1,
@@ -195,9 +197,21 @@ async def test_funnel_numbers_on_a_known_data_set(sqlite_db: Database) -> None:
 
     console = Console(record=True, width=160)
     console.print(funnel_tables(funnel))
-    assert "secured via operator" in console.export_text()
+    text = console.export_text()
+    assert "secured via operator" in text
+    stage_lines = [
+        line.strip("│ ").split("│")[0].strip() for line in text.splitlines() if "journeys " in line
+    ]
+    assert stage_lines == [  # finished by how they ended; running ones by where they are, in order
+        "journeys finished lapsed",
+        "journeys finished paid",
+        "journeys finished renewed",
+        "journeys in progress at stage informing",
+        "journeys in progress at stage operator",
+    ]
     page = funnel_html(funnel)
     assert "<svg" in page and "email opened/read/replied" in page
+    assert "journeys in progress at stage operator" in page and "journeys finished operator" not in page
     assert not re.search(r"(src|href)=\"https?://", page)
 
 

@@ -1,88 +1,189 @@
-"""On the real dev server (the stack's default): journeys carry their search attributes and summaries,
-so an operator finds and understands them in the Temporal UI; intake is idempotent."""
+"""`renewals stack` for real: its own code starts a dev server with the Web UI (on free ports), the sandbox
+gateway, the sample journeys and the worker. The UI answers, every journey carries all its search
+attributes and summaries, `renewals start` afterwards finds them running, and `renewals setup` lists the
+attributes without adding them again — or, on Temporal Cloud, prints the `tcld` command instead."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
+from pydantic import SecretStr
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription
+from temporalio.common import SearchAttributeKey
+from temporalio.service import RPCError
 
-from activities.journey import JourneyActivities
-from renewals.db.database import Database
-from renewals.db.policies import upsert_policy
+import worker
+from renewals import search_attributes as sa
 from renewals.journey import Stage
+from renewals.models import Policy, journey_id
 from renewals.sample import sample_portfolio
-from renewals.search_attributes import ALL
-from renewals.sendwindow import SendWindow
-from starter.binaries import find_binary
+from renewals.sendwindow import SendWindow, zone
+from renewals.settings import Settings
+from starter import temporal_setup
 from starter.journeys import start_journey
-from starter.runtime import cli_runtime
-from worker import build_worker, sandbox_channels
-from workflows.renewal import RenewalJourney
+from starter.ops import ops
+from starter.stack import _listening, run_stack, wait_for_temporal
+from starter.temporal_setup import ALL_KEYS, is_cloud, setup_namespace
 
-QUEUE = "stack-test"
+SIX = (sa.POLICY_NUMBER, sa.PRODUCT, sa.JOURNEY_STAGE, sa.AGENT_ID, sa.RENEWAL_CENTRE, sa.EXPIRES_ON)
+NOT_REGISTERED = SearchAttributeKey.for_keyword("StackTestNotRegistered")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningStack:
+    settings: Settings
+    client: Client
+    ui: str
+    portfolio: list[Policy]
 
 
 @pytest.fixture(scope="module")
-async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        search_attributes=list(ALL),
-        data_converter=pydantic_data_converter,
-        runtime=cli_runtime(),
-        ui=False,
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningStack]:
+    data: Path = tmp_path_factory.mktemp("stack")
+    settings = Settings(
+        temporal_address=f"127.0.0.1:{free_port()}",
+        database_url=f"sqlite+aiosqlite:///{data}/renewals.db",
+        gateway_url=f"http://127.0.0.1:{free_port()}",
+        gateway_smtp_port=free_port(),
+        task_queue="stack-test",
     )
-    yield env
-    await env.shutdown()
+    ui_port = free_port()
+    running = asyncio.create_task(run_stack(settings, data, ui_port))
+    try:
+        client = await wait_for_temporal(settings)
+        yield RunningStack(settings, client, f"http://127.0.0.1:{ui_port}", sample_portfolio(date.today()))
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert not _listening(settings.temporal_address)  # Ctrl-C stops the dev server it started
 
 
-async def test_journeys_are_searchable_and_summarised(
-    dev_server: WorkflowEnvironment, tmp_path: Path
+async def described_with_attributes(client: Client, workflow_id: str) -> WorkflowExecutionDescription:
+    """The journey once its first workflow task has upserted its search attributes."""
+    for _ in range(600):
+        with contextlib.suppress(RPCError):
+            description = await client.get_workflow_handle(workflow_id).describe()
+            if all(description.typed_search_attributes.get(key) is not None for key in SIX):
+                return description
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{workflow_id} never got all its search attributes")
+
+
+async def listed(client: Client, query: str) -> list[WorkflowExecution]:
+    """Visibility follows the journey's own state by a moment: ask until the answer is there."""
+    for _ in range(100):
+        found = [wf async for wf in client.list_workflows(query)]
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    return []
+
+
+async def test_stack_leaves_a_browsable_ui_with_every_search_attribute(
+    stack: RunningStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    client = dev_server.client
-    db = Database(f"sqlite+aiosqlite:///{tmp_path}/stack.db")
-    await db.migrate()
-    portfolio = sample_portfolio(date.today())
-    async with build_worker(client, QUEUE, JourneyActivities(db, sandbox_channels(db))):
-        first = [await start_journey(client, p, QUEUE, SendWindow()) for p in portfolio]
-        again = [await start_journey(client, p, QUEUE, SendWindow()) for p in portfolio]
-        assert [h.result_run_id for h in again] == [h.result_run_id for h in first]  # attached, not new
+    client = stack.client
+    for policy in stack.portfolio:
+        workflow_id = journey_id(policy.number, policy.expires_on)
+        attributes = (await described_with_attributes(client, workflow_id)).typed_search_attributes
+        centre = policy.regional_centre.id if policy.regional_centre else ""
+        midnight = datetime.combine(policy.expires_on, time(0), tzinfo=zone(policy.client.timezone))
+        assert (
+            attributes.get(sa.POLICY_NUMBER),
+            attributes.get(sa.PRODUCT),
+            attributes.get(sa.AGENT_ID),
+            attributes.get(sa.RENEWAL_CENTRE),
+            attributes.get(sa.EXPIRES_ON),
+        ) == (policy.number, policy.product.value, policy.agent.id, centre, midnight)
+        assert attributes.get(sa.JOURNEY_STAGE) in {stage.value for stage in Stage}
+        # The query an operator types into the UI's search box finds exactly this journey. The stage is
+        # left out (a touchpoint due today moves it on at once); ExpiresOn is a range in the client's
+        # own offset, as the README's "ends this week" query has it.
+        exact = [
+            f"{key.name} = '{attributes.get(key)}'" for key in (sa.POLICY_NUMBER, sa.PRODUCT, sa.AGENT_ID)
+        ]
+        next_day = midnight + timedelta(days=1)
+        ends = f"ExpiresOn >= '{midnight.isoformat()}' AND ExpiresOn < '{next_day.isoformat()}'"
+        [found] = await listed(client, " AND ".join([*exact, f"RenewalCentre = '{centre}'", ends]))
+        assert found.id == workflow_id
+        assert found.typed_search_attributes.get(sa.JOURNEY_STAGE) is not None
 
-        centre = next(p for p in portfolio if p.renewal_centre)
-        handle = client.get_workflow_handle_for(RenewalJourney.run, first[portfolio.index(centre)].id)
-        status = await handle.query(RenewalJourney.status)
-        assert status.stage in (Stage.SCHEDULED, Stage.INFORMING, Stage.ROBOT_CALLING, Stage.OPERATOR)
+    centre_policy = next(p for p in stack.portfolio if p.renewal_centre)
+    centre_id = journey_id(centre_policy.number, centre_policy.expires_on)
+    description = await client.get_workflow_handle(centre_id).describe()
+    assert (await description.static_summary() or "").startswith("Пролонгация")
+    assert "**Renewal centre**" in (await description.static_details() or "")
 
-        description = await handle.describe()
-        assert (await description.static_summary() or "").startswith("Пролонгация КАСКО")
-        assert "**Renewal centre** Москва (msk)" in (await description.static_details() or "")
-        attributes = description.typed_search_attributes
-        assert attributes.get(ALL[0]) == centre.number
-        assert attributes.get(ALL[4]) == "msk"
-
-        query = (
-            f"PolicyNumber = '{centre.number}' AND RenewalCentre = 'msk' AND JourneyStage = '{status.stage}'"
+    async with httpx.AsyncClient(base_url=stack.ui, timeout=10) as ui:
+        page = await ui.get("/namespaces/default/workflows")
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        answer = await ui.get(  # what the UI's workflow list fetches
+            "/api/v1/namespaces/default/workflows",
+            params={"query": f"PolicyNumber = '{centre_policy.number}'"},
         )
-        found = [wf.id async for wf in client.list_workflows(query)]
-        assert found == [handle.id]
-        count = await client.count_workflows("WorkflowType = 'RenewalJourney'")
-        assert count.count == len(portfolio)
+        [execution] = answer.json()["executions"]
+        assert execution["execution"]["workflowId"] == centre_id
+        assert {key.name for key in SIX} <= set(execution["searchAttributes"]["indexedFields"])
 
-    for policy in portfolio:
-        await upsert_policy(db, policy)
-        await upsert_policy(db, policy)
-    from sqlalchemy import func, select
+    # The stack recorded what it started, so the daily intake finds the journeys running, not changed.
+    assert await ops(["start"], stack.settings) == 0
+    assert f"already running: {len(stack.portfolio)}" in capsys.readouterr().out
+    again = await start_journey(client, centre_policy, stack.settings.task_queue, SendWindow())
+    assert again.result_run_id == description.run_id  # a second start attaches, never a second journey
 
-    from renewals.db.tables import ClientRow, PolicyRow
 
-    async with db.session() as session:
-        assert (await session.execute(select(func.count()).select_from(PolicyRow))).scalar_one() == len(
-            portfolio
-        )
-        assert (await session.execute(select(func.count()).select_from(ClientRow))).scalar_one() == 4
-    await db.dispose()
-    assert all(p.expires_on > date.today() + timedelta(days=10) for p in portfolio)
+async def test_setup_lists_existing_attributes_and_adds_none(
+    stack: RunningStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = await setup_namespace(stack.client, "default", ALL_KEYS)
+    assert result.added == [] and result.manual == []
+    assert result.present == sorted(key.name for key in ALL_KEYS)
+    assert await temporal_setup.main(stack.settings) == 0
+    out = capsys.readouterr().out
+    assert "search attributes added: none" in out and "PolicyNumber" in out
+
+
+async def test_setup_on_temporal_cloud_prints_the_tcld_command(
+    stack: RunningStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert is_cloud(Settings(temporal_api_key=SecretStr("key")))
+    assert is_cloud(Settings(temporal_address="renewals.a1b2c.tmprl.cloud:7233"))
+    assert is_cloud(Settings(temporal_address="eu-west-1.aws.api.temporal.io:7233"))
+    assert not is_cloud(Settings(temporal_address="127.0.0.1:7233"))
+
+    # A Cloud namespace (here: the dev server, seen as Cloud) missing one attribute: nothing is added.
+    keys = (*ALL_KEYS, NOT_REGISTERED)
+    result = await setup_namespace(stack.client, "default", keys, cloud=True)
+    assert result.added == [] and [key.name for key in result.manual] == [NOT_REGISTERED.name]
+    assert result.tcld_command() == (
+        "tcld namespace search-attributes add --namespace default "
+        '--search-attribute "StackTestNotRegistered=Keyword"'
+    )
+
+    async def dev_client(_: Settings) -> Client:
+        return stack.client
+
+    monkeypatch.setattr(worker, "connect", dev_client)
+    monkeypatch.setattr(temporal_setup, "ALL_KEYS", keys)
+    cloud = stack.settings.model_copy(update={"temporal_api_key": SecretStr("key")})
+    assert await temporal_setup.main(cloud) == 0  # told what to do, not failed
+    out = capsys.readouterr().out
+    assert '--search-attribute "StackTestNotRegistered=Keyword"' in out and "namespace admin" in out
+    names = (await setup_namespace(stack.client, "default", keys, cloud=True)).present
+    assert NOT_REGISTERED.name not in names  # still not added behind the admin's back

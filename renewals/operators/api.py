@@ -1,13 +1,14 @@
 """`/operators/…`: the workbench over HTTP for the renewal centres' own tools.
 
 Authenticated with the `operators` secret as a bearer token; refusals come back with the
-workbench's reason as `detail` (404 unknown task, 409 closed or claimed by someone else, 422 bad outcome).
+workbench's reason as `detail` (404 unknown task; 409 closed, claimed by someone else, or refused by
+the journey's validator; 422 bad outcome).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -31,6 +32,9 @@ class Task(BaseModel):
     agent_id: str | None = Field(description="the agent who keeps this renewal")
     agent_name: str | None
     agent_phone: str | None
+    note: str | None
+    callback_at: datetime | None = Field(description="the promised call back, if the outcome was callback")
+    due_at: datetime = Field(description="when the task wants an operator: callback_at, else created_at")
 
 
 class ClaimRequest(BaseModel):
@@ -64,8 +68,10 @@ def operator_router(workbench: Workbench, authorised: Callable[..., Awaitable[No
             raise HTTPException(status_code=refusal.status, detail=refusal.reason) from refusal
 
     @router.get("/centres/{centre_id}/tasks", response_model=list[Task])
-    async def list_tasks(centre_id: str, include_closed: bool = False) -> list[Task]:
-        return [_task(view) for view in await workbench.tasks(centre_id, include_closed)]
+    async def list_tasks(centre_id: str, include_closed: bool = False, due: bool = False) -> list[Task]:
+        """`due=true`: only open tasks due now (a promised call back waits for its time)."""
+        due_by = datetime.now(UTC) if due else None
+        return [_task(view) for view in await workbench.tasks(centre_id, include_closed, due_by)]
 
     @router.post("/tasks/{task_id}/claim", response_model=Task)
     async def claim(task_id: int, body: ClaimRequest) -> Task:

@@ -1,4 +1,9 @@
-"""Operator tasks: the service behind `renewals operator …` and `/operators/…`."""
+"""Operator tasks: the service behind `renewals operator …` and `/operators/…`.
+
+An outcome reaches the journey first (the validated `operator_outcome` update), then the task row.
+`callback` keeps the task open — the journey keeps it open too, so the operator records the real
+outcome on the same task later — and lists it as due again at `callback_at`; every other outcome
+closes it."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from renewals.journey import JourneyStatus, OperatorOutcome, OperatorOutcomeRepo
 from renewals.models import journey_id
 
 log = logging.getLogger(__name__)
+NOBODY = "-"  # the claim row's operator when an outcome was recorded on an unclaimed task
 
 
 class Refused(Exception):
@@ -52,6 +58,13 @@ class TaskView:
     agent_id: str | None  # whose client this is: the renewal stays with this agent
     agent_name: str | None
     agent_phone: str | None
+    note: str | None = None  # the operator's last note
+    callback_at: datetime | None = None  # a promised call back: the task is due again then
+
+    @property
+    def due_at(self) -> datetime:
+        """When the task wants an operator: at the promised call back, else since it was opened."""
+        return self.callback_at or self.created_at
 
 
 @dataclass(frozen=True)
@@ -66,15 +79,20 @@ class Workbench:
         self.db = db
         self.client = client
 
-    async def tasks(self, centre_id: str, include_closed: bool = False) -> list[TaskView]:
+    async def tasks(
+        self, centre_id: str, include_closed: bool = False, due_by: datetime | None = None
+    ) -> list[TaskView]:
+        """A centre's tasks, the most overdue first. With `due_by`, only open tasks due by then: a
+        task with a promised call back drops out of the list until its time comes."""
         query = select(OperatorTaskRow).where(OperatorTaskRow.centre_id == centre_id)
-        if not include_closed:
+        if not include_closed or due_by is not None:
             query = query.where(OperatorTaskRow.status != "closed")
         async with self.db.session() as session:
-            rows = (
-                await session.scalars(query.order_by(OperatorTaskRow.created_at, OperatorTaskRow.id))
-            ).all()
-        return [await self._view(row) for row in rows]
+            rows = (await session.scalars(query.order_by(OperatorTaskRow.id))).all()
+        views = [await self._view(row) for row in rows]
+        if due_by is not None:
+            views = [view for view in views if view.due_at <= due_by]
+        return sorted(views, key=lambda view: (view.due_at, view.id))
 
     async def task(self, task_id: int) -> TaskView:
         return await self._view(await self._row(task_id))
@@ -89,12 +107,14 @@ class Workbench:
             if row.status == "closed":
                 raise Refused(f"operator task {task_id} is already closed (outcome: {row.outcome})")
             claim = await session.get(OperatorClaimRow, task_id)
-            if claim is not None and claim.operator != operator:
+            if claim is not None and claim.operator not in (operator, NOBODY):
                 raise Refused(f"operator task {task_id} is already claimed by {claim.operator}")
             if claim is None:
                 session.add(
                     OperatorClaimRow(task_id=task_id, operator=operator, claimed_at=datetime.now(UTC))
                 )
+            elif claim.operator == NOBODY:  # an outcome was recorded without a claim: take it now
+                claim.operator, claim.claimed_at = operator, datetime.now(UTC)
             row.status = "claimed"
         return await self.task(task_id)
 
@@ -130,35 +150,47 @@ class Workbench:
         except WorkflowUpdateFailedError as error:
             reason = str(getattr(error.cause, "message", None) or error.cause or error)
             if "already closed" in reason:  # the journey has it; our row missed the close: catch up
-                await self._close(task_id, outcome, note, callback_at, operator)
+                await self._record(task_id, outcome, note, None, operator, close=True)
             raise Refused(reason) from error
         except RPCError as error:
             if error.status is not RPCStatusCode.NOT_FOUND:
                 raise
             stage, message = None, "the journey had already finished; the outcome is recorded on the task"
-        await self._close(task_id, outcome, note, callback_at, operator)
+            callback_at = None  # nobody will call back for a finished journey
+        # A callback keeps the task open (the journey does too): it is due again at callback_at.
+        keep_open = outcome is OperatorOutcome.CALLBACK and stage is not None
+        await self._record(task_id, outcome, note, callback_at, operator, close=not keep_open)
         view = await self.task(task_id)
-        log.info("operator task %s closed: %s (agent %s kept)", task_id, outcome.value, view.agent_id)
+        log.info(
+            "operator task %s %s: %s (agent %s kept)",
+            task_id,
+            f"due again at {callback_at:%Y-%m-%d %H:%M %Z}" if keep_open and callback_at else "closed",
+            outcome.value,
+            view.agent_id,
+        )
         return OutcomeResult(view, stage, message)
 
-    async def _close(
+    async def _record(
         self,
         task_id: int,
         outcome: OperatorOutcome,
         note: str | None,
         callback_at: datetime | None,
         operator: str | None,
+        close: bool,
     ) -> None:
+        """The outcome on the task row (closed, unless it is a call back) and the claim's note."""
         now = datetime.now(UTC)
+        closing = {"status": "closed", "closed_at": now} if close else {}
         async with self.db.session() as session, session.begin():
             await session.execute(
                 update(OperatorTaskRow)
                 .where(OperatorTaskRow.id == task_id)
-                .values(status="closed", outcome=outcome.value, closed_at=now)
+                .values(outcome=outcome.value, **closing)
             )
             claim = await session.get(OperatorClaimRow, task_id)
             if claim is None:
-                claim = OperatorClaimRow(task_id=task_id, operator=operator or "-", claimed_at=now)
+                claim = OperatorClaimRow(task_id=task_id, operator=operator or NOBODY, claimed_at=now)
                 session.add(claim)
             claim.note = note
             claim.callback_at = callback_at
@@ -171,9 +203,12 @@ class Workbench:
         return row
 
     async def _claimant(self, task_id: int) -> str | None:
+        claim = await self._claim_row(task_id)
+        return claim.operator if claim and claim.operator != NOBODY else None
+
+    async def _claim_row(self, task_id: int) -> OperatorClaimRow | None:
         async with self.db.session() as session:
-            claim = await session.get(OperatorClaimRow, task_id)
-        return claim.operator if claim else None
+            return await session.get(OperatorClaimRow, task_id)
 
     async def _view(self, row: OperatorTaskRow) -> TaskView:
         async with self.db.session() as session:
@@ -185,6 +220,7 @@ class Workbench:
                 )
             ).all()
         agent = next((a for number, ends, a in terms if journey_id(number, ends) == row.journey_id), None)
+        claim = await self._claim_row(row.id)
         return TaskView(
             id=row.id,
             journey_id=row.journey_id,
@@ -194,9 +230,16 @@ class Workbench:
             text=row.text,
             status=row.status,
             outcome=row.outcome,
-            operator=await self._claimant(row.id),
-            created_at=row.created_at,
+            operator=claim.operator if claim and claim.operator != NOBODY else None,
+            created_at=_utc(row.created_at),
             agent_id=agent.id if agent else None,
             agent_name=agent.name if agent else None,
             agent_phone=agent.phone if agent else None,
+            note=claim.note if claim else None,
+            callback_at=_utc(claim.callback_at) if claim and claim.callback_at else None,
         )
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored in UTC): make them comparable with aware ones."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from renewals.db.database import Database
 from renewals.db.tables import JourneyRow, OperatorTaskRow, OutboxRow
 from renewals.db.tables_ops import WebhookEventRow
-from renewals.journey import ROBOT_CONTACTS, SECURED_STAGES
+from renewals.journey import ROBOT_CONTACTS, SECURED_STAGES, TERMINAL_STAGES, Stage
 from renewals.reports.html import Bar, bar_chart, page, table
 
 ENGAGED_KINDS = frozenset({"opened", "read", "reply", "replied", "opt_out"})
@@ -30,6 +30,7 @@ MESSAGE_COLUMNS = (
     "channel", "touchpoint", "template", "sent", "delivered", "opened/read/replied", "suppressed", "failed",
 )  # fmt: skip
 _OUTBOX_GROUP = (OutboxRow.channel, OutboxRow.touchpoint, OutboxRow.template, OutboxRow.status)
+_PROGRESS = [s.value for s in Stage if s not in TERMINAL_STAGES]  # scheduled → … → final_reminder
 
 
 @dataclass
@@ -58,17 +59,7 @@ class Funnel:
 async def journey_funnel(db: Database) -> Funnel:
     funnel = Funnel()
     async with db.session() as session:
-        sent = (
-            await session.execute(
-                select(
-                    OutboxRow.channel,
-                    OutboxRow.touchpoint,
-                    OutboxRow.template,
-                    OutboxRow.status,
-                    func.count(),
-                ).group_by(OutboxRow.channel, OutboxRow.touchpoint, OutboxRow.template, OutboxRow.status)
-            )
-        ).all()
+        sent = (await session.execute(select(*_OUTBOX_GROUP, func.count()).group_by(*_OUTBOX_GROUP))).all()
         facts = (
             await session.execute(
                 select(WebhookEventRow.journey_id, WebhookEventRow.channel, WebhookEventRow.touchpoint,
@@ -144,6 +135,19 @@ def _day(touchpoint: str) -> int:
         return 0
 
 
+def _stage_rows(funnel: Funnel) -> list[tuple[str, str]]:
+    """Journeys by stage: finished ones by how they ended, then those still running by where they are
+    (a journey at the operator stage has not finished anything yet)."""
+    finished = sorted((s, n) for s, n in funnel.stages.items() if s in TERMINAL_STAGES)
+    running = sorted(
+        ((s, n) for s, n in funnel.stages.items() if s not in TERMINAL_STAGES),
+        key=lambda item: (_PROGRESS.index(item[0]) if item[0] in _PROGRESS else len(_PROGRESS), item[0]),
+    )
+    return [(f"journeys finished {s}", str(n)) for s, n in finished] + [
+        (f"journeys in progress at stage {s}", str(n)) for s, n in running
+    ]
+
+
 def _message_rows(funnel: Funnel) -> list[list[str]]:
     return [
         [r.channel, r.touchpoint, r.template]
@@ -152,41 +156,29 @@ def _message_rows(funnel: Funnel) -> list[list[str]]:
     ]
 
 
+def _other_rows(funnel: Funnel) -> list[list[str]]:
+    rows = [["robot contacts (journeys)", str(funnel.robot_contacts)]]
+    rows += [[f"  robot outcome {k}", str(v)] for k, v in sorted(funnel.robot_outcomes.items())]
+    rows += [["operator hand-offs", str(funnel.handoffs)]]
+    rows += [[f"  operator {k}", str(v)] for k, v in sorted(funnel.operator_outcomes.items())]
+    rows += [list(row) for row in _stage_rows(funnel)]
+    rows += [[f"secured via {p}", str(funnel.secured_by_path.get(p, 0))] for p in PATHS]
+    return rows
+
+
 def funnel_tables(funnel: Funnel) -> Group:
     messages = Table(title="Messages per channel and touchpoint")
-    for column in (
-        "channel",
-        "touchpoint",
-        "template",
-        "sent",
-        "delivered",
-        "opened/read/replied",
-        "suppressed",
-        "failed",
-    ):
+    for column in MESSAGE_COLUMNS:
         messages.add_column(
             column, justify="left" if column in ("channel", "touchpoint", "template") else "right"
         )
-    for r in funnel.rows:
-        messages.add_row(
-            r.channel,
-            r.touchpoint,
-            r.template,
-            *map(str, (r.sent, r.delivered, r.engaged, r.suppressed, r.failed)),
-        )
+    for message_row in _message_rows(funnel):
+        messages.add_row(*message_row)
     rest = Table(title="Contacts and outcomes")
     rest.add_column("what")
     rest.add_column("count", justify="right")
-    rest.add_row("robot contacts (journeys)", str(funnel.robot_contacts))
-    for kind, count in sorted(funnel.robot_outcomes.items()):
-        rest.add_row(f"  robot outcome {kind}", str(count))
-    rest.add_row("operator hand-offs", str(funnel.handoffs))
-    for outcome, count in sorted(funnel.operator_outcomes.items()):
-        rest.add_row(f"  operator {outcome}", str(count))
-    for stage, count in sorted(funnel.stages.items()):
-        rest.add_row(f"journeys finished {stage}", str(count))
-    for path in PATHS:
-        rest.add_row(f"secured via {path}", str(funnel.secured_by_path.get(path, 0)))
+    for other_row in _other_rows(funnel):
+        rest.add_row(*other_row)
     return Group(messages, rest)
 
 
@@ -205,36 +197,9 @@ def funnel_html(funnel: Funnel) -> str:
             Bar(f"{channel} opened/read/replied", engaged, "#1b7f3b", str(engaged)),
         ]
     maximum = max((b.value for b in bars), default=0)
-    message_rows = [
-        [
-            r.channel,
-            r.touchpoint,
-            r.template,
-            *map(str, (r.sent, r.delivered, r.engaged, r.suppressed, r.failed)),
-        ]
-        for r in funnel.rows
-    ]
-    other = [["robot contacts (journeys)", str(funnel.robot_contacts)]]
-    other += [[f"robot outcome {k}", str(v)] for k, v in sorted(funnel.robot_outcomes.items())]
-    other += [["operator hand-offs", str(funnel.handoffs)]]
-    other += [[f"operator {k}", str(v)] for k, v in sorted(funnel.operator_outcomes.items())]
-    other += [[f"journeys finished {k}", str(v)] for k, v in sorted(funnel.stages.items())]
-    other += [[f"secured via {p}", str(funnel.secured_by_path.get(p, 0))] for p in PATHS]
     body = (
         bar_chart(bars, float(maximum))
-        + table(
-            [
-                "channel",
-                "touchpoint",
-                "template",
-                "sent",
-                "delivered",
-                "opened/read/replied",
-                "suppressed",
-                "failed",
-            ],
-            message_rows,
-        )
-        + table(["what", "count"], other)
+        + table(list(MESSAGE_COLUMNS), _message_rows(funnel))
+        + table(["what", "count"], [[what.strip(), count] for what, count in _other_rows(funnel)])
     )
     return page("Воронка пролонгаций", body)

@@ -1,6 +1,7 @@
 """What each source posts. Every callback has its own `event_id` (the provider's delivery id) and
-names its journey by one of: `message_id` (our outbox key, which we hand to providers as their
-client message id), `journey_id`, or `policy_number` (+ `expires_on` when a number has several terms)."""
+names its journey by one of: `message_id` (the provider's id of our message, as the outbox stores it
+in `provider_message_id`, or our own outbox key), `journey_id`, or `policy_number` (+ `expires_on`
+when a number has several terms)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ class Callback(BaseModel):
     model_config = ConfigDict(extra="ignore")  # providers add fields of their own
 
     event_id: str = Field(min_length=1, max_length=200, description="the provider's id of this callback")
-    message_id: str | None = Field(None, description="our message key, as given to the provider")
+    message_id: str | None = Field(
+        None,
+        description="the provider's id of our message (SMSC id, e-mail Message-ID, VK message id) or our key",
+    )
     journey_id: str | None = None
     policy_number: str | None = None
     expires_on: date | None = None

@@ -1,18 +1,21 @@
 """From a verified callback to a journey signal, exactly once per `(source, event_id)`.
 
-The receipt row is claimed before the signal and marked processed after it: a repeated callback finds
-a processed row and changes nothing; one that failed half-way is processed again.
+The order matters. First the callback must name a journey Temporal knows (the outbox or the policy
+table names it, `describe` confirms it): otherwise the sender gets a 404 and nothing is stored, so a
+retry after the import succeeds. Then the receipt row is *claimed* with one conditional UPDATE, so of
+two copies of a callback in flight only one signals. A failed signal releases the claim (the provider
+retries); a claim whose holder died before finishing can be taken over after `CLAIM_LEASE`.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
-from temporalio.client import Client
+from sqlalchemy import CursorResult, and_, delete, or_, select, update
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from renewals.db.database import Database
@@ -34,6 +37,13 @@ from renewals.webhooks.payloads import (
 
 log = logging.getLogger(__name__)
 STOP_WORDS = frozenset({"STOP", "СТОП", "STOP.", "СТОП."})
+CLAIM_LEASE = timedelta(minutes=2)  # longer than any signal takes; shorter than a provider's retry
+CHANNEL_OF_SOURCE = {"sms": "sms", "email": "email", "vk": "vk", "robot": "robot_call", "portal": "portal"}
+DELIVERY_EVENTS = {
+    "delivered": EventType.MESSAGE_DELIVERED,
+    "undelivered": EventType.MESSAGE_UNDELIVERED,
+    "bounced": EventType.MESSAGE_UNDELIVERED,
+}
 
 
 class UnknownJourney(LookupError):
@@ -50,34 +60,35 @@ class Target:
 @dataclass(frozen=True)
 class Action:
     kind: str  # the fact stored for the funnel: delivered, opened, read, replied, opt_out, agreed…
-    signal: str | None  # "event" or "robot_outcome", or None for a fact without a signal
-    payload: Any = None
+    signal: str  # "event" or "robot_outcome"
+    payload: Any
 
 
-def action_for(source: str, callback: Callback) -> Action:
+def _event(kind: str, type_: EventType, source: str) -> Action:
+    return Action(kind, "event", JourneyEvent(type=type_, source=source))
+
+
+def action_for(source: str, callback: Callback, target: Target) -> Action:
+    """What the callback tells the journey. Delivery reports name the message they are about
+    (`sms:d-30-sms`) so the journey's events say which send was delivered or not."""
+    kind = getattr(callback, "type", None)
+    if kind in DELIVERY_EVENTS:
+        message = ":".join(part for part in (target.channel or source, target.touchpoint) if part)
+        return _event(kind, DELIVERY_EVENTS[kind], message)
     if isinstance(callback, SmsCallback):
-        if callback.type != "reply":
-            return Action(callback.type, None)
         if (callback.text or "").strip().upper() in STOP_WORDS:
-            return Action("opt_out", "event", JourneyEvent(type=EventType.OPT_OUT, source=source))
-        return Action("replied", "event", JourneyEvent(type=EventType.SMS_REPLIED, source=source))
+            return _event("opt_out", EventType.OPT_OUT, source)
+        return _event("replied", EventType.SMS_REPLIED, source)
     if isinstance(callback, EmailCallback):
-        if callback.type == "opened":
-            return Action("opened", "event", JourneyEvent(type=EventType.EMAIL_OPENED, source=source))
-        return Action(callback.type, None)
+        return _event("opened", EventType.EMAIL_OPENED, source)
     if isinstance(callback, VkCallback):
-        if callback.type in ("read", "reply"):
-            return Action(callback.type, "event", JourneyEvent(type=EventType.VK_READ, source=source))
-        return Action(callback.type, None)
+        return _event(callback.type, EventType.VK_READ, source)
     if isinstance(callback, RobotCallback):
         report = RobotOutcomeReport(outcome=callback.outcome, task_id=callback.task_id)
         return Action(callback.outcome.value, "robot_outcome", report)
     if isinstance(callback, PortalCallback):
-        return Action(callback.type, "event", JourneyEvent(type=EventType(callback.type), source=source))
+        return _event(callback.type, EventType(callback.type), source)
     raise TypeError(f"no mapping for {type(callback).__name__}")
-
-
-CHANNEL_OF_SOURCE = {"sms": "sms", "email": "email", "vk": "vk", "robot": "robot_call", "portal": "portal"}
 
 
 class WebhookService:
@@ -86,18 +97,27 @@ class WebhookService:
         self.client = client
 
     async def resolve(self, source: str, callback: Callback, today: date) -> Target:
+        """The journey a callback is about. A `message_id` is our outbox key or the id the provider
+        gave the message (the adapters hand providers a hash of the key, never the key: SMSC `id`,
+        e-mail `Message-ID`, VK's message id — the outbox keeps it as `provider_message_id`)."""
         channel = CHANNEL_OF_SOURCE[source]
         if callback.message_id:
+            mid = callback.message_id.strip()
+            by_provider = and_(
+                OutboxRow.channel == channel,
+                OutboxRow.provider_message_id.in_((mid, f"<{mid.strip('<>')}>")),  # Message-ID ± <>
+            )
             async with self.db.session() as session:
                 row = (
                     await session.execute(
-                        select(OutboxRow.journey_id, OutboxRow.channel, OutboxRow.touchpoint).where(
-                            OutboxRow.dedup_key == callback.message_id
-                        )
+                        select(OutboxRow.journey_id, OutboxRow.channel, OutboxRow.touchpoint)
+                        .where(or_(OutboxRow.dedup_key == mid, by_provider))
+                        .order_by(OutboxRow.updated_at.desc())
+                        .limit(1)
                     )
                 ).one_or_none()
             if row is None:
-                raise UnknownJourney(f"unknown message {callback.message_id!r}")
+                raise UnknownJourney(f"unknown message {mid!r}")
             return Target(row.journey_id, row.channel, row.touchpoint)
         if callback.journey_id:
             return Target(callback.journey_id, channel, None)
@@ -109,35 +129,36 @@ class WebhookService:
 
     async def handle(self, source: str, callback: Callback) -> WebhookResult:
         target = await self.resolve(source, callback, datetime.now(UTC).date())
-        action = action_for(source, callback)
+        running = await self._running(target.journey_id)
+        action = action_for(source, callback, target)
         if not await self._claim(source, callback.event_id, target, action):
             return WebhookResult(status="duplicate", journey_id=target.journey_id, signal=action.signal)
-        status: Any = "accepted"
-        if action.signal is not None:
+        status: Any = "accepted" if running else "journey_finished"
+        if running:
             try:
                 await self.client.get_workflow_handle(target.journey_id).signal(action.signal, action.payload)
             except RPCError as error:
                 if error.status is not RPCStatusCode.NOT_FOUND:
                     await self._forget(source, callback.event_id)
                     raise
-                if not await self._journey_exists(target.journey_id):
-                    await self._forget(source, callback.event_id)
-                    raise UnknownJourney(f"no journey {target.journey_id}") from error
-                status = "journey_finished"
+                status = "journey_finished"  # it ended between describe and signal
         await self._done(source, callback.event_id, status)
         return WebhookResult(status=status, journey_id=target.journey_id, signal=action.signal)
 
-    async def _journey_exists(self, workflow_id: str) -> bool:
+    async def _running(self, workflow_id: str) -> bool:
+        """True if the journey runs, False if it has finished; UnknownJourney if Temporal has none."""
         try:
-            await self.client.get_workflow_handle(workflow_id).describe()
+            description = await self.client.get_workflow_handle(workflow_id).describe()
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
-                return False
+                raise UnknownJourney(f"no journey {workflow_id}") from error
             raise
-        return True
+        return description.status is WorkflowExecutionStatus.RUNNING
 
     async def _claim(self, source: str, event_id: str, target: Target, action: Action) -> bool:
-        """True if this callback is new (or an earlier attempt did not finish)."""
+        """True for exactly one caller per callback: the row is inserted if new, then taken with a
+        conditional UPDATE whose row count says who won (a stale, unfinished claim may be taken over)."""
+        now = datetime.now(UTC)
         values = {
             "source": source,
             "event_id": event_id,
@@ -147,30 +168,35 @@ class WebhookService:
             "kind": action.kind,
             "signal": action.signal,
             "processed": False,
-            "received_at": datetime.now(UTC),
+            "received_at": now,
         }
+        row = and_(WebhookEventRow.source == source, WebhookEventRow.event_id == event_id)
+        claimable = or_(
+            WebhookEventRow.processed.is_(False),
+            and_(WebhookEventRow.result.is_(None), WebhookEventRow.received_at < now - CLAIM_LEASE),
+        )
         async with self.db.session() as session, session.begin():
             await session.execute(
                 insert_ignoring_conflict(self.db.dialect, WebhookEventRow, values, ["source", "event_id"])
             )
-            processed = (
+            claimed = cast(
+                "CursorResult[Any]",
                 await session.execute(
-                    select(WebhookEventRow.processed).where(
-                        WebhookEventRow.source == source, WebhookEventRow.event_id == event_id
-                    )
-                )
-            ).scalar_one()
-        return not processed
+                    update(WebhookEventRow).where(row, claimable).values(processed=True, received_at=now)
+                ),
+            )
+        return claimed.rowcount == 1
 
     async def _done(self, source: str, event_id: str, result: str) -> None:
         async with self.db.session() as session, session.begin():
             await session.execute(
                 update(WebhookEventRow)
                 .where(WebhookEventRow.source == source, WebhookEventRow.event_id == event_id)
-                .values(processed=True, result=result)
+                .values(result=result)
             )
 
     async def _forget(self, source: str, event_id: str) -> None:
+        """Release a claim whose signal failed, so the provider's retry is processed."""
         async with self.db.session() as session, session.begin():
             await session.execute(
                 delete(WebhookEventRow).where(

@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.intake import IntakeActivities
@@ -79,20 +79,22 @@ def build_worker(
     extra_activities: Sequence[Callable[..., Any]] = (),
     cache_size: int = 1000,
     channel_slots: int = 100,
+    runner: WorkflowRunner = SANDBOX,
 ) -> JourneyWorkers:
     """Workers for journeys: `task_queue` for workflows and bookkeeping activities, plus one queue
     per sending channel limited to `rates[channel]` activities a second (None: unlimited).
     `fail_fast` (tests, simulation) fails a workflow on any exception instead of retrying its task
     forever, so a bug shows up as an error rather than a hang. `cache_size` caps the sticky cache of
     the journey worker and `channel_slots` the concurrent sends of each channel worker (defaults: the
-    SDK's)."""
+    SDK's). `runner` is the sandbox everywhere but in `renewals simulate`, which runs only this
+    repository's workflows, already checked by the sandboxed tests, and wants the speed."""
     all_activities = [*activities.all(), *extra_activities]
     main = Worker(
         client,
         task_queue=task_queue,
         workflows=[*WORKFLOWS, *extra_workflows],
         activities=all_activities,
-        workflow_runner=SANDBOX,
+        workflow_runner=runner,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         max_cached_workflows=cache_size,
     )

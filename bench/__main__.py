@@ -48,8 +48,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--simulate",
         type=int,
-        default=200,
-        help="scenarios for the `renewals simulate` timing, 0 to skip (default 200; 1000 takes ≈ 6 min here)",
+        default=1000,
+        help="scenarios for the `renewals simulate` timing, 0 to skip (default 1000)",
     )
     parser.add_argument(
         "--profile",
@@ -73,6 +73,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="experiment: run our worker through bench.variant_worker with these patches (e.g. pool1)",
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes for our burst (default 1)")
+    parser.add_argument(
+        "--spread-minutes",
+        type=int,
+        default=2,
+        help="also run our burst with the window's morning spread over this many minutes, on the first "
+        "server mode (RENEWALS_WINDOW_SPREAD_MINUTES; 0 skips it; default 2)",
+    )
     parser.add_argument("--skip", default="", help="phases to skip: baseline, ours, memory (comma-separated)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go (bench/results)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch files (default: a temp dir)")
@@ -115,6 +122,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         args.workers,
                     )
                 print(f"  {json.dumps(_brief(burst['ours']))}", flush=True)
+                if args.spread_minutes and not result["bursts"]:
+                    print(f"[{mode}] ours, sends spread over {args.spread_minutes} min …", flush=True)
+                    with gateway(workdir) as gw:
+                        burst["ours_spread"] = await scenarios.ours(
+                            server,
+                            args.journeys,
+                            workdir,
+                            gw,
+                            False,
+                            args.lead,
+                            args.worker_variants,
+                            args.workers,
+                            spread_minutes=args.spread_minutes,
+                        )
+                    print(f"  {json.dumps(_brief(burst['ours_spread']))}", flush=True)
         result["bursts"][mode] = burst
     if "memory" not in skip:
         steps = [int(s) for s in args.memory_steps.split(",") if s.strip()]
@@ -156,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     render_table(result)
     print(f"results: {args.out / 'latest.json'}, {args.out / 'latest.md'} ({result['wall_seconds']} s)")
     correct = all(
-        b.get("ours", {}).get("correctness", {}).get("exactly_once", True) for b in result["bursts"].values()
+        b.get(part, {}).get("correctness", {}).get("exactly_once", True)
+        for b in result["bursts"].values()
+        for part in ("ours", "ours_spread")
     )
     return 0 if correct else 1
 

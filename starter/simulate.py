@@ -7,11 +7,15 @@ The input and output shapes are the public contract documented in README.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import multiprocessing
+import os
 import sys
 import tempfile
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner
 
 from activities.journey import JourneyActivities
 from renewals.channels.sandbox import SandboxRobot
@@ -34,6 +39,7 @@ from worker import build_worker, sandbox_channels
 from workflows.simulation import ScenarioRun, SimulateScenario, TimedEvent
 
 TASK_QUEUE = "simulate"
+PARALLEL_FROM = 50  # scenarios: below this, a second process costs more (its server's start) than it saves
 
 
 class ScenarioError(ValueError):
@@ -157,8 +163,29 @@ def render_result(scenario: Scenario, workflow_id: str, status: JourneyStatus) -
     }
 
 
-async def simulate(scenarios: list[Scenario]) -> list[dict[str, Any]]:
+async def simulate(scenarios: list[Scenario], processes: int | None = None) -> list[dict[str, Any]]:
+    """Every scenario's result, in input order. Many scenarios are split over `processes` (default:
+    one per core once there are enough to pay for a second server): each process has its own
+    time-skipping server, worker and scratch database, as one process is bound to one core."""
     ids = _workflow_ids(scenarios)
+    processes = processes or (min(os.cpu_count() or 1, 4) if len(scenarios) >= PARALLEL_FROM else 1)
+    if processes <= 1:
+        statuses = dict(await _run_scenarios(scenarios, ids))
+    else:
+        chunks = [scenarios[i::processes] for i in range(processes)]
+        loop = asyncio.get_running_loop()
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            parts = await asyncio.gather(*(loop.run_in_executor(pool, _run_chunk, c, ids) for c in chunks))
+        statuses = {sid: status for part in parts for sid, status in part}
+    return [render_result(s, ids[s.id], statuses[s.id]) for s in scenarios]
+
+
+def _run_chunk(scenarios: list[Scenario], ids: dict[str, str]) -> list[tuple[str, JourneyStatus]]:
+    """One process's share (runs in a `spawn`ed process)."""
+    return asyncio.run(_run_scenarios(scenarios, ids))
+
+
+async def _run_scenarios(scenarios: list[Scenario], ids: dict[str, str]) -> list[tuple[str, JourneyStatus]]:
     server = find_binary("temporal-test-server")
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=server, data_converter=pydantic_data_converter, runtime=cli_runtime()
@@ -171,7 +198,16 @@ async def simulate(scenarios: list[Scenario]) -> list[dict[str, Any]]:
         robot = SandboxRobot(db, script={ids[s.id]: s.robot for s in scenarios})
         # Scenarios are independent what-ifs, often for the same client: no shared opt-out list.
         activities = JourneyActivities(db, sandbox_channels(db, robot), opt_outs_per_journey=True)
-        async with build_worker(env.client, TASK_QUEUE, activities, [SimulateScenario], fail_fast=True):
+        # The sandbox guards determinism in development and production; here it would only cost
+        # time: the workflows are this repository's, checked by the sandboxed test suite.
+        async with build_worker(
+            env.client,
+            TASK_QUEUE,
+            activities,
+            [SimulateScenario],
+            fail_fast=True,
+            runner=UnsandboxedWorkflowRunner(),
+        ):
             with env.auto_time_skipping_disabled():
                 handles = [
                     await env.client.start_workflow(
@@ -185,7 +221,7 @@ async def simulate(scenarios: list[Scenario]) -> list[dict[str, Any]]:
         await db.dispose()
         await env.shutdown()
         scratch.cleanup()
-    return [render_result(s, ids[s.id], st) for s, st in zip(scenarios, statuses, strict=True)]
+    return [(s.id, status) for s, status in zip(scenarios, statuses, strict=True)]
 
 
 async def run_cli(path: str) -> int:

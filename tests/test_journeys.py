@@ -27,6 +27,15 @@ SCENARIOS = [
     scenario("osago-later-year", "OSAGO", first_prolongation_year=False),
     scenario("ifl-305", "IFL", product_code="305"),
     scenario("ifl-other", "IFL", product_code="999"),
+    scenario("ifl-354", "IFL", product_code="354"),
+    scenario("ifl-gate", "IFL", product_code="305", agent={"renewal_rates": {"IFL": 0.85}}),
+    scenario("ifl-gate-not-met", "IFL", product_code="305", agent={"renewal_rates": {"IFL": 0.79}}),
+    scenario(
+        "mortgage-gate-never",
+        "MORTGAGE",
+        bank="SBER",
+        agent={"renewal_rates": {"KASKO": 1, "OSAGO": 1, "IFL": 1}},
+    ),
     scenario("mortgage-sber", "MORTGAGE", bank="SBER"),
     scenario("mortgage-other", "MORTGAGE", bank="OTHER"),
     scenario("kasko-draft", "KASKO", events=[{"day": -10, "type": "draft_created"}]),
@@ -43,6 +52,13 @@ SCENARIOS = [
     scenario("centre-draft", "KASKO_OSAGO", events=[{"day": -10, "type": "draft_created"}], **CENTRE),
     scenario("centre-paid", "KASKO", events=[{"day": -25, "type": "payment_received"}], **CENTRE),
     scenario("centre-gate-ignored", "KASKO", agent=GATE_AGENT, **CENTRE),
+    scenario("centre-kasko-osago", "KASKO_OSAGO", **CENTRE),
+    # An event after the journey ended (paid at −20, a late "opened" at −3) has nowhere to go.
+    scenario(
+        "event-after-the-end",
+        "KASKO",
+        events=[{"day": -20, "type": "payment_received"}, {"day": -3, "type": "email_opened"}],
+    ),
     scenario(
         "centre-email-opened",
         "KASKO",
@@ -360,3 +376,40 @@ async def test_missing_addresses_are_suppressed_with_the_reason(results: dict[st
 async def test_simulated_scenarios_do_not_share_an_opt_out_list(results: dict[str, Any]) -> None:
     assert results["same-client-opts-out"]["final_stage"] == "opted_out"
     assert [r[3] for r in rows(results["same-client-stays"])] == ["sent", "sent"]
+
+
+async def test_ifl_354_like_305_and_the_ifl_norm_is_80_percent(results: dict[str, Any]) -> None:
+    assert rows(results["ifl-354"]) == [("2027-03-21T09:00+03:00", -30, "sms", "sent", "base_ifl_30", None)]
+    assert "Ваш полис страхования имущества №" in results["ifl-354"]["timeline"][0]["text"]
+    gated = rows(results["ifl-gate"])
+    assert [(r[3], r[5]) for r in gated] == [("suppressed", "agent_meets_renewal_norms (IFL 85% ≥ 80%)")]
+    assert [r[3] for r in rows(results["ifl-gate-not-met"])] == ["sent"]  # 79 % < 80 %
+
+
+async def test_mortgage_clients_are_informed_whatever_the_agents_rates(results: dict[str, Any]) -> None:
+    assert [r[3] for r in rows(results["mortgage-gate-never"])] == ["sent", "sent"]
+
+
+async def test_the_centres_texts_name_a_kasko_osago_policy_kasko(results: dict[str, Any]) -> None:
+    texts = {e["template"]: e["text"] for e in results["centre-kasko-osago"]["timeline"]}
+    assert texts["centre_sms_30"] == (
+        "Иван Петрович, Ваш полис КАСКО заканчивается 20.04.27. Продлите его у Вашего Агента "
+        "(Тел. +7 903 111-22-33) или позвоните в АльфаСтрахование (тел. +7 495 777-00-00)."
+    )
+    assert texts["centre_sms_5"] == (
+        "Иван Петрович, Ваш полис КАСКО заканчивается 20.04.27. Продлите его, позвонив в "
+        "АльфаСтрахование (тел. +7 495 777-00-00)."
+    )
+
+
+async def test_the_operator_task_after_a_robot_contact_keeps_the_agent(results: dict[str, Any]) -> None:
+    task = next(e for e in results["centre-robot-agreed"]["timeline"] if e["channel"] == "operator_task")
+    assert task["to"] == "msk" and "Агент Петрова Анна" in task["text"]
+
+
+async def test_an_event_after_the_journey_ended_is_dropped_and_simulate_finishes(
+    results: dict[str, Any],
+) -> None:
+    result = results["event-after-the-end"]
+    assert result["final_stage"] == "paid"
+    assert rows(result) == [SENT_45]

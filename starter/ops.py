@@ -141,7 +141,7 @@ def _tracked(progress: Progress, description: str) -> tuple[Callable[[int], None
 
 async def _import(args: argparse.Namespace, settings: Settings, db: Database) -> int:
     from renewals.intake.importer import import_file
-    from renewals.intake.journeys import sync_journey
+    from renewals.intake.journeys import sync_journeys
     from renewals.intake.records import FileFormatError
 
     try:
@@ -168,8 +168,7 @@ async def _import(args: argparse.Namespace, settings: Settings, db: Database) ->
             )
         else:
             synced: dict[str, int] = {}
-            for policy, cancelled in report.changed:
-                result, reason = await sync_journey(client, db, policy, cancelled)
+            for policy, result, reason in await sync_journeys(client, db, report.changed):
                 synced[result.value] = synced.get(result.value, 0) + 1
                 if reason:
                     err.print(f"{policy.number}: journey refused the change: {reason}", markup=False)

@@ -117,6 +117,21 @@ async def sync_journey(client: Client, db: Database, policy: Policy, cancelled: 
     return Sync.UPDATED, ""
 
 
+async def sync_journeys(
+    client: Client, db: Database, changes: Sequence[tuple[Policy, bool]], concurrency: int = START_CONCURRENCY
+) -> list[tuple[Policy, Sync, str]]:
+    """`sync_journey` for each changed policy (as an import reports them), `concurrency` at a time:
+    a first import of thousands of policies asks Temporal about each, and that is round trips."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(policy: Policy, cancelled: bool) -> tuple[Policy, Sync, str]:
+        async with semaphore:
+            result, reason = await sync_journey(client, db, policy, cancelled)
+        return policy, result, reason
+
+    return list(await asyncio.gather(*(one(policy, cancelled) for policy, cancelled in changes)))
+
+
 async def start_or_sync(
     client: Client,
     db: Database,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from renewals.db.database import Database
-from renewals.db.policies import write_policy
+from renewals.db.policies import write_policies
 from renewals.db.tables import AgentRow, ClientRow, PolicyRow, RegionalCentreRow
 from renewals.models import Agent, Bank, Client, Line, Policy, Product, RegionalCentre
 
@@ -25,6 +25,9 @@ class Change(StrEnum):
     INSERTED = "inserted"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+
+
+Term = tuple[str, date]  # (policy number, last day of cover)
 
 
 @dataclass(frozen=True)
@@ -93,21 +96,19 @@ async def store_policies(db: Database, records: Sequence[tuple[Policy, bool]]) -
     changes: list[Change] = []
     async with db.session() as session, session.begin():
         before = await _load_terms(session, keys)
-        merged: set[str] = set()
+        to_write: dict[Term, tuple[Policy, bool]] = {}
         for (policy, cancelled), key in zip(records, keys, strict=True):
             prior = before.get(key)
             now_cancelled = cancelled or (prior is not None and prior.cancelled)
             if prior is not None and prior.policy == policy and prior.cancelled == now_cancelled:
                 changes.append(Change.UNCHANGED)
                 continue
-            row = await write_policy(session, policy, merged)
-            row.cancelled = row.cancelled or now_cancelled
-            before[key] = StoredPolicy(policy, now_cancelled)  # a term repeated later in the batch
-            changes.append(Change.INSERTED if prior is None else Change.UPDATED)
+            changes.append(Change.INSERTED if prior is None and key not in to_write else Change.UPDATED)
+            to_write[key] = (policy, now_cancelled)  # a term repeated later in the batch: the last wins
+        await write_policies(
+            session, [policy for policy, _ in to_write.values()], [cancel for _, cancel in to_write.values()]
+        )
     return changes
-
-
-Term = tuple[str, date]  # (policy number, last day of cover)
 
 
 async def _load_terms(session: AsyncSession, keys: Sequence[Term]) -> dict[Term, StoredPolicy]:

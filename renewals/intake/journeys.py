@@ -29,7 +29,7 @@ from renewals.models import Policy, journey_id
 from renewals.sendwindow import SendWindow
 
 log = logging.getLogger(__name__)
-START_CONCURRENCY = 50  # policies in flight in `renewals start`
+START_CONCURRENCY = 100  # policies in flight in `renewals start` (and `renewals import`'s sync)
 
 
 class Sync(StrEnum):

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from renewals.channels.base import Channels, PermanentSendError
+from renewals.channels.base import Channels, MessageProvider, PermanentSendError
 from renewals.channels.errors import ChannelPaused, TransientSendError
-from renewals.channels.failover import FailoverProvider
+from renewals.channels.failover import FailoverProvider, Reconcilable
 from renewals.contracts import (
     OperatorTaskReceipt,
     OperatorTaskRequest,
@@ -35,8 +35,9 @@ from renewals.db.database import Database
 from renewals.db.tables import JourneyRow, OperatorTaskRow
 from renewals.db.upsert import insert_ignoring_conflict
 from renewals.delivery import ChannelPauses, OptOuts
+from renewals.journey import RobotOutcome
 from renewals.models import Channel
-from renewals.outbox import Outbox
+from renewals.outbox import OPTED_OUT, Outbox, OutboxState
 from renewals.privacy import mask_address
 from renewals.sendwindow import zone
 
@@ -70,50 +71,65 @@ class JourneyActivities:
 
     @activity.defn(name="send_message")
     async def send_message(self, request: SendRequest) -> SendReceipt:
-        """Send one message exactly once: claim the outbox row, send with its key, mark it sent."""
-        state = await self.outbox.claim(request)
+        """Send one message exactly once: claim the outbox row (the opt-out check in the same
+        transaction), send with its key, mark it sent.
+
+        A row found pending (`resumed`: a retry, or a crashed worker's send) may already be at the
+        provider, so: the request goes out flagged `resumed` (SMSC then asks its status query first,
+        VK skips the permission check and relies on `random_id`); and if the recipient opted out
+        meanwhile, the provider is asked first — a message it has is recorded as sent, not suppressed.
+        """
+        state = await self.outbox.claim(request, self.opt_outs.key(request.recipient, request.journey_id))
         if state.status == "sent" and state.provider and state.provider_message_id:
             return SendReceipt(provider=state.provider, provider_message_id=state.provider_message_id)
-        if state.status in ("failed", "suppressed"):
-            error_type, _, message = (state.reason or "SendFailed: ").partition(": ")
-            raise ApplicationError(message, type=error_type, non_retryable=True)
-        await self._check_recipient(request, request.channel, request.recipient)
-        _check_window(request)
+        _raise_if_settled(state)
         try:
             provider = self.channels.for_channel(request.channel)
-            if isinstance(provider, FailoverProvider):  # it knows which of its providers took it
-                delivery = await provider.deliver(request, accepted_by=state.provider)
-                provider_name, message_id = delivery.provider, delivery.message_id
+            if state.opted_out is not None:
+                found = await _find_delivered(provider, request, state)
+                if found is None:
+                    raise await self._suppress(request.dedup_key, state.opted_out)
+                provider_name, message_id = found
             else:
-                provider_name, message_id = provider.name, await provider.send(request)
+                await self._check_paused(request.channel)
+                _check_window(request)
+                if state.resumed:
+                    request = request.model_copy(update={"resumed": True})
+                if isinstance(provider, FailoverProvider):  # it knows which of its providers took it
+                    delivery = await provider.deliver(request, accepted_by=state.provider)
+                    provider_name, message_id = delivery.provider, delivery.message_id
+                else:
+                    provider_name, message_id = provider.name, await provider.send(request)
         except PermanentSendError as error:
-            await self.outbox.mark(request.dedup_key, "failed", reason=f"{error.error_type}: {error.message}")
-            log.warning(
-                "send %s to %s failed permanently: %s",
-                request.dedup_key,
-                mask_address(request.channel.value, request.recipient),
-                error.error_type,
-            )
-            raise ApplicationError(error.message, type=error.error_type, non_retryable=True) from error
+            raise await self._failed(request.dedup_key, request.channel, request.recipient, error) from error
         except ChannelPaused as error:
             raise await self._pause(request.channel, error) from error
         except TransientSendError as error:
-            delay = timedelta(seconds=error.retry_after) if error.retry_after else None
-            raise ApplicationError(error.message, type=error.error_type, next_retry_delay=delay) from error
+            raise _retry(error) from error
         await self.outbox.mark(
             request.dedup_key, "sent", provider=provider_name, provider_message_id=message_id
         )
         log.info("sent %s to %s", request.dedup_key, mask_address(request.channel.value, request.recipient))
         return SendReceipt(provider=provider_name, provider_message_id=message_id)
 
-    async def _check_recipient(
-        self, request: SendRequest | RobotCallRequest, channel: Channel, recipient: str
-    ) -> None:
-        """Opt-outs suppress every channel; a paused channel makes the send wait, not fail."""
-        reason = await self.opt_outs.reason(recipient, request.journey_id)
-        if reason is not None:
-            await self.outbox.mark(request.dedup_key, "suppressed", reason=f"OptedOut: {reason}")
-            raise ApplicationError(reason, type="OptedOut", non_retryable=True)
+    async def _suppress(self, key: str, opted_out: str) -> ApplicationError:
+        await self.outbox.mark(key, "suppressed", reason=f"{OPTED_OUT}: {opted_out}")
+        return ApplicationError(opted_out, type=OPTED_OUT, non_retryable=True)
+
+    async def _failed(
+        self, key: str, channel: Channel, recipient: str, error: PermanentSendError
+    ) -> ApplicationError:
+        await self.outbox.mark(key, "failed", reason=f"{error.error_type}: {error.message}")
+        log.warning(
+            "send %s to %s failed permanently: %s",
+            key,
+            mask_address(channel.value, recipient),
+            error.error_type,
+        )
+        return ApplicationError(error.message, type=error.error_type, non_retryable=True)
+
+    async def _check_paused(self, channel: Channel) -> None:
+        """A paused channel makes the send wait, not fail."""
         now = _clock()
         pause = await self.pauses.paused(channel, now)
         if pause is not None:
@@ -139,20 +155,36 @@ class JourneyActivities:
 
     @activity.defn(name="place_robot_call")
     async def place_robot_call(self, request: RobotCallRequest) -> RobotCallResult:
-        await self._check_recipient(request, Channel.ROBOT_CALL, request.phone)
+        """Queue one robot call through the outbox, like a message: the row is claimed first, the
+        provider gets the row's key as `client_task_id` (a retry after a crash queues nothing new:
+        the provider answers the first task), and the row is marked sent with the provider's task id.
+        The robot has no status query, so a resumed row whose phone opted out is suppressed."""
+        state = await self.outbox.claim(request, self.opt_outs.key(request.phone, request.journey_id))
+        if state.status == "sent" and state.provider_message_id:
+            return RobotCallResult(task_id=state.provider_message_id, outcome=_outcome_of(state.reason))
+        _raise_if_settled(state)
+        if state.opted_out is not None:
+            raise await self._suppress(request.dedup_key, state.opted_out)
+        await self._check_paused(Channel.ROBOT_CALL)
         if request.not_after is not None and _clock() >= request.not_after:
             raise ApplicationError(
                 "today's calling hours are over", type="CallingWindowClosed", non_retryable=True
             )
+        robot = self.channels.robot
         try:
-            return await self.channels.robot.place_call(request)
+            result = await robot.place_call(request)
         except PermanentSendError as error:
-            raise ApplicationError(error.message, type=error.error_type, non_retryable=True) from error
+            raise await self._failed(request.dedup_key, Channel.ROBOT_CALL, request.phone, error) from error
         except ChannelPaused as error:
             raise await self._pause(Channel.ROBOT_CALL, error) from error
         except TransientSendError as error:
-            delay = timedelta(seconds=error.retry_after) if error.retry_after else None
-            raise ApplicationError(error.message, type=error.error_type, next_retry_delay=delay) from error
+            raise _retry(error) from error
+        # A provider that answers at once (the sandbox) has its outcome kept, so a retry returns it too.
+        reason = f"{_OUTCOME_PREFIX}{result.outcome.value}" if result.outcome is not None else None
+        await self.outbox.mark(
+            request.dedup_key, "sent", reason=reason, provider=robot.name, provider_message_id=result.task_id
+        )
+        return result
 
     @activity.defn(name="open_operator_task")
     async def open_operator_task(self, request: OperatorTaskRequest) -> OperatorTaskReceipt:
@@ -195,6 +227,44 @@ class JourneyActivities:
                     updated_at=datetime.now(UTC),
                 )
             )
+
+
+_OUTCOME_PREFIX = "outcome: "
+
+
+def _outcome_of(reason: str | None) -> RobotOutcome | None:
+    if reason and reason.startswith(_OUTCOME_PREFIX):
+        return RobotOutcome(reason.removeprefix(_OUTCOME_PREFIX))
+    return None
+
+
+def _raise_if_settled(state: OutboxState) -> None:
+    """A row that already failed or was suppressed answers every retry the same way."""
+    if state.status in ("failed", "suppressed"):
+        error_type, _, message = (state.reason or "SendFailed: ").partition(": ")
+        raise ApplicationError(message, type=error_type, non_retryable=True)
+
+
+def _retry(error: TransientSendError) -> ApplicationError:
+    delay = timedelta(seconds=error.retry_after) if error.retry_after else None
+    return ApplicationError(error.message, type=error.error_type, next_retry_delay=delay)
+
+
+async def _find_delivered(
+    provider: MessageProvider, request: SendRequest, state: OutboxState
+) -> tuple[str, str] | None:
+    """(provider, message id) if the provider proves it has the message; None if it has not or
+    cannot tell (no status query: VK, e-mail)."""
+    try:
+        if isinstance(provider, FailoverProvider):
+            delivery = await provider.find(request, accepted_by=state.provider)
+            return (delivery.provider, delivery.message_id) if delivery else None
+        if isinstance(provider, Reconcilable):
+            message_id = await provider.lookup(request)
+            return (provider.name, message_id) if message_id else None
+    except PermanentSendError:  # e.g. a number it can't even look up: it has nothing
+        return None
+    return None
 
 
 def _clock() -> datetime:

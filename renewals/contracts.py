@@ -34,6 +34,10 @@ class SendRequest(_Contract):
     # The client's send window: a retry that comes due outside it waits for the next opening.
     window: SendWindow | None = None
     timezone: str | None = None
+    # Set by the send activity, not the workflow: this key's outbox row existed before this attempt
+    # (a retry, or a crashed worker's send recovered), so the provider may already have the message
+    # and should reconcile (SMSC: status query) before sending; a first attempt sends at once.
+    resumed: bool = False
 
     @property
     def dedup_key(self) -> str:
@@ -72,6 +76,7 @@ class RobotCallRequest(_Contract):
     script: str
     attempt: int  # 1 for the journey's first call
     not_after: datetime | None = None  # the end of today's calling hours: no call after it
+    template: str = "robot_dasha"  # the rule's template, for the call's outbox row
 
     @property
     def dedup_key(self) -> str:

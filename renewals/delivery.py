@@ -33,14 +33,15 @@ class OptOuts:
         self.db = db
         self.per_journey = per_journey
 
-    def _key(self, address: str, journey_id: str | None) -> str:
+    def key(self, address: str, journey_id: str | None) -> str:
+        """The row key an address is listed under (`Outbox.claim` reads it in the same transaction)."""
         key = normalise_address(address)
         return f"{journey_id}|{key}" if self.per_journey and journey_id else key
 
     async def add(self, addresses: list[str], reason: str, journey_id: str | None) -> None:
         now = datetime.now(UTC)
         async with self.db.session() as session, session.begin():
-            for address in {self._key(a, journey_id) for a in addresses if a}:
+            for address in {self.key(a, journey_id) for a in addresses if a}:
                 values = {"address": address, "reason": reason, "journey_id": journey_id, "created_at": now}
                 await session.execute(
                     insert_ignoring_conflict(self.db.dialect, OptOutRow, values, ["address"])
@@ -48,7 +49,7 @@ class OptOuts:
 
     async def reason(self, address: str, journey_id: str | None = None) -> str | None:
         async with self.db.session() as session:
-            row = await session.get(OptOutRow, self._key(address, journey_id))
+            row = await session.get(OptOutRow, self.key(address, journey_id))
         return row.reason if row else None
 
 

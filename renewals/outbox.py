@@ -2,8 +2,11 @@
 
 A send first claims its row (pending), then calls the provider with the same dedup key, then marks
 the row sent. A crash between the provider's accept and the commit leaves the row pending; the
-retry calls the provider again with the same key, and the provider's dedup answers with the message
-it already has, so nothing goes out twice.
+retry finds it pending (`OutboxState.resumed`), so the provider is asked to reconcile (SMSC's status
+query; VK and the robot drop a repeated key themselves) and nothing goes out twice.
+
+The claim is the hot path of every send: one transaction, Core statements, that also reads the
+opt-out list — a fresh row for an opted-out address is written `suppressed` at once.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, select, update
 
-from renewals.contracts import SendRequest, SuppressionRecord, dedup_key
+from renewals.contracts import RobotCallRequest, SendRequest, SuppressionRecord, dedup_key
 from renewals.db.database import Database
-from renewals.db.tables import OutboxRow
+from renewals.db.tables import OptOutRow, OutboxRow
 from renewals.db.upsert import insert_ignoring_conflict
+from renewals.models import Channel
+
+OPTED_OUT = "OptedOut"
 
 
 @dataclass(frozen=True)
@@ -25,33 +31,72 @@ class OutboxState:
     reason: str | None
     provider: str | None
     provider_message_id: str | None
+    # The row was pending before this claim: an earlier attempt may have reached the provider.
+    resumed: bool = False
+    # A resumed row's recipient is on the opt-out list (the reason), not yet marked: the caller first
+    # asks the provider whether the earlier attempt went out (see activities.journey.send_message).
+    opted_out: str | None = None
 
 
 class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, request: SendRequest) -> OutboxState:
-        """Create the pending row if it does not exist; return the row's current state."""
+    async def claim(
+        self, request: SendRequest | RobotCallRequest, opt_out_key: str | None = None
+    ) -> OutboxState:
+        """Create the row unless it exists, and check the opt-out list, in one transaction.
+
+        A new row is `pending`, or `suppressed` ("OptedOut: <reason>") when `opt_out_key` (see
+        `OptOuts.key`) has opted out. An existing row comes back as it is; a pending one is `resumed`.
+        """
         now = datetime.now(UTC)
-        values = {
-            "dedup_key": request.dedup_key,
-            "journey_id": request.journey_id,
-            "touchpoint": request.touchpoint,
-            "channel": request.channel.value,
-            "recipient": request.recipient,
-            "template": request.template,
-            "text": request.text,
-            "status": "pending",
-            "created_at": now,
-            "updated_at": now,
-        }
-        async with self.db.session() as session, session.begin():
-            await session.execute(insert_ignoring_conflict(self.db.dialect, OutboxRow, values, ["dedup_key"]))
+        if isinstance(request, RobotCallRequest):
+            channel, recipient, text = Channel.ROBOT_CALL, request.phone, request.script
+        else:
+            channel, recipient, text = request.channel, request.recipient, request.text
+        async with self.db.engine.begin() as connection:
+            opted_out = None
+            if opt_out_key:
+                opted_out = (
+                    await connection.execute(select(OptOutRow.reason).where(OptOutRow.address == opt_out_key))
+                ).scalar_one_or_none()
+            status = "pending" if opted_out is None else "suppressed"
+            reason = None if opted_out is None else f"{OPTED_OUT}: {opted_out}"
+            values = {
+                "dedup_key": request.dedup_key,
+                "journey_id": request.journey_id,
+                "touchpoint": request.touchpoint,
+                "channel": channel.value,
+                "recipient": recipient,
+                "template": request.template,
+                "text": text,
+                "status": status,
+                "reason": reason,
+                "created_at": now,
+                "updated_at": now,
+            }
+            inserted = await connection.execute(
+                insert_ignoring_conflict(self.db.dialect, OutboxRow, values, ["dedup_key"])
+            )
+            if inserted.rowcount == 1:
+                return OutboxState(status, reason, None, None)
             row = (
-                await session.execute(select(OutboxRow).where(OutboxRow.dedup_key == request.dedup_key))
-            ).scalar_one()
-            return OutboxState(row.status, row.reason, row.provider, row.provider_message_id)
+                await connection.execute(
+                    select(
+                        OutboxRow.status, OutboxRow.reason, OutboxRow.provider, OutboxRow.provider_message_id
+                    ).where(OutboxRow.dedup_key == request.dedup_key)
+                )
+            ).one()
+        pending = row.status == "pending"
+        return OutboxState(
+            row.status,
+            row.reason,
+            row.provider,
+            row.provider_message_id,
+            resumed=pending,
+            opted_out=opted_out if pending else None,
+        )
 
     async def mark(
         self,
@@ -62,8 +107,8 @@ class Outbox:
         provider: str | None = None,
         provider_message_id: str | None = None,
     ) -> None:
-        async with self.db.session() as session, session.begin():
-            await session.execute(
+        async with self.db.engine.begin() as connection:
+            await connection.execute(
                 update(OutboxRow)
                 .where(OutboxRow.dedup_key == key)
                 .values(
@@ -103,15 +148,16 @@ class Outbox:
 
 class OutboxLedger:
     """`FailoverLedger` over the outbox row's `provider` column: the pin survives a crash and is seen
-    by every worker, so a retry anywhere goes back to the provider that may hold the message."""
+    by every worker, so a retry anywhere goes back to the provider that may hold the message.
+    It pins only a claimed, still pending row (a settled row needs no pin)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def pinned(self, key: str) -> str | None:
-        async with self.db.session() as session:
+        async with self.db.engine.connect() as connection:
             return (
-                await session.execute(select(OutboxRow.provider).where(OutboxRow.dedup_key == key))
+                await connection.execute(select(OutboxRow.provider).where(OutboxRow.dedup_key == key))
             ).scalar_one_or_none()
 
     async def pin(self, key: str, provider: str) -> None:
@@ -121,8 +167,8 @@ class OutboxLedger:
         await self._set(key, None, OutboxRow.provider == provider)
 
     async def _set(self, key: str, provider: str | None, condition: ColumnElement[bool]) -> None:
-        async with self.db.session() as session, session.begin():
-            await session.execute(
+        async with self.db.engine.begin() as connection:
+            await connection.execute(
                 update(OutboxRow)
                 .where(OutboxRow.dedup_key == key, OutboxRow.status == "pending", condition)
                 .values(provider=provider, updated_at=datetime.now(UTC))

@@ -77,15 +77,18 @@ def test_invalid_address_is_permanent(bad: str) -> None:
     assert caught.value.error_type == "InvalidEmail"
 
 
-async def test_sends_to_sink_and_dedups_on_message_id(sink: SmtpSink) -> None:
+async def test_sends_to_sink_and_a_resend_keeps_its_message_id(sink: SmtpSink) -> None:
     email = provider(sink)
     first = await email.send(email_request())
-    assert await email.send(email_request()) == first
     await email.send(email_request(touchpoint="d-5-email"))
     records = sink.gateway.log.records("email")
     assert records[0].key == first and len(records) == 2
     assert records[0].recipient == EMAIL and records[0].subject == "Продление"
     assert "&lt;истекает&gt;" in (records[0].meta["html"] or "")
+    # SMTP cannot refuse a resend: it is a second message, recognisable by its Message-ID.
+    assert await email.send(email_request()) == first
+    repeat = sink.gateway.log.records("email")[-1]
+    assert (repeat.key, repeat.repeat, repeat.deduplicated) == (first, True, False)
 
 
 async def test_refused_recipient_is_permanent(sink: SmtpSink) -> None:
@@ -112,8 +115,24 @@ async def test_hang_is_a_maybe_accepted_timeout_then_retry_sends_once(sink: Smtp
     assert caught.value.maybe_accepted
     sink.gateway.faults.release_hangs()
     sink.gateway.configure_faults(FaultConfig())
+    retried = await provider(sink).send(email_request())
+    # At-least-once: the server had queued the first copy, the retry sends it again — with the same
+    # Message-ID, so the recipient's mail store collapses the two.
+    records = sink.gateway.log.records("email")
+    assert retried == message_id_for(email_request().dedup_key, "alfa.example")
+    assert [(r.key, r.repeat) for r in records] == [(retried, False), (retried, True)]
+    assert [r.outcome for r in sink.gateway.requests.records("email")] == ["hang", "repeat"]
+
+
+async def test_timeout_before_accept_then_retry_sends_once(sink: SmtpSink) -> None:
+    sink.gateway.configure_faults(FaultConfig(stall_rate=1.0, hang_seconds=5))
+    with pytest.raises(ProviderUnavailable) as caught:
+        await provider(sink, timeout_seconds=0.3).send(email_request())
+    assert caught.value.maybe_accepted
+    sink.gateway.faults.release_hangs()
+    sink.gateway.configure_faults(FaultConfig())
     await provider(sink).send(email_request())
-    assert len(sink.gateway.log.records("email")) == 1
+    assert [r.repeat for r in sink.gateway.log.records("email")] == [False]
 
 
 async def test_connection_refused_is_transient_and_not_accepted() -> None:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import httpx
 import pytest
 
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
+from renewals.channels.factory import sms_provider
 from renewals.channels.failover import AllProvidersFailed, Delivery, FailoverProvider, InMemoryLedger
 from renewals.channels.smsc import SmscConfig, SmscProvider
 from renewals.contracts import SendRequest
+from renewals.db.database import Database
 from renewals.gateway import FaultConfig, Gateway
+from renewals.outbox import Outbox, OutboxLedger
 from tests.test_gateway_helpers import asgi_client, send_request
 
 
@@ -40,6 +46,16 @@ class ReconcilableFake(Fake):
 
 DOWN = ProviderUnavailable("503", provider="x")
 LOST = ProviderUnavailable("read timeout", provider="x", maybe_accepted=True)
+BROKE = ProviderUnavailable("500", provider="x", maybe_accepted=True, answered=True)
+NO_FUNDS = ChannelPaused("InsufficientFunds", "no money", "x")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.mark.parametrize(
@@ -147,7 +163,8 @@ async def test_real_adapters_over_two_gateways() -> None:
     first = await failover.deliver(request)
     assert first.provider == "smsc-backup"
     primary_gw.configure_faults(FaultConfig())
-    assert await failover.deliver(request) == first
+    retry = request.model_copy(update={"resumed": True})  # the activity's retry (row pending)
+    assert await failover.deliver(retry) == first
     assert primary_gw.log.records() == [] and len(backup_gw.log.records("sms")) == 1
 
 
@@ -172,3 +189,128 @@ async def test_connect_error_switches_read_timeout_does_not() -> None:
             [SmscProvider(config, httpx.AsyncClient(transport=httpx.MockTransport(lost))), backup]
         ).send(send_request(touchpoint="d-5-sms"))
     assert len(backup_gw.log.records("sms")) == 1
+
+
+async def test_a_paused_provider_alerts_is_skipped_then_probed_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    primary, backup = Fake("primary", NO_FUNDS), Fake("backup")
+    failover = FailoverProvider([primary, backup], pause_seconds=60, clock=clock)
+    with caplog.at_level(logging.ERROR, logger="renewals.channels.failover"):
+        assert (await failover.deliver(send_request())).provider == "backup"
+    alerts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ALERT")]
+    assert len(alerts) == 1 and "primary" in alerts[0] and "InsufficientFunds" in alerts[0]
+    assert failover.paused("primary") and not failover.paused("backup")
+    assert (await failover.deliver(send_request(touchpoint="d-5-sms"))).provider == "backup"
+    assert primary.calls == 1  # skipped while paused
+    clock.now += 61
+    assert (await failover.deliver(send_request(touchpoint="d-4-sms"))).provider == "primary"
+
+
+async def test_every_provider_refusing_us_pauses_the_channel() -> None:
+    """Not a transient 'all failed': the activity must pause the channel and alert, not retry."""
+    auth = ChannelPaused("AuthFailed", "bad login", "y")
+    failover = FailoverProvider([Fake("a", NO_FUNDS, NO_FUNDS), Fake("b", auth, auth)])
+    with pytest.raises(ChannelPaused) as caught:
+        await failover.deliver(send_request())
+    assert caught.value.error_type == "AuthFailed" and caught.value.provider == failover.name
+    with pytest.raises(ChannelPaused):  # both paused: both probed again, both still refuse
+        await failover.deliver(send_request(touchpoint="d-5-sms"))
+    mixed = FailoverProvider([Fake("a", NO_FUNDS), Fake("b", DOWN)])
+    with pytest.raises(AllProvidersFailed):  # one is only down: transient
+        await mixed.deliver(send_request())
+
+
+@pytest.mark.parametrize(("has", "provider"), [("primary-earlier", "primary"), (None, "backup")])
+async def test_an_answered_5xx_is_looked_up_before_switching(has: str | None, provider: str) -> None:
+    primary, backup = ReconcilableFake("primary", BROKE, has=has), Fake("backup")
+    ledger = InMemoryLedger()
+    delivery = await FailoverProvider([primary, backup], ledger).deliver(send_request())
+    assert delivery.provider == provider and backup.calls == (provider == "backup")
+    assert await ledger.pinned(send_request().dedup_key) == provider
+
+
+async def test_an_answered_5xx_without_a_lookup_keeps_the_pin() -> None:
+    primary, backup = Fake("primary", BROKE), Fake("backup")
+    ledger = InMemoryLedger()
+    with pytest.raises(ProviderUnavailable):
+        await FailoverProvider([primary, backup], ledger).deliver(send_request())
+    assert backup.calls == 0 and await ledger.pinned(send_request().dedup_key) == "primary"
+
+
+async def test_a_failed_lookup_keeps_the_pin() -> None:
+    class Blind(ReconcilableFake):
+        async def lookup(self, request: SendRequest) -> str | None:
+            raise DOWN
+
+    backup = Fake("backup")
+    ledger = InMemoryLedger()
+    with pytest.raises(ProviderUnavailable) as caught:
+        await FailoverProvider([Blind("primary", BROKE), backup], ledger).deliver(send_request())
+    assert caught.value.maybe_accepted and backup.calls == 0
+    assert await ledger.pinned(send_request().dedup_key) == "primary"
+
+
+async def test_real_smsc_500_switches_only_after_the_status_query_says_no() -> None:
+    def broken(has: bool) -> httpx.AsyncClient:
+        def handler(request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/sys/status.php":
+                if has:
+                    return httpx.Response(200, json={"status": 1, "err": 0})
+                return httpx.Response(200, json={"error": "not found", "error_code": 3})
+            return httpx.Response(500, text="Internal Server Error")
+
+        return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+    config = SmscConfig(base_url="http://gw", login="l", password="p")
+    for has, expected in [(True, "smsc"), (False, "smsc-backup")]:
+        backup_gw = Gateway()
+        backup = SmscProvider(config, asgi_client(backup_gw), "smsc-backup")
+        delivery = await FailoverProvider([SmscProvider(config, broken(has)), backup]).deliver(send_request())
+        assert delivery.provider == expected
+        assert len(backup_gw.log.records("sms")) == (expected == "smsc-backup")
+
+
+async def test_an_ordered_list_of_three() -> None:
+    a, b, c = Fake("a", DOWN), Fake("b", NO_FUNDS), Fake("c")
+    ledger = InMemoryLedger()
+    assert (await FailoverProvider([a, b, c], ledger).deliver(send_request())).provider == "c"
+    assert (a.calls, b.calls, c.calls) == (1, 1, 1)
+    assert await ledger.pinned(send_request().dedup_key) == "c"
+
+
+def test_factory_builds_the_ordered_list(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/f.db")
+    config = SmscConfig(base_url="http://gw", login="l", password="p")
+    assert isinstance(sms_provider([config], db), SmscProvider)
+    chain = sms_provider([config] * 3, db, pause_seconds=120)
+    assert isinstance(chain, FailoverProvider) and isinstance(chain.ledger, OutboxLedger)
+    assert [p.name for p in chain.providers] == ["smsc", "smsc-backup", "smsc-backup-2"]
+    assert chain.pause_seconds == 120
+
+
+async def test_outbox_ledger_pins_survive_a_new_process(tmp_path: Path) -> None:
+    """The pin is the outbox row's `provider`: a fresh engine (another worker, a restart) sees it."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/ledger.db"
+    request = send_request()
+    first = Database(url)
+    await first.migrate()
+    await Outbox(first).claim(request)
+    await OutboxLedger(first).pin(request.dedup_key, "smsc")
+    await first.dispose()
+
+    second = Database(url)
+    ledger = OutboxLedger(second)
+    assert await ledger.pinned(request.dedup_key) == "smsc"
+    assert (await Outbox(second).claim(request)).provider == "smsc"  # what `accepted_by` is fed
+    await ledger.release(request.dedup_key, "smsc-backup")  # names another provider: no effect
+    assert await ledger.pinned(request.dedup_key) == "smsc"
+    await ledger.release(request.dedup_key, "smsc")
+    assert await ledger.pinned(request.dedup_key) is None
+    await ledger.pin(request.dedup_key, "smsc-backup")
+    await Outbox(second).mark(request.dedup_key, "sent", provider="smsc-backup", provider_message_id="1")
+    await ledger.pin(request.dedup_key, "smsc")  # a settled row is not re-pinned
+    assert await ledger.pinned(request.dedup_key) == "smsc-backup"
+    assert await ledger.pinned("no-such-key") is None
+    await second.dispose()

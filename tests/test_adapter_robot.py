@@ -8,14 +8,16 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 from renewals.channels.robot_http import RobotHttpConfig, RobotHttpProvider, parse_outcome_webhook
 from renewals.contracts import RobotCallRequest
-from renewals.gateway import FaultConfig, Gateway, GatewayConfig
+from renewals.gateway import FaultConfig, Gateway, GatewayConfig, messages_per_key
 from renewals.journey import RobotOutcome
+from renewals.webhooks.auth import authentic
+from renewals.webhooks.payloads import RobotCallback
 from tests.test_gateway_helpers import PHONE, asgi_client, mock_client
 
 CONFIG = RobotHttpConfig(
@@ -99,17 +101,19 @@ def test_parse_outcome_webhook_rejects_garbage(payload: dict[str, Any]) -> None:
 # ---- against the sandbox gateway -------------------------------------------------------------------
 
 
-async def test_gateway_dedups_and_posts_the_outcome() -> None:
-    received: list[dict[str, Any]] = []
+async def test_gateway_dedups_and_posts_the_signed_outcome() -> None:
+    received: list[tuple[bytes, str]] = []
     webhook = FastAPI()
 
-    @webhook.post("/robot")
-    async def hook(payload: dict[str, Any]) -> dict[str, str]:
-        received.append(payload)
+    @webhook.post("/webhooks/robot")
+    async def hook(request: Request) -> dict[str, str]:
+        received.append((await request.body(), request.headers.get("x-signature", "")))
         return {}
 
     gateway = Gateway(
-        GatewayConfig(robot_api_key="k3y", robot_webhook_url="http://hooks/robot"),
+        GatewayConfig(
+            robot_api_key="k3y", robot_webhook_url="http://hooks/webhooks/robot", robot_webhook_secret="rs"
+        ),
         callback_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=webhook)),
     )
     gateway.robot_script["79161234567"] = [RobotOutcome.AGREED]
@@ -117,12 +121,25 @@ async def test_gateway_dedups_and_posts_the_outcome() -> None:
         CONFIG.model_copy(update={"base_url": "http://gw"}), client=asgi_client(gateway)
     )
     first = await provider.place_call(CALL)
-    again = await provider.place_call(CALL)
+    again = await provider.place_call(CALL)  # a retry: the same client_task_id, the same task
     assert first == again and first.outcome is None
     await gateway.drain_callbacks()
-    assert len(gateway.log.records("robot")) == 1 and gateway.log.records("robot")[0].key == CALL.dedup_key
+    records = gateway.log.records("robot")
+    assert [(r.key, r.repeat, r.deduplicated) for r in records] == [
+        (CALL.dedup_key, False, False),
+        (CALL.dedup_key, True, True),
+    ]
+    assert messages_per_key(r.model_dump() for r in records) == {("robot", CALL.dedup_key): 1}
     assert len(received) == 1
-    parsed = parse_outcome_webhook(received[0])
+    body, signature = received[0]
+    assert authentic("rs", body, signature, None)
+    callback = RobotCallback.model_validate_json(body)  # the JSON our webhook service accepts
+    assert (callback.message_id, callback.task_id, callback.outcome) == (
+        CALL.dedup_key,
+        first.task_id,
+        RobotOutcome.AGREED,
+    )
+    parsed = parse_outcome_webhook(json.loads(body))  # and the robot's own fields
     assert (parsed.task_id, parsed.outcome) == (first.task_id, RobotOutcome.AGREED)
 
 

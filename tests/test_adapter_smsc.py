@@ -18,7 +18,9 @@ from renewals.channels.smsc import (
     parse_status_callback,
     smsc_message_id,
 )
-from renewals.gateway import FaultConfig, Gateway, GatewayConfig, create_app
+from renewals.gateway import FaultConfig, Gateway, GatewayConfig, create_app, messages_per_key
+from renewals.webhooks.auth import authentic
+from renewals.webhooks.payloads import SmsCallback
 from tests.test_gateway_helpers import PHONE, asgi_client, mock_client, send_request, serve
 
 CONFIG = SmscConfig(base_url="https://smsc.test", login="acme", password="s3cret", sender="ALFA")
@@ -39,34 +41,49 @@ def test_message_id_is_stable_and_in_smsc_range() -> None:
     assert all(1 <= smsc_message_id(f"k{i}") <= 2**31 - 1 for i in range(500))
 
 
-async def test_send_checks_status_then_posts_form_with_client_id() -> None:
+async def test_first_attempt_posts_form_with_client_id_without_status_query() -> None:
     seen: list[tuple[str, dict[str, str]]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append((request.url.path, form(request)))
-        if request.url.path == "/sys/status.php":
-            return httpx.Response(200, json={"error": "message not found", "error_code": 3})
         return httpx.Response(200, json={"id": int(form(request)["id"]), "cnt": 1})
 
     request = send_request()
     message_id = await smsc(handler).send(request)
 
     assert message_id == str(smsc_message_id(request.dedup_key))
-    assert [path for path, _ in seen] == ["/sys/status.php", "/sys/send.php"]
-    sent = seen[1][1]
+    assert [path for path, _ in seen] == ["/sys/send.php"]  # a fresh key: nothing to reconcile
+    sent = seen[0][1]
     assert sent["phones"] == "79161234567" and sent["mes"] == request.text and sent["sender"] == "ALFA"
     assert sent["id"] == message_id and sent["fmt"] == "3" and sent["psw"] == "s3cret"
     assert all("s3cret" not in str(path) for path, _ in seen)  # the password never goes in a URL
 
 
-async def test_send_returns_existing_id_without_sending_again() -> None:
+async def test_resumed_send_checks_status_first_then_sends() -> None:
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        if request.url.path == "/sys/status.php":
+            assert form(request)["id"] == str(smsc_message_id(send_request().dedup_key))
+            return httpx.Response(200, json={"error": "message not found", "error_code": 3})
+        return httpx.Response(200, json={"id": int(form(request)["id"]), "cnt": 1})
+
+    await smsc(handler).send(send_request(resumed=True))
+    assert paths == ["/sys/status.php", "/sys/send.php"]
+    paths.clear()
+    await smsc(handler, check_before_send=False).send(send_request(resumed=True))
+    assert paths == ["/sys/send.php"]
+
+
+async def test_resumed_send_returns_existing_id_without_sending_again() -> None:
     paths: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         paths.append(request.url.path)
         return httpx.Response(200, json={"status": 1, "last_date": "01.04.2027 10:00:00", "err": 0})
 
-    request = send_request()
+    request = send_request(resumed=True)
     assert await smsc(handler).send(request) == str(smsc_message_id(request.dedup_key))
     assert paths == ["/sys/status.php"]
 
@@ -105,28 +122,41 @@ async def test_send_error_codes(code: int, kind: type[Exception], error_type: st
     assert getattr(caught.value, "error_type", None) == error_type
     if isinstance(caught.value, RateLimited):
         assert caught.value.retry_after == 60.0
+    if isinstance(caught.value, ProviderUnavailable):  # SMSC answered something we don't know:
+        assert caught.value.maybe_accepted and caught.value.answered  # it may have kept the message
 
 
 async def test_status_query_errors_are_classified_too() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"error": "authorise error", "error_code": 2})
 
+    paths: list[str] = []
+
+    def counting(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return handler(request)
+
     with pytest.raises(ChannelPaused):
-        await smsc(handler).send(send_request())
+        await smsc(counting).send(send_request(resumed=True))
+    assert paths == ["/sys/status.php"]
 
 
 @pytest.mark.parametrize(
-    ("response", "maybe_accepted"),
+    ("response", "maybe_accepted", "answered"),
     [
-        (httpx.Response(503, text="busy"), False),
-        (httpx.Response(504), True),
-        (httpx.Response(200, text="OK"), False),
+        (httpx.Response(503, text="busy"), False, False),  # turned away
+        (httpx.Response(500, text="oops"), True, True),  # failed after taking the request
+        (httpx.Response(502), True, True),
+        (httpx.Response(504), True, False),  # a proxy gave up: SMSC may still be working on it
+        (httpx.Response(200, text="OK - 1 SMS, ID - 1"), True, True),  # an accept we can't read
     ],
 )
-async def test_http_failures_are_transient(response: httpx.Response, maybe_accepted: bool) -> None:
+async def test_http_failures_are_transient(
+    response: httpx.Response, maybe_accepted: bool, answered: bool
+) -> None:
     with pytest.raises(ProviderUnavailable) as caught:
         await smsc(lambda request: response, check_before_send=False).send(send_request())
-    assert caught.value.maybe_accepted is maybe_accepted
+    assert (caught.value.maybe_accepted, caught.value.answered) == (maybe_accepted, answered)
 
 
 async def test_http_429_is_rate_limited_with_retry_after() -> None:
@@ -170,18 +200,20 @@ def gateway_smsc(gateway: Gateway, **overrides: object) -> SmscProvider:
     return SmscProvider(config, client=asgi_client(gateway))
 
 
-@pytest.mark.parametrize("check_before_send", [True, False])
-async def test_gateway_dedups_same_key(check_before_send: bool, tmp_path: object) -> None:
+async def test_gateway_resumed_send_reconciles_and_a_blind_repeat_is_a_second_sms() -> None:
     gateway = Gateway(GatewayConfig(smsc_login="acme", smsc_password="s3cret"))
-    provider = gateway_smsc(gateway, check_before_send=check_before_send)
+    provider = gateway_smsc(gateway)
     request = send_request()
     first = await provider.send(request)
-    second = await provider.send(request)
+    assert await provider.send(send_request(resumed=True)) == first  # the status query finds it
     other = await provider.send(send_request(touchpoint="d-5-sms"))
-    assert first == second != other
+    assert first != other
     records = gateway.log.records("sms")
     assert [r.provider_id for r in records] == [first, other]
     assert records[0].recipient == "79161234567" and records[0].text == request.text
+    # Like SMSC, the gateway does not refuse a repeated id: without the query it is a second SMS.
+    await gateway_smsc(gateway, check_before_send=False).send(send_request(resumed=True))
+    assert messages_per_key(r.model_dump() for r in gateway.log.records("sms"))[("sms", records[0].key)] == 2
 
 
 async def test_gateway_faults_reach_the_adapter() -> None:
@@ -222,31 +254,57 @@ async def test_timeout_after_accept_then_retry_sends_once() -> None:
         assert caught.value.maybe_accepted
         gateway.faults.release_hangs()
         gateway.configure_faults(FaultConfig())
-        assert await provider.send(request) == str(smsc_message_id(request.dedup_key))
+        retry = request.model_copy(update={"resumed": True})  # what the activity's retry sends
+        assert await provider.send(retry) == str(smsc_message_id(request.dedup_key))
         await provider.aclose()
     assert len(gateway.log.records("sms")) == 1
+    assert [r.outcome for r in gateway.requests.records("sms")] == ["hang", "found"]
 
 
-async def test_gateway_posts_smsc_shaped_delivery_callback() -> None:
-    received: list[dict[str, str]] = []
+async def test_timeout_before_accept_then_retry_sends_once() -> None:
+    """The gateway holds the request and drops it: ambiguous to the client, nothing was sent."""
+    gateway = Gateway(GatewayConfig(faults=FaultConfig(stall_rate=1.0, hang_seconds=5)))
+    async with serve(create_app(gateway)) as url:
+        provider = SmscProvider(SmscConfig(base_url=url, login="acme", password="x", timeout_seconds=0.3))
+        with pytest.raises(ProviderUnavailable) as caught:
+            await provider.send(send_request())
+        assert caught.value.maybe_accepted and not caught.value.answered
+        gateway.faults.release_hangs()
+        gateway.configure_faults(FaultConfig())
+        await provider.send(send_request(resumed=True))
+        await provider.aclose()
+    assert len(gateway.log.records("sms")) == 1
+    assert [r.outcome for r in gateway.requests.records("sms")] == ["stall", "not_found", "accepted"]
+
+
+async def test_gateway_posts_a_signed_delivery_callback_per_sms() -> None:
+    received: list[tuple[bytes, str]] = []
     webhook = FastAPI()
 
-    @webhook.post("/sms-status")
+    @webhook.post("/webhooks/sms")
     async def sms_status(request: Request) -> dict[str, str]:
-        received.append(dict(parse_qsl((await request.body()).decode())))
+        received.append((await request.body(), request.headers.get("x-signature", "")))
         return {}
 
     callbacks = httpx.AsyncClient(transport=httpx.ASGITransport(app=webhook))
-    gateway = Gateway(GatewayConfig(sms_webhook_url="http://hooks/sms-status"), callback_client=callbacks)
+    config = GatewayConfig(sms_webhook_url="http://hooks/webhooks/sms", sms_webhook_secret="hook-secret")
+    gateway = Gateway(config, callback_client=callbacks)
     message_id = await gateway_smsc(gateway).send(send_request())
     await gateway.drain_callbacks()
     assert len(received) == 1
-    report = parse_status_callback(received[0])
-    assert (report.message_id, report.status) == (message_id, DeliveryStatus.DELIVERED)
-    await gateway_smsc(gateway).send(send_request())  # a repeat: no second message, no second report
+    body, signature = received[0]
+    assert authentic("hook-secret", body, signature, None)  # what our webhook service checks
+    callback = SmsCallback.model_validate_json(body)  # and the JSON it accepts
+    assert (callback.type, callback.message_id) == ("delivered", message_id)
+    report = parse_status_callback(json.loads(body))  # SMSC's own fields ride along
+    assert (report.message_id, report.status, report.phone) == (
+        message_id,
+        DeliveryStatus.DELIVERED,
+        "79161234567",
+    )
+    await gateway_smsc(gateway).send(send_request(resumed=True))  # reconciled: no SMS, no report
     await gateway.drain_callbacks()
     assert len(received) == 1
-    assert json.loads(json.dumps(received[0]))["phone"] == "79161234567"
 
 
 async def test_status_lookup_via_gateway() -> None:

@@ -11,7 +11,7 @@ from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 from renewals.channels.vk import VkConfig, VkProvider, vk_random_id
 from renewals.contracts import SendRequest
-from renewals.gateway import FaultConfig, Gateway, GatewayConfig
+from renewals.gateway import FaultConfig, Gateway, GatewayConfig, messages_per_key
 from renewals.models import Channel
 from tests.test_gateway_helpers import asgi_client, mock_client, send_request
 
@@ -27,8 +27,20 @@ def vk_error(code: int, msg: str = "error") -> httpx.Response:
     return httpx.Response(200, json={"error": {"error_code": code, "error_msg": msg, "request_params": []}})
 
 
-def provider(handler: object) -> VkProvider:
-    return VkProvider(CONFIG, client=mock_client(handler))
+def provider(handler: object, clock: object = None) -> VkProvider:
+    if clock is None:
+        return VkProvider(CONFIG, client=mock_client(handler))
+    return VkProvider(CONFIG, client=mock_client(handler), clock=clock)  # type: ignore[arg-type]
+
+
+def recording(calls: list[str], allowed: int = 1) -> object:
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path.rsplit("/", 1)[1])
+        if request.url.path.endswith("isMessagesFromGroupAllowed"):
+            return httpx.Response(200, json={"response": {"is_allowed": allowed}})
+        return httpx.Response(200, json={"response": 4242})
+
+    return handler
 
 
 def test_random_id_is_a_stable_positive_int32() -> None:
@@ -54,6 +66,26 @@ async def test_checks_permission_then_sends_with_random_id() -> None:
     assert allowed["group_id"] == "777" and allowed["user_id"] == USER
     assert sent["random_id"] == str(vk_random_id(request.dedup_key)) and sent["message"] == request.text
     assert sent["access_token"] == "tok" and sent["v"] == "5.199"
+
+
+async def test_resumed_send_skips_the_permission_check_and_relies_on_random_id() -> None:
+    """An earlier attempt may have delivered: no pre-check may call that 'not allowed'."""
+    calls: list[str] = []
+    assert await provider(recording(calls, allowed=0)).send(vk_request().model_copy(update={"resumed": True}))
+    assert calls == ["messages.send"]
+
+
+async def test_permission_is_cached_per_user_for_a_short_while() -> None:
+    calls: list[str] = []
+    now = [1000.0]
+    vk = provider(recording(calls), clock=lambda: now[0])
+    await vk.send(vk_request())
+    await vk.send(vk_request(touchpoint="d-5-vk"))
+    await vk.send(vk_request(recipient="999", touchpoint="d-5-vk"))  # another user: asked
+    assert calls.count("messages.isMessagesFromGroupAllowed") == 2 and calls.count("messages.send") == 3
+    now[0] += CONFIG.allowed_cache_seconds + 1
+    await vk.send(vk_request(touchpoint="d-4-vk"))
+    assert calls.count("messages.isMessagesFromGroupAllowed") == 3
 
 
 async def test_not_allowed_by_recipient_stops_before_sending() -> None:
@@ -149,8 +181,18 @@ async def test_gateway_dedups_on_random_id() -> None:
     first = await vk.send(vk_request())
     assert await vk.send(vk_request()) == first
     assert await vk.send(vk_request(touchpoint="d-5-vk")) != first
-    assert len(gateway.log.records("vk")) == 2
-    assert gateway.log.records("vk")[0].key == f"{vk_random_id(vk_request().dedup_key)}:{USER}"
+    records = gateway.log.records("vk")
+    assert [(r.repeat, r.deduplicated) for r in records] == [(False, False), (True, True), (False, False)]
+    assert records[0].key == f"{vk_random_id(vk_request().dedup_key)}:{USER}"
+    assert sorted(messages_per_key(r.model_dump() for r in records).values()) == [1, 1]
+
+
+async def test_gateway_resumed_send_to_a_user_who_now_forbids_messages_is_refused_by_vk() -> None:
+    gateway = Gateway(GatewayConfig(faults=FaultConfig(blocked_recipients=[USER])))
+    with pytest.raises(PermanentSendError) as caught:
+        await gateway_vk(gateway).send(vk_request().model_copy(update={"resumed": True}))
+    assert caught.value.error_type == "NotAllowedByRecipient"
+    assert [(r.endpoint, r.outcome) for r in gateway.requests.records("vk")] == [("send", "rejected:901")]
 
 
 async def test_gateway_faults_reach_the_adapter() -> None:

@@ -1,6 +1,12 @@
 """The crash test: thousands of journeys due at once through the sandbox gateway, the worker killed
 with SIGKILL mid-burst and restarted — every expected message in the gateway log exactly once.
 
+The gateway logs every accepted request, a repeated dedup key too (README, "The sandbox gateway"),
+so a second SMS or a VK message under a new key would show here. What may legitimately repeat: a
+VK or robot request the provider dropped as a repeat (it reached nobody), and an e-mail that was in
+the SMTP server's hands at the kill — SMTP cannot deduplicate, so the resend arrives with the same
+Message-ID (at-least-once for e-mail, README "E-mail (SMTP)"). The test tells these apart.
+
 Real parts only: the Temporal dev server, the gateway and the worker as separate processes, the
 worker configured like production (channels=gateway, SQLite outbox). N defaults to 2,000 journeys
 (6,000 messages); RENEWALS_CRASH_JOURNEYS overrides it.
@@ -12,8 +18,10 @@ import asyncio
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import time as clock
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, time, timedelta
@@ -24,7 +32,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from renewals.gateway.store import read_jsonl
+from renewals.gateway.store import messages_per_key, read_jsonl
 from renewals.models import Agent, Policy, Product, RegionalCentre
 from renewals.models import Client as PolicyClient
 from renewals.sendwindow import SendWindow, zone
@@ -117,22 +125,42 @@ def log_lines(path: Path) -> list[dict[str, object]]:
     return read_jsonl(path) if path.exists() else []
 
 
+def alive(process: subprocess.Popen[bytes]) -> bool:
+    """True while the worker runs; a worker that died (say, at import) fails the test at once."""
+    if process.poll() is not None:
+        raise AssertionError(f"the worker exited with {process.returncode}: see worker-*.log")
+    return True
+
+
+def sent_rows(database: Path) -> int:
+    """Outbox rows marked sent: when all are, no send is in flight and no retry can still come."""
+    if not database.exists():
+        return 0
+    with sqlite3.connect(database, timeout=10) as connection:
+        try:
+            return int(connection.execute("SELECT count(*) FROM outbox WHERE status = 'sent'").fetchone()[0])
+        except sqlite3.OperationalError:  # not migrated yet
+            return 0
+
+
 async def test_sigkill_mid_burst_loses_nothing_and_duplicates_nothing(
     dev_server: WorkflowEnvironment, gateway: tuple[str, int, Path], tmp_path: Path
 ) -> None:
     url, smtp_port, log = gateway
     address = dev_server.client.service_client.config.target_host
+    database = tmp_path / "crash.db"
     env = {
         **os.environ,
         "RENEWALS_TEMPORAL_ADDRESS": address,
         "RENEWALS_TASK_QUEUE": QUEUE,
-        "RENEWALS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/crash.db",
+        "RENEWALS_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
         "RENEWALS_CHANNELS": "gateway",
         "RENEWALS_GATEWAY_URL": url,
         "RENEWALS_GATEWAY_SMTP_PORT": str(smtp_port),
         "RENEWALS_VK_PER_SECOND": "10000",
     }
     client: Client = dev_server.client
+    started = clock.monotonic()
     worker = worker_process(env, tmp_path / "worker-1.log")
     policies = portfolio(datetime.now(zone("Europe/Moscow")))
     await asyncio.gather(*(start_journey(client, p, QUEUE, ALL_DAY) for p in policies))
@@ -144,16 +172,31 @@ async def test_sigkill_mid_burst_loses_nothing_and_duplicates_nothing(
     killed_at = len(log_lines(log))
     restarted = worker_process(env, tmp_path / "worker-2.log")
     try:
-        await wait_until(lambda: len(log_lines(log)) >= expected, 900, "every message")
+        await wait_until(
+            lambda: alive(restarted) and sent_rows(database) >= expected, 900, "every send recorded"
+        )
     finally:
         restarted.terminate()
         restarted.wait(timeout=30)
 
     lines = log_lines(log)
-    keys = Counter((str(line["channel"]), str(line["key"])) for line in lines)
+    messages = messages_per_key(lines)  # what reached clients, per (channel, dedup key)
+    logged_before_kill = {(str(line["channel"]), str(line["key"])) for line in lines[:killed_at]}
+    repeated_after_kill = {
+        (str(line["channel"]), str(line["key"])) for line in lines[killed_at:] if line.get("repeat")
+    }
+    email_resends = [k for k, n in messages.items() if k[0] == "email" and n > 1]
+    print(
+        f"\n{JOURNEYS} journeys, {len(lines)} log lines ({killed_at} before the kill), "
+        f"{sum(1 for line in lines if line.get('deduplicated'))} repeats dropped by VK/robot, "
+        f"{len(email_resends)} e-mails resent after the kill, {clock.monotonic() - started:.0f} s"
+    )
     assert killed_at < expected, "the worker was killed after the burst had already finished"
-    assert len(lines) == expected and max(keys.values()) == 1  # 0 lost, 0 duplicates by dedup key
-    assert Counter(channel for channel, _ in keys) == {"sms": JOURNEYS, "vk": JOURNEYS, "email": JOURNEYS}
+    assert Counter(channel for channel, _ in messages) == {"sms": JOURNEYS, "vk": JOURNEYS, "email": JOURNEYS}
+    for key, count in messages.items():  # 0 lost (above), 0 duplicates by dedup key
+        # An e-mail the killed worker had handed over, resent by the restarted one: nothing else.
+        ambiguous_email = key[0] == "email" and count == 2 and key in logged_before_kill & repeated_after_kill
+        assert count == 1 or ambiguous_email, (key, count)
     assert {str(line["recipient"]) for line in lines if line["channel"] == "sms"} == {
         f"7916{i:07d}" for i in range(JOURNEYS)
     }

@@ -7,15 +7,18 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
+from renewals.channels.base import PermanentSendError
 from renewals.channels.email import EmailConfig, EmailProvider
 from renewals.channels.smsc import SmscConfig, SmscProvider
+from renewals.channels.vk import VkConfig, VkProvider
 from renewals.gateway import FaultConfig, Gateway, GatewayConfig, create_app
 from renewals.gateway.__main__ import build
 from renewals.gateway.faults import Fault, FaultInjector
-from renewals.gateway.store import read_jsonl
+from renewals.gateway.store import messages_per_key, read_jsonl
 from renewals.models import Channel
-from tests.test_gateway_helpers import asgi_client, send_request, serve
+from tests.test_gateway_helpers import OTHER_PHONE, asgi_client, send_request, serve
 
 
 def smsc(gateway: Gateway) -> SmscProvider:
@@ -29,14 +32,62 @@ async def test_jsonl_log_is_append_only_and_survives_a_restart(tmp_path: Path) -
     await smsc(first).send(send_request(touchpoint="d-5-sms"))
     assert [line["seq"] for line in read_jsonl(path)] == [1, 2]
     restarted = Gateway(GatewayConfig(log_path=path))
-    provider = SmscProvider(
-        SmscConfig(base_url="http://gw", login="l", password="p", check_before_send=False),
-        asgi_client(restarted),
-    )
-    await provider.send(send_request())  # the restarted gateway still knows the key
+    await smsc(restarted).send(send_request(resumed=True))  # reconciles: the restarted log knows it
+    assert len(read_jsonl(path)) == 2
+    await smsc(restarted).send(send_request())  # sent again without asking: SMSC sends it again
     lines = read_jsonl(path)
-    assert len(lines) == 2 and {line["channel"] for line in lines} == {"sms"}
+    assert len(lines) == 3 and {line["channel"] for line in lines} == {"sms"}
+    assert (lines[2]["key"], lines[2]["repeat"], lines[2]["deduplicated"]) == (lines[0]["key"], True, False)
     assert restarted.log.repeats == {("sms", lines[0]["key"]): 1}
+    # The second copy counts: a test that counts messages per key sees the duplicate.
+    assert messages_per_key(lines)[("sms", lines[0]["key"])] == 2
+
+
+async def test_every_request_is_logged_and_the_admin_api_shows_repeats() -> None:
+    """Item 1: a repeated key gets its own line; deduplicating providers flag it, SMSC does not."""
+    gateway = Gateway(GatewayConfig(faults=FaultConfig(invalid_phones=[OTHER_PHONE])))
+    vk = VkProvider(VkConfig(base_url="http://gw/method", access_token="t", group_id=1), asgi_client(gateway))
+    vk_request = send_request(channel=Channel.VK, recipient="123", touchpoint="d-30-vk")
+    first = await vk.send(vk_request)
+    assert await vk.send(vk_request) == first  # VK answers the first message's id
+    await smsc(gateway).send(send_request())
+    await smsc(gateway).send(send_request())
+    with pytest.raises(PermanentSendError):
+        await smsc(gateway).send(send_request(recipient=OTHER_PHONE))
+    lines = [r.model_dump() for r in gateway.log.records()]
+    assert [(line["channel"], line["repeat"], line["deduplicated"]) for line in lines] == [
+        ("vk", False, False),
+        ("vk", True, True),
+        ("sms", False, False),
+        ("sms", True, False),
+    ]
+    assert sorted(messages_per_key(lines).values()) == [1, 2]  # VK sent once, SMS twice
+    async with asgi_client(gateway) as admin:
+        stats = (await admin.get("/admin/stats")).json()
+        assert stats["channels"]["vk"] == {
+            "lines": 2,
+            "keys": 1,
+            "repeats": 1,
+            "deduplicated": 1,
+            "messages": 1,
+        }
+        assert stats["channels"]["sms"] == {
+            "lines": 2,
+            "keys": 1,
+            "repeats": 1,
+            "deduplicated": 0,
+            "messages": 2,
+        }
+        assert {(r["channel"], r["repeats"]) for r in stats["repeated"]} == {("vk", 1), ("sms", 1)}
+        requests = (await admin.get("/admin/requests", params={"channel": "sms"})).json()
+        assert [r["outcome"] for r in requests] == ["accepted", "repeat", "rejected:7"]
+        assert requests[2]["recipient"] == "79031112233"
+        allowed = (await admin.get("/admin/requests", params={"channel": "vk", "recipient": "123"})).json()
+        assert [(r["endpoint"], r["outcome"]) for r in allowed] == [
+            ("allowed", "allowed"),
+            ("send", "accepted"),
+            ("send", "repeat"),  # the cached permission spared the second check
+        ]
 
 
 async def test_admin_api() -> None:
@@ -64,7 +115,7 @@ async def test_admin_api() -> None:
 
 
 def test_seeded_faults_are_deterministic() -> None:
-    config = FaultConfig(error_rate=0.3, rate_limit_rate=0.2, timeout_rate=0.1, seed=42)
+    config = FaultConfig(error_rate=0.3, rate_limit_rate=0.2, timeout_rate=0.1, stall_rate=0.1, seed=42)
 
     def run(config: FaultConfig) -> list[Fault]:
         injector = FaultInjector(config)

@@ -27,7 +27,9 @@ def send_request(
     journey_id: str = "renewal-AB123-20270420",
     text: str = "Полис истекает 20.04.2027. Продлите у своего агента.",
     subject: str | None = None,
+    resumed: bool = False,
 ) -> SendRequest:
+    """`resumed=True` is a retry's request (the outbox row existed): providers reconcile first."""
     return SendRequest(
         journey_id=journey_id,
         touchpoint=touchpoint,
@@ -36,6 +38,7 @@ def send_request(
         recipient=recipient,
         text=text,
         subject=subject,
+        resumed=resumed,
     )
 
 

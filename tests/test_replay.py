@@ -28,9 +28,7 @@ def test_there_are_histories_to_replay() -> None:
     # cancel sends in flight when a journey ends, keep the stage for suppressed touchpoints and set
     # `SendFailed`. Every one must keep replaying.
     assert names >= {
-        f"{journey}_{v}.json"
-        for journey in ("renewal_centre", "base_osago_paid")
-        for v in ("v1", "v2", "v3")
+        f"{journey}_{v}.json" for journey in ("renewal_centre", "base_osago_paid") for v in ("v1", "v2", "v3")
     }
 
 

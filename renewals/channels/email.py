@@ -1,9 +1,15 @@
 """E-mail over SMTP (aiosmtplib): plain text with an HTML alternative, nothing else.
 
 The HTML part is the escaped text with line breaks — no links, no images, no tracking (NDA).
-SMTP has no idempotency key, so the dedup key becomes a deterministic `Message-ID`: a resend after
-a lost answer carries the same id, which mail stores and clients collapse, the sandbox gateway
-deduplicates on, and support can search for. 4xx replies are transient, 5xx permanent.
+4xx replies are transient, 5xx permanent.
+
+Exactly-once is not possible over SMTP, and this adapter does not pretend otherwise: SMTP has no
+idempotency key and no status query. When the dialogue dies after DATA went out (a timeout waiting
+for the final 250, a dropped connection) the server may have queued the message, and the retry sends
+it again — **at-least-once on ambiguous failures**. What keeps that harmless: the dedup key becomes
+a deterministic `Message-ID`, identical on every resend, so the second copy is recognisable as the
+same message (mail stores and clients collapse it, support can search for it; the sandbox gateway
+logs it as a repeat). Failures before DATA (connect, auth, a refused recipient) send nothing.
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ Four outcomes, so the activity can react to each the right way:
 * `RateLimited`: transient, retry after `retry_after` seconds (when the provider says so).
 * `ProviderUnavailable`: transient (transport error, 5xx, provider's internal error).
   `maybe_accepted` says whether the provider may have taken the message anyway (a read timeout
-  after the request went out): the retry must go to the *same* provider, which deduplicates.
+  after the request went out, a 500/502, an error code we don't know): the retry must go to the
+  *same* provider, which deduplicates. `answered` says the provider finished with the request (it
+  answered 500/502 or an unknown error), so a status lookup right now is conclusive; after a
+  timeout it may still be working on it, and only the later retry may look.
 """
 
 from __future__ import annotations
@@ -76,10 +79,13 @@ class RateLimited(TransientSendError):
 class ProviderUnavailable(TransientSendError):
     """Transport error, 5xx or the provider's own 'internal error': try again later."""
 
-    def __init__(self, message: str, *, provider: str = "", maybe_accepted: bool = False) -> None:
+    def __init__(
+        self, message: str, *, provider: str = "", maybe_accepted: bool = False, answered: bool = False
+    ) -> None:
         super().__init__(
             ErrorType.PROVIDER_UNAVAILABLE, message, provider=provider, maybe_accepted=maybe_accepted
         )
+        self.answered = answered
 
 
 # Transport errors raised before a single byte of the request reached the provider: it cannot
@@ -120,8 +126,13 @@ def http_status_error(provider: str, response: httpx.Response) -> Exception | No
             f"{provider}: HTTP 429", provider=provider, retry_after=retry_after_seconds(response)
         )
     if status == 408 or status >= 500:
-        # 504 (and 408) come from a proxy that gave up waiting: the provider may have accepted.
+        # 504 (and 408) come from a proxy that gave up waiting: the provider may still be working on
+        # it. 500/502 are answers from a provider that failed somewhere after taking the request: it
+        # may have kept the message. 503 (and the rest) means it turned the request away.
         return ProviderUnavailable(
-            f"{provider}: HTTP {status}", provider=provider, maybe_accepted=status in (408, 504)
+            f"{provider}: HTTP {status}",
+            provider=provider,
+            maybe_accepted=status in (408, 500, 502, 504),
+            answered=status in (500, 502),
         )
     return None

@@ -2,11 +2,13 @@
 
 - `database`: the in-database sandbox (simulate, tests): every message is a row, nothing leaves.
 - `gateway`: the real adapters, pointed at the local sandbox gateway (`python -m renewals.gateway`).
-- `providers`: the real adapters with the configured credentials; SMS fails over to `smsc_backup`.
+- `providers`: the real adapters with the configured credentials; SMS fails over along an ordered
+  list of SMSC-speaking gateways (today `smsc`, then `smsc_backup`; `sms_provider` takes any number).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 from pydantic import SecretStr
@@ -78,14 +80,28 @@ def build_channels(settings: Settings, db: Database) -> Channels:
         _required(configured.robot, "robot"),
         _required(configured.portal, "portal"),
     )
-    sms: MessageProvider = SmscProvider(smsc)
-    if configured.smsc_backup is not None:
-        backup = SmscProvider(configured.smsc_backup, name="smsc-backup")
-        sms = FailoverProvider([sms, backup], ledger=OutboxLedger(db), name="sms-failover")
+    backups = [configured.smsc_backup] if configured.smsc_backup is not None else []
+    sms = sms_provider([smsc, *backups], db, pause_seconds=settings.channel_pause_minutes * 60)
     return Channels(
         {Channel.SMS: sms, Channel.VK: VkProvider(vk), Channel.EMAIL: EmailProvider(smtp)},
         RobotHttpProvider(robot),
         PortalHttpClient(portal),
+    )
+
+
+def sms_provider(
+    configs: Sequence[SmscConfig], db: Database, pause_seconds: float = 900.0
+) -> MessageProvider:
+    """One SMSC adapter, or failover over several in this order: `smsc`, `smsc-backup`,
+    `smsc-backup-2`, … (the names are stored in the outbox rows, so keep the order stable)."""
+    if not configs:
+        raise ChannelConfigError("SMS needs at least one SMSC configuration")
+    names = ["smsc", *(f"smsc-backup{'' if i == 1 else f'-{i}'}" for i in range(1, len(configs)))]
+    providers = [SmscProvider(config, name=name) for config, name in zip(configs, names, strict=True)]
+    if len(providers) == 1:
+        return providers[0]
+    return FailoverProvider(
+        providers, ledger=OutboxLedger(db), name="sms-failover", pause_seconds=pause_seconds
     )
 
 

@@ -1,38 +1,42 @@
-"""Send through the first provider that works, without ever sending one message twice.
+"""Send through the first provider of an ordered list that works, never sending one message twice.
 
 The rule that keeps it safe: **a message is pinned to the provider that may have it.**
 
-* Before asking provider P, the key is pinned to P (`FailoverLedger.pin`). If P then fails in a
-  way that proves it did not take the message — it refused us (`ChannelPaused`), the connection
-  never opened, a 5xx, its own "unavailable" — the pin is released and the next provider is tried.
-  A permanent recipient error (`PermanentSendError`) is raised as is: another provider would reject
-  the same number; a rate limit is raised too: back off, don't spread the load.
-* An ambiguous failure (read timeout, dropped connection, an unknown exception) leaves the pin
-  on P and is raised; the activity's retry comes back to P only, and P deduplicates on the key.
-* A retry that finds a pin (from an earlier attempt, maybe one cut short by a crash) goes to the
-  pinned provider only. If that provider is down for good, we may move on only when it can prove
-  it does not have the message (`lookup`, e.g. SMSC's status query, answers None); otherwise we
-  wait for it.
+* Before asking provider P, the key is pinned to P (`FailoverLedger.pin`). If P then fails in a way
+  that proves it did not take the message, the pin is released and the next provider is tried:
+  it refused us (`ChannelPaused`), the connection never opened, a 503, its own "unavailable".
+* A permanent recipient error (`PermanentSendError`) is raised as is: another provider would reject
+  the same number. A rate limit is raised too: back off, don't spread the load.
+* P answered, but not whether it kept the message (HTTP 500/502, an error code we don't know:
+  `ProviderUnavailable(maybe_accepted=True, answered=True)`): ask P (`lookup`, SMSC's status query)
+  at once. It has the message → that is the delivery; it has none → move on; it can't say → keep the pin.
+* No answer at all (read timeout, dropped connection, 504): keep the pin and raise. P may still be
+  working on the request, so a lookup now proves nothing; the activity's retry comes back to P only.
+* A retry that finds a pin (an earlier attempt, maybe cut short by a crash) goes to the pinned
+  provider only; it may move on only when that provider proves by `lookup` that it has nothing.
 
-The pin lives in a `FailoverLedger`. `InMemoryLedger` serves one worker process; in production the
-outbox row is the ledger (its `provider` column): implement the three methods over it, or pass
-`accepted_by=` (the row's provider) to `deliver` and record `Delivery.provider` after the call.
+"No funds" or "auth failed" from a provider pauses *that provider* for `pause_seconds` (in this
+process) with an ALERT in the log, and sends go to the others meanwhile. When every provider refuses
+us, `deliver` raises `ChannelPaused`, so the activity pauses the whole channel and alerts too.
+
+The pin lives in a `FailoverLedger`: `InMemoryLedger` for tests, `renewals.outbox.OutboxLedger`
+(the outbox row's `provider` column, durable and shared by every worker) in production.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from renewals.channels.base import MessageProvider, PermanentSendError
-from renewals.channels.errors import (
-    ChannelPaused,
-    ProviderUnavailable,
-    RateLimited,
-)
+from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 from renewals.contracts import SendRequest
+
+log = logging.getLogger(__name__)
 
 
 class Delivery(BaseModel):
@@ -62,7 +66,7 @@ class Reconcilable(Protocol):
 
 
 class InMemoryLedger:
-    """A per-process ledger; enough for tests and a single worker (the outbox is the durable one)."""
+    """A per-process ledger, for tests (the outbox is the durable one)."""
 
     def __init__(self) -> None:
         self._pins: dict[str, str] = {}
@@ -82,11 +86,9 @@ class AllProvidersFailed(ProviderUnavailable):
     """Every provider failed without taking the message: transient, the activity retries."""
 
 
-def _definitely_not_accepted(exc: Exception) -> bool:
-    """A provider-level failure that proves the provider did not take the message."""
-    if isinstance(exc, ChannelPaused):
-        return True
-    return isinstance(exc, ProviderUnavailable) and not exc.maybe_accepted
+def _proves_not_accepted(exc: Exception) -> bool:
+    """This attempt's failure proves the provider did not take the message in this attempt."""
+    return isinstance(exc, ChannelPaused) or (isinstance(exc, ProviderUnavailable) and not exc.maybe_accepted)
 
 
 class FailoverProvider:
@@ -97,6 +99,8 @@ class FailoverProvider:
         providers: Sequence[MessageProvider],
         ledger: FailoverLedger | None = None,
         name: str = "failover",
+        pause_seconds: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not providers:
             raise ValueError("FailoverProvider needs at least one provider")
@@ -106,62 +110,127 @@ class FailoverProvider:
         self.providers = list(providers)
         self.ledger: FailoverLedger = ledger or InMemoryLedger()
         self.name = name
+        self.pause_seconds = pause_seconds
+        self._clock = clock
+        self._paused_until: dict[str, float] = {}
 
     async def send(self, request: SendRequest) -> str:
         return (await self.deliver(request)).message_id
 
     async def deliver(self, request: SendRequest, accepted_by: str | None = None) -> Delivery:
-        """Send once; `accepted_by` (e.g. the outbox row's provider) overrides the ledger's pin."""
-        key = request.dedup_key
-        pinned = accepted_by or await self.ledger.pinned(key)
+        """Send once; `accepted_by` (the outbox row's provider) overrides the ledger's pin."""
+        pinned = accepted_by or await self.ledger.pinned(request.dedup_key)
+        failures: list[Exception] = []
         if pinned is not None:
-            delivery = await self._settle_pinned(request, pinned)
+            delivery = await self._settle_pinned(request, pinned, failures)
             if delivery is not None:
                 return delivery
-        last: Exception | None = None
-        for provider in self.providers:
-            if provider.name == pinned:
-                continue  # proved empty just now, and down
+        others = [p for p in self.providers if p.name != pinned]
+        # Skip paused providers while another may serve; when every one is paused, probe them all.
+        for provider in [p for p in others if not self.paused(p.name)] or others:
             try:
                 return await self._try(provider, request)
             except (ChannelPaused, ProviderUnavailable) as exc:
-                if not _definitely_not_accepted(exc):
+                if not _proves_not_accepted(exc):
                     raise
-                last = exc
-        raise AllProvidersFailed(f"{self.name}: every provider failed (last: {last})", provider=self.name)
+                failures.append(exc)
+        if failures and all(isinstance(f, ChannelPaused) for f in failures):
+            last = failures[-1]
+            assert isinstance(last, ChannelPaused)
+            raise ChannelPaused(
+                last.error_type, f"{self.name}: every provider refuses us ({last})", self.name
+            )
+        raise AllProvidersFailed(
+            f"{self.name}: every provider failed (last: {failures[-1] if failures else 'none tried'})",
+            provider=self.name,
+        )
+
+    async def find(self, request: SendRequest, accepted_by: str | None = None) -> Delivery | None:
+        """The delivery if the provider the message is pinned to proves it has it; None otherwise
+        (no pin, it has nothing, or it cannot tell)."""
+        pinned = accepted_by or await self.ledger.pinned(request.dedup_key)
+        provider = next((p for p in self.providers if p.name == pinned), None)
+        if provider is None or not isinstance(provider, Reconcilable):
+            return None
+        message_id = await provider.lookup(request)
+        return Delivery(provider=provider.name, message_id=message_id) if message_id else None
+
+    def paused(self, provider: str) -> bool:
+        return self._paused_until.get(provider, 0.0) > self._clock()
+
+    def _pause(self, provider: MessageProvider, error: ChannelPaused) -> None:
+        if not self.paused(provider.name):
+            log.error(
+                "ALERT %s provider %s paused for %.0f s, sending through the others: %s: %s",
+                self.name,
+                provider.name,
+                self.pause_seconds,
+                error.error_type,
+                error.message,
+            )
+        self._paused_until[provider.name] = self._clock() + self.pause_seconds
 
     async def _try(self, provider: MessageProvider, request: SendRequest) -> Delivery:
+        """One provider, one attempt; raises what proves nothing was accepted with the pin released."""
         key = request.dedup_key
         await self.ledger.pin(key, provider.name)
         try:
-            message_id = await provider.send(request)
+            return Delivery(provider=provider.name, message_id=await provider.send(request))
         except (PermanentSendError, RateLimited):
             await self.ledger.release(key, provider.name)
             raise
-        except (ChannelPaused, ProviderUnavailable) as exc:
-            if _definitely_not_accepted(exc):
-                await self.ledger.release(key, provider.name)
+        except ChannelPaused as exc:
+            self._pause(provider, exc)
+            await self.ledger.release(key, provider.name)
             raise
-        return Delivery(provider=provider.name, message_id=message_id)
+        except ProviderUnavailable as exc:
+            if exc.maybe_accepted and not (exc.answered and isinstance(provider, Reconcilable)):
+                raise  # no answer, or nobody to ask: the pin stays
+            if exc.maybe_accepted:
+                existing = await self._lookup_or(provider, request, exc)
+                if existing is not None:
+                    return Delivery(provider=provider.name, message_id=existing)
+                exc = ProviderUnavailable(f"{exc.message}; it has no such message", provider=provider.name)
+            await self.ledger.release(key, provider.name)
+            raise exc from None
 
-    async def _settle_pinned(self, request: SendRequest, pinned: str) -> Delivery | None:
+    async def _settle_pinned(
+        self, request: SendRequest, pinned: str, failures: list[Exception]
+    ) -> Delivery | None:
         """Resend through the pinned provider (it dedups); None only if it proved it has nothing."""
         provider = next((p for p in self.providers if p.name == pinned), None)
         if provider is None:
-            raise ProviderUnavailable(f"{self.name}: pinned provider {pinned!r} is not configured")
+            raise ProviderUnavailable(
+                f"{self.name}: pinned provider {pinned!r} is not configured", maybe_accepted=True
+            )
         try:
             return await self._try(provider, request)
         except (ChannelPaused, ProviderUnavailable) as exc:
-            if not _definitely_not_accepted(exc) or not isinstance(provider, Reconcilable):
-                # The pinned provider may hold the message from an earlier attempt: wait for it.
-                await self.ledger.pin(request.dedup_key, provider.name)
+            if not _proves_not_accepted(exc):
                 raise
+            # This attempt failed cleanly, but an earlier one may have got through: ask.
+            waiting = ProviderUnavailable(
+                f"{self.name}: waiting for {pinned}, which may hold the message ({exc})",
+                provider=pinned,
+                maybe_accepted=True,
+            )
+            if not isinstance(provider, Reconcilable):
+                await self.ledger.pin(request.dedup_key, pinned)
+                raise waiting from exc
+            existing = await self._lookup_or(provider, request, waiting)
+            if existing is not None:
+                await self.ledger.pin(request.dedup_key, pinned)
+                return Delivery(provider=pinned, message_id=existing)
+            failures.append(exc)
+            return None
+
+    async def _lookup_or(
+        self, provider: MessageProvider, request: SendRequest, error: Exception
+    ) -> str | None:
+        """`provider.lookup`; if the lookup fails too, the pin stays and `error` is raised."""
+        assert isinstance(provider, Reconcilable)
         try:
-            existing = await provider.lookup(request)
+            return await provider.lookup(request)
         except Exception:
             await self.ledger.pin(request.dedup_key, provider.name)
-            raise
-        if existing is not None:
-            await self.ledger.pin(request.dedup_key, provider.name)
-            return Delivery(provider=provider.name, message_id=existing)
-        return None
+            raise error from None

@@ -1,10 +1,13 @@
 """SMS through an HTTP gateway in the shape of SMSC.ru (`/sys/send.php`, `/sys/status.php`).
 
-Dedup: SMSC lets the client choose the message `id` (an integer 1…2^31−1) but does not promise to
-reject a second message with the same id. So the id is derived stably from the dedup key, and —
-unless `check_before_send` is off — a send first asks `/sys/status.php` whether a message with that
-id already went to that phone; if so, it returns that id instead of sending again. Credentials go
-in a POST form, never in a URL (httpx logs URLs).
+Dedup: SMSC lets the client choose the message `id` (an integer 1…2^31−1) but does not refuse a
+second message with the same id — it sends it again. So the id is derived stably from the dedup key,
+and a send that may be a repeat (`request.resumed`: its outbox row existed before this attempt — a
+retry, or the recovery of a crashed worker) first asks `/sys/status.php` whether a message with that
+id already went to that phone; if so, it returns that id instead of sending again. A first attempt
+sends at once: SMSC cannot have a message under a key nobody used before, so the query would only
+cost a round trip (`check_before_send=False` turns the query off altogether — only for a gateway
+that refuses a repeated id itself). Credentials go in a POST form, never in a URL (httpx logs URLs).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class SmscConfig(BaseModel):
     sender: str | None = None  # the registered sender name; None = the account's default
     timeout_seconds: float = 10.0
     connect_timeout_seconds: float = 5.0
-    check_before_send: bool = True
+    check_before_send: bool = True  # reconcile a resumed send by status query (module docstring)
 
 
 class DeliveryStatus(StrEnum):
@@ -147,7 +150,8 @@ def classify_send_error(provider: str, code: int, text: str) -> Exception:
         return PermanentSendError(ErrorType.INVALID_PHONE, message)
     if code == 8:  # the number cannot receive messages: stop list, operator block
         return PermanentSendError(ErrorType.STOP_LISTED, message)
-    return ProviderUnavailable(message, provider=provider)
+    # A code we don't know: SMSC answered, but we can't tell whether it kept the message.
+    return ProviderUnavailable(message, provider=provider, maybe_accepted=True, answered=True)
 
 
 class SmscProvider:
@@ -170,7 +174,7 @@ class SmscProvider:
     async def send(self, request: SendRequest) -> str:
         phone = normalise_phone(request.recipient)
         message_id = smsc_message_id(request.dedup_key)
-        if self.config.check_before_send:
+        if self.config.check_before_send and request.resumed:
             existing = await self.status(str(message_id), phone)
             if existing is not None:
                 return existing.message_id
@@ -220,10 +224,16 @@ class SmscProvider:
             raise error
         if response.status_code >= 400:
             raise ProviderUnavailable(f"{self.name}: HTTP {response.status_code}", provider=self.name)
+        # A 2xx we can't read (SMSC answers "OK - 1 SMS, ID - …" when it ignores fmt=3) may be an accept.
         try:
             body = response.json()
         except json.JSONDecodeError:
-            raise ProviderUnavailable(f"{self.name}: answer is not JSON", provider=self.name) from None
+            raise self._unreadable("answer is not JSON") from None
         if not isinstance(body, dict):
-            raise ProviderUnavailable(f"{self.name}: unexpected answer", provider=self.name)
+            raise self._unreadable("unexpected answer")
         return body
+
+    def _unreadable(self, what: str) -> ProviderUnavailable:
+        return ProviderUnavailable(
+            f"{self.name}: {what}", provider=self.name, maybe_accepted=True, answered=True
+        )

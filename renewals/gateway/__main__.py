@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -44,12 +45,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8900)
     parser.add_argument("--smtp-port", type=int, default=8925, help="0 picks a free port; -1 disables")
     parser.add_argument("--log", type=Path, default=None, help="append-only JSONL message log")
-    parser.add_argument("--sms-webhook-url", default=None)
-    parser.add_argument("--robot-webhook-url", default=None)
+    parser.add_argument("--sms-webhook-url", default=None, help="e.g. http://127.0.0.1:8080/webhooks/sms")
+    parser.add_argument("--robot-webhook-url", default=None, help="e.g. http://127.0.0.1:8080/webhooks/robot")
+    # Secrets by environment, so they stay out of the process list; the flags exist for quick trials.
+    parser.add_argument(
+        "--sms-webhook-secret",
+        default=os.environ.get("GATEWAY_SMS_WEBHOOK_SECRET"),
+        help="HMAC secret of the webhook source 'sms' (default: $GATEWAY_SMS_WEBHOOK_SECRET)",
+    )
+    parser.add_argument(
+        "--robot-webhook-secret",
+        default=os.environ.get("GATEWAY_ROBOT_WEBHOOK_SECRET"),
+        help="HMAC secret of the webhook source 'robot' (default: $GATEWAY_ROBOT_WEBHOOK_SECRET)",
+    )
+    parser.add_argument("--callback-delay", type=float, default=0.0, help="seconds before a callback")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--rate-limit-rate", type=float, default=0.0)
-    parser.add_argument("--timeout-rate", type=float, default=0.0)
+    parser.add_argument("--timeout-rate", type=float, default=0.0, help="accept, then hold the answer")
+    parser.add_argument("--stall-rate", type=float, default=0.0, help="hold, then drop without accepting")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--invalid-phone", action="append", default=[])
     parser.add_argument("--insufficient-funds", action="store_true")
@@ -57,12 +71,16 @@ def main(argv: list[str] | None = None) -> None:
     config = GatewayConfig(
         log_path=args.log,
         sms_webhook_url=args.sms_webhook_url,
+        sms_webhook_secret=args.sms_webhook_secret,
         robot_webhook_url=args.robot_webhook_url,
+        robot_webhook_secret=args.robot_webhook_secret,
+        callback_delay_seconds=args.callback_delay,
         faults=FaultConfig(
             seed=args.seed,
             error_rate=args.error_rate,
             rate_limit_rate=args.rate_limit_rate,
             timeout_rate=args.timeout_rate,
+            stall_rate=args.stall_rate,
             latency_seconds=args.latency,
             invalid_phones=args.invalid_phone,
             insufficient_funds=args.insufficient_funds,

@@ -20,6 +20,8 @@ class FaultConfig(BaseModel):
     error_rate: float = Field(0.0, ge=0, le=1)  # 5xx / the provider's "internal error"
     rate_limit_rate: float = Field(0.0, ge=0, le=1)  # 429 / the provider's rate-limit code
     timeout_rate: float = Field(0.0, ge=0, le=1)  # accept, then hang `hang_seconds` before answering
+    # hang `hang_seconds` *before* accepting, then drop the request: a timeout that sent nothing
+    stall_rate: float = Field(0.0, ge=0, le=1)
     hang_seconds: float = Field(30.0, ge=0)
     latency_seconds: float = Field(0.0, ge=0)  # added to every answer
     invalid_phones: list[str] = []  # always rejected as invalid numbers (SMS and robot)
@@ -39,8 +41,15 @@ class GatewayConfig(BaseModel):
     vk_token: str | None = None
     robot_api_key: str | None = None
     portal_token: str | None = None
-    # Callbacks, off by default: SMSC-shaped delivery reports and robot outcomes.
-    sms_webhook_url: str | None = None
-    robot_webhook_url: str | None = None
+    # Callbacks, off by default: delivery reports and robot outcomes in the JSON our webhook service
+    # takes (`renewals.webhooks.payloads`), signed `X-Signature: sha256=<HMAC>` with the source's secret.
+    sms_webhook_url: str | None = None  # e.g. http://127.0.0.1:8080/webhooks/sms
+    sms_webhook_secret: str | None = None  # = the webhook service's secret for "sms"
+    robot_webhook_url: str | None = None  # e.g. http://127.0.0.1:8080/webhooks/robot
+    robot_webhook_secret: str | None = None  # = the webhook service's secret for "robot"
     robot_default_outcome: RobotOutcome = RobotOutcome.NO_ANSWER
+    # Like a real provider: report a moment later (the worker commits the send first, so the webhook
+    # service finds the outbox row), and retry a callback the service did not take (404, 5xx, down).
+    callback_delay_seconds: float = Field(0.0, ge=0)
+    callback_attempts: int = Field(5, ge=1)
     faults: FaultConfig = FaultConfig()

@@ -15,6 +15,7 @@ class Fault(StrEnum):
     HANG = "hang"
     ERROR = "error"
     RATE_LIMIT = "rate_limit"
+    STALL = "stall"  # hang before accepting, then drop: the client times out, nothing was sent
 
 
 def digits(phone: str) -> str:
@@ -44,6 +45,8 @@ class FaultInjector:
             return Fault.ERROR
         if draw < c.timeout_rate + c.error_rate + c.rate_limit_rate:
             return Fault.RATE_LIMIT
+        if draw < c.timeout_rate + c.error_rate + c.rate_limit_rate + c.stall_rate:
+            return Fault.STALL  # last, so adding it kept the faults older seeds inject
         return Fault.NONE
 
     def phone_invalid(self, phone: str) -> bool:

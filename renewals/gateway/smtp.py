@@ -1,6 +1,9 @@
-"""The gateway's SMTP sink (aiosmtpd), on the caller's event loop: records each message once per
-Message-ID, refuses blocked recipients with 550, and injects the same faults as the HTTP APIs
-(4xx for errors and rate limits, a held 250 for timeouts)."""
+"""The gateway's SMTP sink (aiosmtpd), on the caller's event loop: logs every message it accepts,
+refuses blocked recipients with 550, and injects the same faults as the HTTP APIs (4xx for errors and
+rate limits, a held 250 for timeouts after accept, a held then dropped DATA for timeouts before).
+
+Like any SMTP server it accepts a resend: the same Message-ID again is logged as a repeat — a second
+message, which the recipient's mail store may collapse by Message-ID (README, "E-mail (SMTP)")."""
 
 from __future__ import annotations
 
@@ -23,37 +26,43 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         if self.gateway.faults.blocked(address):
+            self.gateway.requests.add("email", "rcpt", None, address, "rejected:550")
             return "550 5.1.1 No such user"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        faults = self.gateway.faults
+        gw, faults = self.gateway, self.gateway.faults
         await faults.latency()
-        fault = faults.decide("email")
-        if fault is Fault.ERROR:
-            return "451 4.3.0 Temporary server error"
-        if fault is Fault.RATE_LIMIT:
-            return "451 4.7.1 Rate limit exceeded, try later"
         raw = envelope.original_content or envelope.content or b""
         message: Any = message_from_bytes(
             raw if isinstance(raw, bytes) else raw.encode(), policy=policy.default
         )
         assert isinstance(message, EmailMessage)
         message_id = str(message.get("Message-ID", "")).strip()
+        recipients = ",".join(envelope.rcpt_tos)
+        fault = faults.decide("email")
+        if fault is Fault.ERROR:
+            gw.requests.add("email", "data", message_id, recipients, "error")
+            return "451 4.3.0 Temporary server error"
+        if fault is Fault.RATE_LIMIT:
+            gw.requests.add("email", "data", message_id, recipients, "rate_limit")
+            return "451 4.7.1 Rate limit exceeded, try later"
+        if fault is Fault.STALL:
+            await gw.stall("email", "data", message_id, recipients)
+            return "451 4.4.2 Timeout, message not accepted"
         body = message.get_body(preferencelist=("plain",))
-        text = body.get_content() if body is not None else ""
-        record, _ = self.gateway.log.accept(
+        record, first = gw.log.accept(
             "email",
-            message_id or f"no-message-id-{len(self.gateway.log.records()) + 1}",
-            ",".join(envelope.rcpt_tos),
-            text,
+            message_id or f"no-message-id-{len(gw.log.records()) + 1}",
+            recipients,
+            body.get_content() if body is not None else "",
             provider_id=lambda seq: message_id or f"email-{seq}",
+            dedup=False,
             subject=str(message.get("Subject", "")),
             meta={"html": _html_part(message)},
         )
-        if fault is Fault.HANG:
-            await faults.hang()
+        await gw.accepted("data", record, first, fault)
         return f"250 OK queued as {record.seq}"
 
 

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     # Real providers, each the adapter's own config (e.g. RENEWALS_SMSC__LOGIN, RENEWALS_VK__GROUP_ID).
     smsc: SmscConfig | None = None
     smsc_backup: SmscConfig | None = None  # a second SMS gateway: failover on provider-level failures
+    smsc_backups: list[SmscConfig] = []  # more, tried in order after smsc_backup (JSON list)
     vk: VkConfig | None = None
     smtp: EmailConfig | None = None
     robot: RobotHttpConfig | None = None
@@ -73,7 +74,7 @@ class Settings(BaseSettings):
     # Provider rate limits, sends per second across all workers (None: unlimited).
     sms_per_second: float | None = None
     email_per_second: float | None = None
-    vk_per_second: float | None = 20.0  # VK community messages: 20 requests a second
+    vk_per_second: float | None = 10.0  # VK allows 20 requests/s; a send makes two (permission + send)
     robot_per_second: float | None = None
 
     # Send window in the client's local time (weekdays / weekends and public holidays).

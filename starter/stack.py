@@ -1,10 +1,11 @@
 """`renewals stack`: the whole development stack in one command.
 
 Starts the embedded Temporal dev server (persistent, UI on :8233, search attributes registered) unless
-one already answers on the configured address, migrates the SQLite app database, imports the sample
-portfolio and starts its journeys (idempotently, recording them in `journey_sync` exactly as
-`renewals start` does, so a later `renewals start` finds them "already running"), then runs the
-worker until Ctrl-C.
+one already answers on the configured address, and the sandbox gateway; migrates the SQLite app
+database, imports the sample portfolio and starts its journeys (idempotently, recording them in
+`journey_sync` exactly as `renewals start` does, so a later `renewals start` finds them "already
+running"), then runs the worker and the webhook service (the gateway's delivery reports and Робот
+Даша's outcomes come back through it, signed) until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
+import uvicorn
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
@@ -38,8 +43,10 @@ from renewals.sample import sample_portfolio
 from renewals.search_attributes import cli_flags
 from renewals.settings import Settings, get_settings
 from renewals.sla.search_attributes import cli_flags as sla_cli_flags
+from renewals.webhooks.app import create_app
 from starter.binaries import find_binary
 from starter.journeys import start_journey
+from starter.ops import webhook_secrets
 from starter.temporal_setup import ALL_KEYS, register_search_attributes
 from worker import build_worker, connect
 
@@ -89,8 +96,11 @@ def start_dev_server(
     return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
 
 
-def start_gateway(settings: Settings, data: Path = DATA) -> subprocess.Popen[bytes] | None:
-    """The sandbox gateway the adapters talk to in development (log: .data/gateway.jsonl)."""
+def start_gateway(
+    settings: Settings, data: Path = DATA, secrets: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes] | None:
+    """The sandbox gateway the adapters talk to in development (log: .data/gateway.jsonl). Its SMS
+    delivery reports and robot outcomes go to the stack's webhook service, signed with `secrets`."""
     address = settings.gateway_url.split("://", 1)[-1].rstrip("/")
     if _listening(address):
         console.print(f"Sandbox gateway already answers on {settings.gateway_url}: using it")
@@ -110,11 +120,36 @@ def start_gateway(settings: Settings, data: Path = DATA) -> subprocess.Popen[byt
         str(settings.gateway_smtp_port),
         "--log",
         str(data / "gateway.jsonl"),
+        "--sms-webhook-url",
+        f"{_webhooks_url(settings)}/webhooks/sms",
+        "--robot-webhook-url",
+        f"{_webhooks_url(settings)}/webhooks/robot",
+        "--callback-delay",
+        "1",
     ]
+    env = {**os.environ}  # secrets by environment, so they never show in `ps`
+    for source in ("sms", "robot"):
+        if secrets and source in secrets:
+            env[f"GATEWAY_{source.upper()}_WEBHOOK_SECRET"] = secrets[source]
     console.print(
         f"Starting the sandbox gateway on {settings.gateway_url} (messages: {data / 'gateway.jsonl'})"
     )
-    return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+    return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, env=env)
+
+
+def _webhooks_url(settings: Settings) -> str:
+    return f"http://{settings.webhooks_host}:{settings.webhooks_port}"
+
+
+def stack_secrets(settings: Settings) -> dict[str, str]:
+    """The configured webhook secrets, or fresh ones for this run of the stack (development only:
+    the gateway and the webhook service are both ours and learn them from this process)."""
+    configured = webhook_secrets(settings)
+    if configured:
+        return configured
+    return {
+        source: secrets.token_hex(16) for source in ("sms", "email", "vk", "robot", "portal", "operators")
+    }
 
 
 async def wait_for_port(address: str, seconds: float = 30) -> None:
@@ -182,8 +217,11 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
     settings = settings or get_settings()
     if settings.channels == "database":  # the stack sends through the sandbox gateway's real APIs
         settings = settings.model_copy(update={"channels": "gateway"})
+    hooks = stack_secrets(settings)
     processes = [
-        p for p in (start_dev_server(settings, data, ui_port), start_gateway(settings, data)) if p is not None
+        p
+        for p in (start_dev_server(settings, data, ui_port), start_gateway(settings, data, hooks))
+        if p is not None
     ]
     db = Database(settings.database_url)
     try:
@@ -196,6 +234,7 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
         console.print(
             f"\nTemporal UI: http://127.0.0.1:{ui_port}/namespaces/{settings.temporal_namespace}/workflows"
             "\nTry the query:  JourneyStage = 'scheduled' AND Product = 'KASKO'"
+            f"\nWebhooks and the operator workbench: {_webhooks_url(settings)}/docs"
             "\nWorker running; Ctrl-C stops the stack.\n"
         )
         worker = build_worker(
@@ -208,7 +247,15 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
                 *IntakeActivities(client, db, settings.send_window()).all(),
             ],
         )
-        await worker.run()
+        webhooks = uvicorn.Server(
+            uvicorn.Config(
+                create_app(db, client, hooks),
+                host=settings.webhooks_host,
+                port=settings.webhooks_port,
+                log_level="warning",
+            )
+        )
+        await asyncio.gather(worker.run(), webhooks.serve())
     finally:
         await db.dispose()
         for process in processes:

@@ -60,6 +60,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runni
         database_url=f"sqlite+aiosqlite:///{data}/renewals.db",
         gateway_url=f"http://127.0.0.1:{free_port()}",
         gateway_smtp_port=free_port(),
+        webhooks_port=free_port(),
         task_queue="stack-test",
     )
     ui_port = free_port()
@@ -187,3 +188,19 @@ async def test_setup_on_temporal_cloud_prints_the_tcld_command(
     assert '--search-attribute "StackTestNotRegistered=Keyword"' in out and "namespace admin" in out
     names = (await setup_namespace(stack.client, "default", keys, cloud=True)).present
     assert NOT_REGISTERED.name not in names  # still not added behind the admin's back
+
+
+async def test_the_stack_serves_webhooks_that_refuse_unsigned_callbacks(stack: RunningStack) -> None:
+    """The gateway's delivery reports and robot outcomes come back through this service, signed."""
+    url = f"http://{stack.settings.webhooks_host}:{stack.settings.webhooks_port}"
+    async with httpx.AsyncClient(base_url=url, timeout=10) as hooks:
+        for _ in range(100):  # the service starts with the worker, after the sample journeys
+            with contextlib.suppress(httpx.TransportError):
+                spec = await hooks.get("/openapi.json")
+                break
+            await asyncio.sleep(0.2)
+        assert spec.status_code == 200 and "/webhooks/robot" in spec.json()["paths"]
+        unsigned = await hooks.post(
+            "/webhooks/robot", json={"event_id": "e1", "message_id": "x", "outcome": "agreed"}
+        )
+        assert unsigned.status_code == 401

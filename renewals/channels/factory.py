@@ -3,7 +3,7 @@
 - `database`: the in-database sandbox (simulate, tests): every message is a row, nothing leaves.
 - `gateway`: the real adapters, pointed at the local sandbox gateway (`python -m renewals.gateway`).
 - `providers`: the real adapters with the configured credentials; SMS fails over along an ordered
-  list of SMSC-speaking gateways (today `smsc`, then `smsc_backup`; `sms_provider` takes any number).
+  list of SMSC-speaking gateways (`smsc`, then `smsc_backup`, then each of `smsc_backups` in order).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def build_channels(settings: Settings, db: Database) -> Channels:
         _required(configured.robot, "robot"),
         _required(configured.portal, "portal"),
     )
-    backups = [configured.smsc_backup] if configured.smsc_backup is not None else []
+    backups = [*([configured.smsc_backup] if configured.smsc_backup else []), *configured.smsc_backups]
     sms = sms_provider([smsc, *backups], db, pause_seconds=settings.channel_pause_minutes * 60)
     return Channels(
         {Channel.SMS: sms, Channel.VK: VkProvider(vk), Channel.EMAIL: EmailProvider(smtp)},

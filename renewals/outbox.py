@@ -11,10 +11,14 @@ opt-out list — a fresh row for an opted-out address is written `suppressed` at
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from renewals.contracts import RobotCallRequest, SendRequest, SuppressionRecord, dedup_key
 from renewals.db.database import Database
@@ -23,6 +27,8 @@ from renewals.db.upsert import insert_ignoring_conflict
 from renewals.models import Channel
 
 OPTED_OUT = "OptedOut"
+MARK_PATIENCE = 20.0  # seconds `mark` keeps trying (the send activity's start-to-close is 30 s)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,18 +113,34 @@ class Outbox:
         provider: str | None = None,
         provider_message_id: str | None = None,
     ) -> None:
-        async with self.db.engine.begin() as connection:
-            await connection.execute(
-                update(OutboxRow)
-                .where(OutboxRow.dedup_key == key)
-                .values(
-                    status=status,
-                    reason=reason,
-                    provider=provider,
-                    provider_message_id=provider_message_id,
-                    updated_at=datetime.now(UTC),
-                )
+        """Settle the row. Called right after a provider took (or refused) the message, so a database
+        hiccup (SQLite's write lock under a burst, a dropped PostgreSQL connection) is retried here,
+        for up to `MARK_PATIENCE`: failing the activity instead would make its retry ask the provider
+        again — harmless for SMSC, VK and the robot, a second e-mail over SMTP."""
+        statement = (
+            update(OutboxRow)
+            .where(OutboxRow.dedup_key == key)
+            .values(
+                status=status,
+                reason=reason,
+                provider=provider,
+                provider_message_id=provider_message_id,
+                updated_at=datetime.now(UTC),
             )
+        )
+        deadline = time.monotonic() + MARK_PATIENCE
+        delay = 0.05
+        while True:
+            try:
+                async with self.db.engine.begin() as connection:
+                    await connection.execute(statement)
+                return
+            except (OperationalError, InterfaceError) as error:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("outbox %s not marked %s yet (%s): retrying", key, status, error.orig)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def record(self, record: SuppressionRecord) -> None:
         """Keep a touchpoint that did not go out (suppressed or failed) with its reason; idempotent."""

@@ -4,6 +4,7 @@ findable (`SendFailed`); an operator's callback keeps the task open; the morning
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 
@@ -171,3 +172,45 @@ async def test_a_journey_sends_at_its_own_offset_into_the_window(tmp_path: Path)
     assert sent.touchpoint == "d-45-sms"
     due = msk(3, 6, 9) + window.spread_offset(workflow_id)
     assert abs((sent.at - due).total_seconds()) < 5  # the timer's moment, plus the send itself
+
+
+class HeldThenRefused:
+    """An SMS provider whose first attempt is still at the provider when the client pays, and then
+    fails: the journey had ended and nothing went out, so it is no failure of the journey's."""
+
+    name = "held"
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, request: SendRequest) -> str:
+        self.started.set()
+        await self.release.wait()
+        raise PermanentSendError("InvalidPhone", "the number does not exist")
+
+
+async def test_an_attempt_in_flight_that_fails_after_the_end_is_not_a_failure(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/held.db")
+    sms = HeldThenRefused()
+    async with journey_harness(tmp_path, channels(db, sms), db) as h:
+        handle = await h.start(policy("KASKO", number="HELD-1"), INTAKE)
+        skipping = asyncio.create_task(h.skip_to(msk(3, 6, 9, 5)))  # −45 goes out at 09:00
+        await asyncio.wait_for(sms.started.wait(), 60)
+        await handle.signal(RenewalJourney.on_event, JourneyEvent(type=EventType.PAYMENT_RECEIVED))
+        for _ in range(200):  # the attempt fails only once the journey has asked to cancel it
+            events = (await handle.fetch_history()).events
+            if any(e.HasField("activity_task_cancel_requested_event_attributes") for e in events):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the journey never cancelled the send in flight")
+        sms.release.set()
+        final = await handle.result()
+        await skipping
+        failed = (await handle.describe()).typed_search_attributes.get(sa.SEND_FAILED)
+    await db.dispose()
+    entry = final.timeline[0]
+    assert final.stage is Stage.PAID
+    assert (entry.status.value, entry.reason) == ("suppressed", "journey_finished (paid)")
+    assert failed is None

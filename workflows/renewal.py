@@ -171,12 +171,18 @@ class RenewalJourney:
             OptOutRecord(
                 journey_id=self._id,
                 addresses=[a for a in (client.phone, client.email, client.vk_id) if a],
-                reason=self._events[-1].detail or "opt_out" if self._events else "opt_out",
+                reason=self._opt_out_reason(),
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=QUICK_RETRY,
             summary="add the client to the do-not-contact list",
         )
+
+    def _opt_out_reason(self) -> str:
+        """Why the journey ended as opted out (its `finished: opted_out` note), not whatever arrived
+        after it (a delivery report of a send winding down)."""
+        finished = f"finished: {Stage.OPTED_OUT.value}"
+        return next((e.detail for e in reversed(self._events) if e.type == finished and e.detail), "opt_out")
 
     async def _run_day(self, group: list[Touchpoint], day: date) -> None:
         """A day's touchpoints (the −30 e-mail, VK and SMS; the −17 e-mail and operator task) go out
@@ -353,8 +359,10 @@ class RenewalJourney:
             window=self._window,
             timezone=self._policy.client.timezone,
         )
+        stoppable = workflow.patched(FINISH_STOPS_SENDS)
         try:
             receipt = await self._unless_finished(
+                stoppable,
                 workflow.start_activity(
                     "send_message",
                     request,
@@ -363,9 +371,9 @@ class RenewalJourney:
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     schedule_to_close_timeout=self._until_end_of_cover(),
                     retry_policy=SEND_RETRY,
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    cancellation_type=_cancellation(stoppable),
                     summary=f"{touchpoint.key}: {rule.template}",
-                )
+                ),
             )
         except ActivityError as error:
             if _error_type(error) == "OptedOut":
@@ -379,19 +387,22 @@ class RenewalJourney:
             return
         self._record(touchpoint, EntryStatus.SENT, None, recipient, message.text)
 
-    async def _unless_finished(self, handle: workflow.ActivityHandle[T]) -> T | None:
+    async def _unless_finished(self, stoppable: bool, handle: workflow.ActivityHandle[T]) -> T | None:
         """Await a send or call; if the journey finishes meanwhile (paid, renewed, opted out,
         cancelled) while it still waits for a retry or the send window, cancel it: nothing more goes
-        out. An attempt already talking to the provider completes (the activity does not heartbeat),
-        and then its result counts. None: cancelled before it went out."""
-        if workflow.patched(FINISH_STOPS_SENDS):
+        out. An attempt already talking to the provider completes (the activity does not heartbeat):
+        if it went out its result counts; if it failed, the journey had ended and nothing went out.
+        None: cancelled before it went out. `stoppable`: this journey has the patch."""
+        cancelled = False
+        if stoppable:
             await workflow.wait_condition(lambda: handle.done() or self._finished)
             if not handle.done():
                 handle.cancel()
+                cancelled = True
         try:
             return await handle
         except ActivityError as error:
-            if isinstance(error.cause, CancelledError):
+            if cancelled or isinstance(error.cause, CancelledError):
                 return None
             raise
 
@@ -403,8 +414,10 @@ class RenewalJourney:
             return
         self._robot_calls += 1
         today = self._local_today()
+        stoppable = workflow.patched(FINISH_STOPS_SENDS)
         try:
             call = await self._unless_finished(
+                stoppable,
                 workflow.start_activity(
                     "place_robot_call",
                     RobotCallRequest(
@@ -422,9 +435,9 @@ class RenewalJourney:
                         self._window.closing(today, self._tz) - workflow.now(), timedelta(minutes=1)
                     ),
                     retry_policy=SEND_RETRY,
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    cancellation_type=_cancellation(stoppable),
                     summary=f"{touchpoint.key}: Робот Даша, call {self._robot_calls}",
-                )
+                ),
             )
         except ActivityError as error:
             if _error_type(error) == "OptedOut":
@@ -714,6 +727,14 @@ class RenewalJourney:
             timeline=list(self._timeline),
             events=list(self._events),
         )
+
+
+def _cancellation(stoppable: bool) -> workflow.ActivityCancellationType:
+    """Journeys with the patch wait for the provider's answer to a cancelled send, so what went out is
+    recorded as sent; older ones keep the SDK's default."""
+    if stoppable:
+        return workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+    return workflow.ActivityCancellationType.TRY_CANCEL
 
 
 def _stage_after(touchpoint: Touchpoint) -> Stage:

@@ -48,9 +48,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--simulate",
         type=int,
-        default=200,
+        default=150,
         help="scenarios for the `renewals simulate` timing, 1,000 projected from it; 0 skips it "
-        "(default 200; `--simulate 1000` measures it, ≈ 3 min here)",
+        "(default 150; `--simulate 1000` measures it, ≈ 3 min here)",
     )
     parser.add_argument(
         "--profile",

@@ -111,32 +111,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"  {json.dumps(_brief(burst['baseline']))}", flush=True)
             if "ours" not in skip:
                 print(f"[{mode}] ours: import, `renewals start`, burst through the gateway …", flush=True)
-                with gateway(workdir) as gw:
-                    burst["ours"] = await scenarios.ours(
-                        server,
-                        args.journeys,
-                        workdir,
-                        gw,
-                        args.profile and mode == "memory",
-                        args.lead,
-                        args.worker_variants,
-                        args.workers,
-                    )
+                burst["ours"] = await _ours(args, server, workdir, mode, spread=0)
                 print(f"  {json.dumps(_brief(burst['ours']))}", flush=True)
                 if args.spread_minutes and not result["bursts"]:
                     print(f"[{mode}] ours, sends spread over {args.spread_minutes} min …", flush=True)
-                    with gateway(workdir) as gw:
-                        burst["ours_spread"] = await scenarios.ours(
-                            server,
-                            args.journeys,
-                            workdir,
-                            gw,
-                            False,
-                            args.lead,
-                            args.worker_variants,
-                            args.workers,
-                            spread_minutes=args.spread_minutes,
-                        )
+                    burst["ours_spread"] = await _ours(args, server, workdir, mode, args.spread_minutes)
                     print(f"  {json.dumps(_brief(burst['ours_spread']))}", flush=True)
         result["bursts"][mode] = burst
     if "memory" not in skip:
@@ -152,6 +131,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result["targets"] = targets(result)
     result["wall_seconds"] = round(time.monotonic() - began, 1)
     return result
+
+
+async def _ours(
+    args: argparse.Namespace, server: Any, workdir: Path, mode: str, spread: int
+) -> dict[str, Any]:
+    """Our burst on `server`, through a gateway of its own; profiled only when asked, in memory, unspread."""
+    with gateway(workdir) as gw:
+        return await scenarios.ours(
+            server,
+            args.journeys,
+            workdir,
+            gw,
+            args.profile and mode == "memory" and not spread,
+            args.lead,
+            args.worker_variants,
+            args.workers,
+            spread_minutes=spread,
+        )
 
 
 def _brief(part: dict[str, Any]) -> dict[str, Any]:

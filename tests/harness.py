@@ -15,15 +15,34 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.journey import JourneyActivities
 from renewals.channels.base import Channels
+from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
 from renewals.db.database import Database
 from renewals.journey import JourneyInput, JourneyStatus
-from renewals.models import Policy, journey_id
+from renewals.models import Channel, Policy, journey_id
+from renewals.sendwindow import zone
 from starter.binaries import find_binary
 from starter.temporal_setup import register_search_attributes
 from worker import build_worker, sandbox_channels
 from workflows.renewal import RenewalJourney
 
 TASK_QUEUE = "test-journeys"
+MSK = zone("Europe/Moscow")
+INTAKE = datetime(2027, 3, 1, 10, tzinfo=MSK)  # the default test policy ends Tue 20.04.27
+
+
+def msk(month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:
+    """A moment of 2027 in Moscow, where the test clients live."""
+    return datetime(2027, month, day, hour, minute, tzinfo=MSK)
+
+
+def channels_with(db: Database, robot: object = None, portal: object = None, sms: object = None) -> Channels:
+    """The in-database sandbox channels with one of them swapped for a test double."""
+    messages = SandboxMessages(db)
+    return Channels(
+        {Channel.SMS: sms or messages, Channel.EMAIL: messages, Channel.VK: messages},  # type: ignore[dict-item]
+        robot or SandboxRobot(db),  # type: ignore[arg-type]
+        portal or DatabasePortal(db),  # type: ignore[arg-type]
+    )
 
 
 @dataclass

@@ -4,32 +4,22 @@ would change the plan."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 from temporalio.client import WorkflowUpdateFailedError
 
-from renewals.channels.base import Channels
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable
-from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
+from renewals.channels.sandbox import SandboxMessages
 from renewals.contracts import PortalQuery, PortalStatus, RobotCallRequest, RobotCallResult, SendRequest
 from renewals.db.database import Database
 from renewals.journey import RobotOutcome, RobotOutcomeReport, Stage
 from renewals.models import Channel
-from renewals.sendwindow import zone
 from renewals.templates import NdaViolation, render
 from tests.factories import policy
-from tests.harness import journey_harness
+from tests.harness import INTAKE, MSK, channels_with, journey_harness, msk
 from workflows.renewal import RenewalJourney
-
-MSK = zone("Europe/Moscow")
-INTAKE = datetime(2027, 3, 1, 10, tzinfo=MSK)
-
-
-def msk(month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:
-    return datetime(2027, month, day, hour, minute, tzinfo=MSK)
 
 
 class WebhookRobot:
@@ -46,15 +36,6 @@ class WebhookRobot:
             raise ProviderUnavailable("robot: HTTP 503", provider="robot")
         self.calls.append(request.touchpoint)
         return RobotCallResult(task_id=f"call-{request.touchpoint}", outcome=None)
-
-
-def channels_with(db: Database, robot: object = None, portal: object = None, sms: object = None) -> Channels:
-    messages = SandboxMessages(db)
-    return Channels(
-        {Channel.SMS: sms or messages, Channel.EMAIL: messages, Channel.VK: messages},
-        robot or SandboxRobot(db),  # type: ignore[arg-type]
-        portal or DatabasePortal(db),  # type: ignore[arg-type]
-    )
 
 
 @pytest.mark.parametrize(

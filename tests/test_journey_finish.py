@@ -5,16 +5,14 @@ findable (`SendFailed`); an operator's callback keeps the task open; the morning
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from renewals import search_attributes as sa
-from renewals.channels.base import Channels, PermanentSendError
+from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import ProviderUnavailable
-from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
 from renewals.contracts import SendRequest
 from renewals.db.database import Database
 from renewals.db.tables import OperatorTaskRow, OutboxRow
@@ -26,18 +24,11 @@ from renewals.journey import (
     OperatorOutcomeReport,
     Stage,
 )
-from renewals.models import Channel, journey_id
-from renewals.sendwindow import SendWindow, zone
+from renewals.models import journey_id
+from renewals.sendwindow import SendWindow
 from tests.factories import policy
-from tests.harness import TASK_QUEUE, journey_harness
+from tests.harness import INTAKE, MSK, TASK_QUEUE, channels_with, journey_harness, msk
 from workflows.renewal import RenewalJourney
-
-MSK = zone("Europe/Moscow")
-INTAKE = datetime(2027, 3, 1, 10, tzinfo=MSK)
-
-
-def msk(month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:
-    return datetime(2027, month, day, hour, minute, tzinfo=MSK)
 
 
 class SmsDown:
@@ -60,15 +51,6 @@ class SmsRefuses:
         raise PermanentSendError("InvalidPhone", "the number does not exist")
 
 
-def channels(db: Database, sms: object) -> Channels:
-    messages = SandboxMessages(db)
-    return Channels(
-        {Channel.SMS: sms, Channel.EMAIL: messages, Channel.VK: messages},  # type: ignore[dict-item]
-        SandboxRobot(db),
-        DatabasePortal(db),
-    )
-
-
 @pytest.mark.parametrize(
     ("event", "stage"), [(EventType.PAYMENT_RECEIVED, Stage.PAID), (EventType.OPT_OUT, Stage.OPTED_OUT)]
 )
@@ -77,7 +59,7 @@ async def test_a_send_still_retrying_is_cancelled_when_the_journey_ends(
 ) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/retrying.db")
     sms = SmsDown()
-    async with journey_harness(tmp_path, channels(db, sms), db) as h:
+    async with journey_harness(tmp_path, channels_with(db, sms=sms), db) as h:
         handle = await h.start(policy("KASKO", number="RETRY-1"), INTAKE)
         await h.skip_to(msk(3, 6, 12))  # −45 was due at 09:00 (Saturday): retrying since
         attempts = sms.attempts
@@ -110,7 +92,7 @@ async def test_a_suppressed_touchpoint_does_not_move_the_stage(tmp_path: Path) -
 
 async def test_a_failed_send_makes_the_journey_findable(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/failed.db")
-    async with journey_harness(tmp_path, channels(db, SmsRefuses()), db) as h:
+    async with journey_harness(tmp_path, channels_with(db, sms=SmsRefuses()), db) as h:
         handle = await h.start(policy("KASKO", number="FAIL-1"), INTAKE)
         before = (await handle.describe()).typed_search_attributes.get(sa.SEND_FAILED)
         await h.skip_to(msk(3, 7))
@@ -193,7 +175,7 @@ class HeldThenRefused:
 async def test_an_attempt_in_flight_that_fails_after_the_end_is_not_a_failure(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/held.db")
     sms = HeldThenRefused()
-    async with journey_harness(tmp_path, channels(db, sms), db) as h:
+    async with journey_harness(tmp_path, channels_with(db, sms=sms), db) as h:
         handle = await h.start(policy("KASKO", number="HELD-1"), INTAKE)
         skipping = asyncio.create_task(h.skip_to(msk(3, 6, 9, 5)))  # −45 goes out at 09:00
         await asyncio.wait_for(sms.started.wait(), 60)

@@ -89,7 +89,8 @@ class OutboxRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # pending, sent, failed, suppressed
     reason: Mapped[str | None] = mapped_column(Text)
     provider: Mapped[str | None] = mapped_column(String(64))
-    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    # Indexed: a provider's delivery report names its own message id, and is matched by it.
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

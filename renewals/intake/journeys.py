@@ -11,10 +11,11 @@ import asyncio
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
@@ -29,6 +30,8 @@ from renewals.models import Policy, journey_id
 from renewals.sendwindow import SendWindow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 START_CONCURRENCY = 100  # policies in flight in `renewals start` (and `renewals import`'s sync)
 
 
@@ -122,14 +125,23 @@ async def sync_journeys(
 ) -> list[tuple[Policy, Sync, str]]:
     """`sync_journey` for each changed policy (as an import reports them), `concurrency` at a time:
     a first import of thousands of policies asks Temporal about each, and that is round trips."""
+
+    async def one(change: tuple[Policy, bool]) -> tuple[Policy, Sync, str]:
+        result, reason = await sync_journey(client, db, *change)
+        return change[0], result, reason
+
+    return await bounded(changes, one, concurrency)
+
+
+async def bounded(items: Sequence[T], call: Callable[[T], Awaitable[R]], concurrency: int) -> list[R]:
+    """`call` for every item, at most `concurrency` at a time; results in the items' order."""
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def one(policy: Policy, cancelled: bool) -> tuple[Policy, Sync, str]:
+    async def one(item: T) -> R:
         async with semaphore:
-            result, reason = await sync_journey(client, db, policy, cancelled)
-        return policy, result, reason
+            return await call(item)
 
-    return list(await asyncio.gather(*(one(policy, cancelled) for policy, cancelled in changes)))
+    return list(await asyncio.gather(*(one(item) for item in items)))
 
 
 async def start_or_sync(
@@ -224,17 +236,15 @@ async def start_due_journeys(
     known = await _sync_rows(db, [journey_id(s.policy.number, s.policy.expires_on) for s in due])
     summary = StartSummary()
     started: list[Policy] = []
-    semaphore = asyncio.Semaphore(concurrency)
 
     async def one(stored: StoredPolicy) -> None:
         workflow_id = journey_id(stored.policy.number, stored.policy.expires_on)
-        async with semaphore:
-            try:
-                result, reason = await start_or_sync(
-                    client, db, stored, task_queue, window, known.get(workflow_id), started
-                )
-            except RPCError as error:
-                result, reason = Start.FAILED, f"{error.status.name if error.status else ''} {error.message}"
+        try:
+            result, reason = await start_or_sync(
+                client, db, stored, task_queue, window, known.get(workflow_id), started
+            )
+        except RPCError as error:
+            result, reason = Start.FAILED, f"{error.status.name if error.status else ''} {error.message}"
         summary.counts[result.value] += 1
         if reason:
             summary.problems.append(f"{stored.policy.number}: {result.value}: {reason}")
@@ -242,7 +252,7 @@ async def start_due_journeys(
             advance(1)
 
     try:
-        await asyncio.gather(*(one(stored) for stored in due))
+        await bounded(due, one, concurrency)
     finally:
         await save_started(db, started)  # even if one start raised: what started stays recorded
     summary.problems.sort()

@@ -149,7 +149,7 @@ def render_result(scenario: Scenario, workflow_id: str, status: JourneyStatus) -
         "final_stage": status.stage.value,
         "timeline": [
             {
-                "at": entry.at.astimezone(tz).isoformat(),
+                "at": entry.at.astimezone(tz).replace(microsecond=0).isoformat(),
                 "day": entry.day,
                 "channel": entry.channel.value,
                 "status": entry.status.value,

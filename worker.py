@@ -18,7 +18,7 @@ from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.intake import IntakeActivities
-from activities.journey import JourneyActivities
+from activities.renewal import JourneyActivities
 from activities.sla import SlaActivities
 from renewals.channels.factory import build_channels, sandbox_channels
 from renewals.db.database import Database

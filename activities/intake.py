@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from renewals.db.database import Database
-from renewals.intake.contracts import IntakeResult, IntakeRun
+from renewals.intake.daily_run import IntakeResult, IntakeRun
 from renewals.intake.journeys import start_due_journeys
 from renewals.sendwindow import SendWindow, zone
 

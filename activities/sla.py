@@ -29,8 +29,8 @@ from renewals.sla.models import (
     EscalationRequest,
     StepFinding,
 )
-from renewals.sla.settings import get_sla_settings
-from renewals.sla.store import save_application
+from renewals.sla.snapshots import save_application
+from renewals.sla.targets import get_sla_settings
 
 log = logging.getLogger(__name__)
 

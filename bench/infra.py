@@ -222,7 +222,7 @@ def gateway(workdir: Path) -> Iterator[Gateway]:
     command = [
         sys.executable,
         "-m",
-        "renewals.gateway",
+        "fake_providers",
         "--port",
         str(port),
         "--smtp-port",

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from renewals.contracts import RobotCallRequest, SendRequest, SuppressionRecord, dedup_key
+from renewals.activity_io import RobotCallRequest, SendRequest, SuppressionRecord, dedup_key
 from renewals.db.database import Database
 from renewals.db.tables import OptOutRow, OutboxRow
 from renewals.db.upsert import insert_ignoring_conflict
@@ -40,7 +40,7 @@ class OutboxState:
     # The row was pending before this claim: an earlier attempt may have reached the provider.
     resumed: bool = False
     # A resumed row's recipient is on the opt-out list (the reason), not yet marked: the caller first
-    # asks the provider whether the earlier attempt went out (see activities.journey.send_message).
+    # asks the provider whether the earlier attempt went out (see activities.renewal.send_message).
     opted_out: str | None = None
 
 

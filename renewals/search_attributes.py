@@ -1,9 +1,14 @@
-"""Custom search attributes of a journey, so operators can find journeys in the Temporal UI."""
+"""Custom search attributes of both workflow types, so operators find them in the Temporal UI:
+journeys (`JourneyStage = "operator" AND RenewalCentre = "msk"`) and partner applications
+(`SlaStatus = "paid" AND SlaBreached = true`). `renewals setup` and the dev server register `ALL`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
+# RenewalJourney
 POLICY_NUMBER = SearchAttributeKey.for_keyword("PolicyNumber")
 PRODUCT = SearchAttributeKey.for_keyword("Product")
 JOURNEY_STAGE = SearchAttributeKey.for_keyword("JourneyStage")
@@ -12,7 +17,23 @@ RENEWAL_CENTRE = SearchAttributeKey.for_keyword("RenewalCentre")
 EXPIRES_ON = SearchAttributeKey.for_datetime("ExpiresOn")
 SEND_FAILED = SearchAttributeKey.for_bool("SendFailed")  # set once a send has failed for good
 
-ALL = (POLICY_NUMBER, PRODUCT, JOURNEY_STAGE, AGENT_ID, RENEWAL_CENTRE, EXPIRES_ON, SEND_FAILED)
+# PartnerApplication
+SLA_STATUS = SearchAttributeKey.for_keyword("SlaStatus")
+SLA_PARTNER = SearchAttributeKey.for_keyword("SlaPartner")
+SLA_URGENT = SearchAttributeKey.for_bool("SlaUrgent")
+SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
+
+JOURNEY: tuple[SearchAttributeKey[Any], ...] = (
+    POLICY_NUMBER,
+    PRODUCT,
+    JOURNEY_STAGE,
+    AGENT_ID,
+    RENEWAL_CENTRE,
+    EXPIRES_ON,
+    SEND_FAILED,
+)
+SLA: tuple[SearchAttributeKey[Any], ...] = (SLA_STATUS, SLA_PARTNER, SLA_URGENT, SLA_BREACHED)
+ALL: tuple[SearchAttributeKey[Any], ...] = (*JOURNEY, *SLA)
 
 
 def cli_flags() -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from renewals.journey import JourneyInput, JourneyStatus
+from renewals.journey_api import JourneyInput, JourneyStatus
 from renewals.models import Policy, journey_id
 from renewals.rules import segment_of
 from renewals.sendwindow import SendWindow

@@ -22,7 +22,7 @@ from rich.table import Table
 from temporalio.client import Client
 
 from renewals.db.database import Database
-from renewals.journey import JourneyStatus, OperatorOutcome
+from renewals.journey_api import JourneyStatus, OperatorOutcome
 from renewals.settings import Settings
 
 # Piped output (files, CI logs, tests) gets wide tables rather than ids cut to the terminal's width.
@@ -193,7 +193,7 @@ async def _start(args: argparse.Namespace, settings: Settings, db: Database) -> 
 
 
 async def _schedule(args: argparse.Namespace, settings: Settings, db: Database) -> int:
-    from renewals.intake.contracts import IntakeRequest
+    from renewals.intake.daily_run import IntakeRequest
     from renewals.intake.schedule import SCHEDULE_ID, install_schedule
 
     horizon = args.horizon_days or settings.intake_horizon_days

@@ -26,10 +26,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner
 
-from activities.journey import JourneyActivities
-from renewals.channels.sandbox import SandboxRobot
+from activities.renewal import JourneyActivities
+from renewals.channels.recording import SandboxRobot
 from renewals.db.database import Database
-from renewals.journey import EventType, JourneyEvent, JourneyInput, JourneyStatus, RobotOutcome
+from renewals.journey_api import EventType, JourneyEvent, JourneyInput, JourneyStatus, RobotOutcome
 from renewals.models import Policy, journey_id
 from renewals.settings import get_settings
 from starter.binaries import find_binary

@@ -32,9 +32,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.sla import EscalationNotifier, SlaActivities
+from renewals import search_attributes as sa
 from renewals.db.database import Database
 from renewals.sendwindow import zone
-from renewals.sla import search_attributes as sla_sa
 from renewals.sla.business_time import BusinessCalendar, Elapsed
 from renewals.sla.clocks import calendar_problem
 from renewals.sla.models import (
@@ -52,8 +52,8 @@ from renewals.sla.models import (
 )
 from renewals.sla.render import print_report, report_csv, report_html
 from renewals.sla.report import build_report, week_bounds
-from renewals.sla.settings import SlaTargets, get_sla_settings
-from renewals.sla.store import load_applications
+from renewals.sla.snapshots import load_applications
+from renewals.sla.targets import SlaTargets, get_sla_settings
 from starter.binaries import find_binary
 from starter.runtime import cli_runtime
 from starter.temporal_setup import register_search_attributes
@@ -247,7 +247,7 @@ def simulation_runs(simulation: Simulation) -> list[SimulationRun]:
 
 async def register_sla_search_attributes(client: Client, namespace: str = "default") -> list[str]:
     """Add the SLA search attributes the namespace lacks (the test server cannot list: add all)."""
-    return await register_search_attributes(client, namespace, sla_sa.ALL)
+    return await register_search_attributes(client, namespace, sa.SLA)
 
 
 def sla_worker(client: Client, task_queue: str, activities: SlaActivities, fail_fast: bool = True) -> Worker:

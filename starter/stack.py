@@ -30,19 +30,18 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.intake import IntakeActivities
-from activities.journey import JourneyActivities
+from activities.renewal import JourneyActivities
 from activities.sla import SlaActivities
 from renewals.channels.factory import build_channels
 from renewals.db.database import Database
 from renewals.db.policies import upsert_policy
 from renewals.intake.journeys import save_started
-from renewals.intake.store import load_policy
+from renewals.intake.portfolio_store import load_policy
 from renewals.models import Policy, journey_id
 from renewals.rules import segment_of
 from renewals.sample import sample_portfolio
 from renewals.search_attributes import cli_flags
 from renewals.settings import Settings, get_settings
-from renewals.sla.search_attributes import cli_flags as sla_cli_flags
 from renewals.webhooks.app import create_app
 from starter.binaries import find_binary
 from starter.journeys import start_journey
@@ -90,7 +89,6 @@ def start_dev_server(
         "--log-level",
         "warn",
         *cli_flags(),
-        *sla_cli_flags(),
     ]
     console.print(f"Starting the Temporal dev server (log: {data / 'temporal.log'})")
     return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
@@ -111,7 +109,7 @@ def start_gateway(
     command = [
         sys.executable,
         "-m",
-        "renewals.gateway",
+        "fake_providers",
         "--host",
         host,
         "--port",

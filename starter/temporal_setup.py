@@ -19,12 +19,11 @@ from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
 from renewals import search_attributes as sa
-from renewals.sla import search_attributes as sla_sa
 
 if TYPE_CHECKING:
     from renewals.settings import Settings
 
-ALL_KEYS = (*sa.ALL, *sla_sa.ALL)  # renewal journeys and partner applications
+ALL_KEYS = sa.ALL  # renewal journeys and partner applications
 # What the server answers when this client may not add search attributes (Cloud, restricted roles).
 NOT_ALLOWED = (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED)
 TCLD_TYPES = {
@@ -118,7 +117,7 @@ async def setup_namespace(
 
 
 async def register_search_attributes(
-    client: Client, namespace: str = "default", keys: Sequence[SearchAttributeKey[Any]] = sa.ALL
+    client: Client, namespace: str = "default", keys: Sequence[SearchAttributeKey[Any]] = sa.JOURNEY
 ) -> list[str]:
     """Add the search attributes (the journey's by default) the namespace lacks; returns the names added.
 

@@ -13,11 +13,11 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.journey import JourneyActivities
+from activities.renewal import JourneyActivities
 from renewals.channels.base import Channels
-from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
+from renewals.channels.recording import DatabasePortal, SandboxMessages, SandboxRobot
 from renewals.db.database import Database
-from renewals.journey import JourneyInput, JourneyStatus
+from renewals.journey_api import JourneyInput, JourneyStatus
 from renewals.models import Channel, Policy, journey_id
 from renewals.sendwindow import zone
 from starter.binaries import find_binary

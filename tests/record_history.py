@@ -12,7 +12,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from renewals.journey import EventType, JourneyEvent
+from renewals.journey_api import EventType, JourneyEvent
 from renewals.sendwindow import zone
 from tests.factories import policy
 from tests.harness import journey_harness

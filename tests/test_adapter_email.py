@@ -9,11 +9,11 @@ import aiosmtplib
 import pytest
 from aiosmtplib import SMTPRecipientRefused
 
+from fake_providers import FaultConfig, Gateway, SmtpSink
+from renewals.activity_io import SendRequest
 from renewals.channels.base import PermanentSendError
 from renewals.channels.email import EmailConfig, EmailProvider, classify_smtp_error, html_body, message_id_for
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
-from renewals.contracts import SendRequest
-from renewals.gateway import FaultConfig, Gateway, SmtpSink
 from renewals.models import Channel
 from tests.test_gateway_helpers import send_request
 

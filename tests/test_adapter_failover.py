@@ -8,14 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fake_providers import FaultConfig, Gateway
+from renewals.activity_io import SendRequest
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 from renewals.channels.factory import sms_provider
 from renewals.channels.failover import AllProvidersFailed, Delivery, FailoverProvider, InMemoryLedger
 from renewals.channels.smsc import SmscConfig, SmscProvider
-from renewals.contracts import SendRequest
 from renewals.db.database import Database
-from renewals.gateway import FaultConfig, Gateway
 from renewals.outbox import Outbox, OutboxLedger
 from tests.test_gateway_helpers import asgi_client, send_request
 

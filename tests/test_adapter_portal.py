@@ -7,11 +7,11 @@ from datetime import date
 import httpx
 import pytest
 
+from fake_providers import FaultConfig, Gateway, GatewayConfig
+from fake_providers.app import PortalAgent, PortalRenewal
+from renewals.activity_io import PortalQuery, PortalStatus
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 from renewals.channels.portal_http import AgentCard, PortalHttpClient, PortalHttpConfig
-from renewals.contracts import PortalQuery, PortalStatus
-from renewals.gateway import FaultConfig, Gateway, GatewayConfig
-from renewals.gateway.app import PortalAgent, PortalRenewal
 from tests.test_gateway_helpers import asgi_client, mock_client
 
 CONFIG = PortalHttpConfig(base_url="https://portal.test", token="t0ken")

@@ -10,12 +10,12 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
+from fake_providers import FaultConfig, Gateway, GatewayConfig, messages_per_key
+from renewals.activity_io import RobotCallRequest
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 from renewals.channels.robot_http import RobotHttpConfig, RobotHttpProvider, parse_outcome_webhook
-from renewals.contracts import RobotCallRequest
-from renewals.gateway import FaultConfig, Gateway, GatewayConfig, messages_per_key
-from renewals.journey import RobotOutcome
+from renewals.journey_api import RobotOutcome
 from renewals.webhooks.auth import authentic
 from renewals.webhooks.payloads import RobotCallback
 from tests.test_gateway_helpers import PHONE, asgi_client, mock_client

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
+from fake_providers import FaultConfig, Gateway, GatewayConfig, create_app, messages_per_key
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 from renewals.channels.smsc import (
@@ -18,7 +19,6 @@ from renewals.channels.smsc import (
     parse_status_callback,
     smsc_message_id,
 )
-from renewals.gateway import FaultConfig, Gateway, GatewayConfig, create_app, messages_per_key
 from renewals.webhooks.auth import authentic
 from renewals.webhooks.payloads import SmsCallback
 from tests.test_gateway_helpers import PHONE, asgi_client, mock_client, send_request, serve

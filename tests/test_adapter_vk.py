@@ -7,11 +7,11 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
+from fake_providers import FaultConfig, Gateway, GatewayConfig, messages_per_key
+from renewals.activity_io import SendRequest
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 from renewals.channels.vk import VkConfig, VkProvider, vk_random_id
-from renewals.contracts import SendRequest
-from renewals.gateway import FaultConfig, Gateway, GatewayConfig, messages_per_key
 from renewals.models import Channel
 from tests.test_gateway_helpers import asgi_client, mock_client, send_request
 

@@ -32,7 +32,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from renewals.gateway.store import messages_per_key, read_jsonl
+from fake_providers.store import messages_per_key, read_jsonl
 from renewals.models import Agent, Policy, Product, RegionalCentre
 from renewals.models import Client as PolicyClient
 from renewals.sendwindow import SendWindow, zone
@@ -74,7 +74,7 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
     port, smtp_port, log = free_port(), free_port(), tmp_path / "gateway.jsonl"
-    command = [sys.executable, "-m", "renewals.gateway", "--port", str(port), "--smtp-port", str(smtp_port),
+    command = [sys.executable, "-m", "fake_providers", "--port", str(port), "--smtp-port", str(smtp_port),
                "--log", str(log)]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, select
 
-from renewals.channels.sandbox import DatabasePortal, SandboxMessages
-from renewals.contracts import PortalQuery, SendRequest, SuppressionRecord
+from renewals.activity_io import PortalQuery, SendRequest, SuppressionRecord
+from renewals.channels.recording import DatabasePortal, SandboxMessages
 from renewals.db.database import Database
 from renewals.db.tables import Base, OutboxRow, PortalRenewalRow, SandboxMessageRow
 from renewals.models import Channel

@@ -23,20 +23,20 @@ from temporalio.api.enums.v1 import EventType, RetryState
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.journey import JourneyActivities
+from activities.renewal import JourneyActivities
+from fake_providers import Gateway, RequestRecord, SmtpSink, create_app, messages_per_key
+from fake_providers.config import FaultConfig, GatewayConfig
+from renewals.activity_io import RobotCallRequest, RobotCallResult, SendReceipt, SendRequest, dedup_key
 from renewals.channels.base import Channels
 from renewals.channels.factory import build_channels, gateway_settings
 from renewals.channels.failover import FailoverProvider
+from renewals.channels.recording import DatabasePortal
 from renewals.channels.robot_http import RobotHttpConfig, RobotHttpProvider
-from renewals.channels.sandbox import DatabasePortal
 from renewals.channels.smsc import SmscConfig, SmscProvider, smsc_message_id
 from renewals.channels.vk import VkConfig, VkProvider
-from renewals.contracts import RobotCallRequest, RobotCallResult, SendReceipt, SendRequest, dedup_key
 from renewals.db.database import Database
 from renewals.db.tables import OutboxRow
-from renewals.gateway import Gateway, RequestRecord, SmtpSink, create_app, messages_per_key
-from renewals.gateway.config import FaultConfig, GatewayConfig
-from renewals.journey import RobotOutcome
+from renewals.journey_api import RobotOutcome
 from renewals.models import Channel
 from renewals.sendwindow import zone
 from renewals.settings import Settings

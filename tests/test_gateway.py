@@ -9,14 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fake_providers import FaultConfig, Gateway, GatewayConfig, create_app
+from fake_providers.__main__ import build
+from fake_providers.faults import Fault, FaultInjector
+from fake_providers.store import messages_per_key, read_jsonl
 from renewals.channels.base import PermanentSendError
 from renewals.channels.email import EmailConfig, EmailProvider
 from renewals.channels.smsc import SmscConfig, SmscProvider
 from renewals.channels.vk import VkConfig, VkProvider
-from renewals.gateway import FaultConfig, Gateway, GatewayConfig, create_app
-from renewals.gateway.__main__ import build
-from renewals.gateway.faults import Fault, FaultInjector
-from renewals.gateway.store import messages_per_key, read_jsonl
 from renewals.models import Channel
 from tests.test_gateway_helpers import OTHER_PHONE, asgi_client, send_request, serve
 
@@ -138,7 +138,7 @@ async def test_error_rate_one_answers_5xx_and_records_nothing() -> None:
 
 
 async def test_entry_point_app_serves_http_and_smtp(tmp_path: Path) -> None:
-    """`build()` is what `python -m renewals.gateway` runs: uvicorn + the SMTP sink in its lifespan."""
+    """`build()` is what `python -m fake_providers` runs: uvicorn + the SMTP sink in its lifespan."""
     with_port = tmp_path / "gw.jsonl"
     app = build(GatewayConfig(log_path=with_port), "127.0.0.1", smtp_port=0)
     async with serve(app) as url:
@@ -161,7 +161,7 @@ async def test_entry_point_app_serves_http_and_smtp(tmp_path: Path) -> None:
 
 def test_module_entry_point_help() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "renewals.gateway", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "fake_providers", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "--smtp-port" in out and "--log" in out
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from renewals.contracts import SendRequest
-from renewals.gateway import Gateway, create_app
+from fake_providers import Gateway, create_app
+from renewals.activity_io import SendRequest
 from renewals.models import Channel
 
 PHONE = "+79161234567"

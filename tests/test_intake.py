@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from renewals.db.database import Database
 from renewals.db.tables import AgentRow, ClientRow, PolicyRow, RegionalCentreRow
 from renewals.intake.importer import import_file
+from renewals.intake.portfolio_store import load_policy
 from renewals.intake.records import FileFormatError
-from renewals.intake.store import load_policy
 from renewals.intake.validate import POLICY_FIELDS
 from renewals.settings import Settings
 from starter.ops import ops

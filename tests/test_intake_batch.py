@@ -21,7 +21,7 @@ from renewals.db.tables import PolicyRow
 from renewals.db.tables_ops import JourneySyncRow
 from renewals.intake.importer import BATCH, import_file
 from renewals.intake.journeys import start_due_journeys
-from renewals.intake.store import load_policy
+from renewals.intake.portfolio_store import load_policy
 from renewals.models import journey_id
 from renewals.search_attributes import ALL as SEARCH_ATTRIBUTES
 from renewals.sendwindow import SendWindow

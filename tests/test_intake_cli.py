@@ -12,9 +12,9 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.journey import JourneyActivities
+from activities.renewal import JourneyActivities
 from renewals.db.database import Database
-from renewals.journey import JourneyStatus, Stage
+from renewals.journey_api import JourneyStatus, Stage
 from renewals.models import journey_id
 from renewals.search_attributes import ALL
 from renewals.settings import Settings

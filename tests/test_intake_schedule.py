@@ -17,13 +17,13 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.intake import IntakeActivities
-from activities.journey import JourneyActivities
+from activities.renewal import JourneyActivities
 from renewals.db.database import Database
 from renewals.db.policies import upsert_policy
-from renewals.intake.contracts import IntakeRequest, IntakeResult
+from renewals.intake.daily_run import IntakeRequest, IntakeResult
+from renewals.intake.portfolio_store import store_policy
 from renewals.intake.schedule import SCHEDULE_ID, install_schedule
-from renewals.intake.store import store_policy
-from renewals.journey import JourneyStatus, Stage
+from renewals.journey_api import JourneyStatus, Stage
 from renewals.models import Policy, journey_id
 from renewals.search_attributes import ALL
 from renewals.sendwindow import SendWindow, zone

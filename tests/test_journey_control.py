@@ -12,10 +12,10 @@ from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from renewals.activity_io import RobotCallRequest, RobotCallResult, SendRequest
 from renewals.channels.base import Channels
 from renewals.channels.errors import ChannelPaused
-from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
-from renewals.contracts import RobotCallRequest, RobotCallResult, SendRequest
+from renewals.channels.recording import DatabasePortal, SandboxMessages, SandboxRobot
 from renewals.db.database import Database
 from renewals.db.tables import (
     ChannelPauseRow,
@@ -24,7 +24,7 @@ from renewals.db.tables import (
     PortalRenewalRow,
     SandboxMessageRow,
 )
-from renewals.journey import (
+from renewals.journey_api import (
     EventType,
     JourneyEvent,
     OperatorOutcome,

@@ -10,11 +10,11 @@ import pytest
 from pydantic import ValidationError
 from temporalio.client import WorkflowUpdateFailedError
 
+from renewals.activity_io import PortalQuery, PortalStatus, RobotCallRequest, RobotCallResult, SendRequest
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable
-from renewals.channels.sandbox import SandboxMessages
-from renewals.contracts import PortalQuery, PortalStatus, RobotCallRequest, RobotCallResult, SendRequest
+from renewals.channels.recording import SandboxMessages
 from renewals.db.database import Database
-from renewals.journey import RobotOutcome, RobotOutcomeReport, Stage
+from renewals.journey_api import RobotOutcome, RobotOutcomeReport, Stage
 from renewals.models import Channel
 from renewals.templates import NdaViolation, render
 from tests.factories import policy

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from renewals import search_attributes as sa
+from renewals.activity_io import SendRequest
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import ProviderUnavailable
-from renewals.contracts import SendRequest
 from renewals.db.database import Database
 from renewals.db.tables import OperatorTaskRow, OutboxRow
-from renewals.journey import (
+from renewals.journey_api import (
     EventType,
     JourneyEvent,
     JourneyInput,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from renewals.db.policies import upsert_policy
 from renewals.db.tables import OperatorTaskRow
-from renewals.journey import (
+from renewals.journey_api import (
     EventType,
     JourneyEvent,
     JourneyStatus,

@@ -14,11 +14,11 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 from temporalio.testing import ActivityEnvironment
 
-from activities.journey import JourneyActivities
+from activities.renewal import JourneyActivities
 from renewals import outbox as outbox_module
+from renewals.activity_io import SendRequest
 from renewals.channels.base import Channels
-from renewals.channels.sandbox import DatabasePortal, SandboxRobot
-from renewals.contracts import SendRequest
+from renewals.channels.recording import DatabasePortal, SandboxRobot
 from renewals.db.database import Database
 from renewals.db.tables import OutboxRow
 from renewals.models import Channel

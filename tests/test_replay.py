@@ -15,7 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from renewals.journey import JourneyInput
+from renewals.journey_api import JourneyInput
 from worker import SANDBOX
 from workflows.renewal import RenewalJourney
 

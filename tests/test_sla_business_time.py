@@ -10,7 +10,7 @@ from renewals.sendwindow import zone
 from renewals.sla.business_time import BusinessCalendar, Elapsed
 from renewals.sla.clocks import BREACH_CHECK_DELAY, calendar_problem, start_clock, view
 from renewals.sla.models import SlaStatus, SupportCalendar, application_workflow_id, transition_error
-from renewals.sla.settings import SlaTargets
+from renewals.sla.targets import SlaTargets
 
 MSK = zone("Europe/Moscow")
 CAL = BusinessCalendar(SupportCalendar())

@@ -216,7 +216,7 @@ async def test_report_command_writes_csv_and_html(tmp_path: Path, capsys: pytest
     url = f"sqlite+aiosqlite:///{tmp_path}/report.db"
     db = Database(url)
     await db.migrate()
-    from renewals.sla.store import save_application
+    from renewals.sla.snapshots import save_application
 
     await save_application(
         db,

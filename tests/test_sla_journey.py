@@ -19,7 +19,7 @@ from activities.sla import SlaActivities
 from renewals.db.database import Database
 from renewals.sla.models import ApplicationStatus, EscalationStepName
 from renewals.sla.report import build_report, week_bounds
-from renewals.sla.store import load_applications
+from renewals.sla.snapshots import load_applications
 from starter.sla import parse_simulation, run_simulation, simulation_runs
 from tests.sla_support import RecordingNotifier, time_skipping_env
 

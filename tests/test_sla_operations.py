@@ -21,9 +21,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sla import SlaActivities
+from renewals import search_attributes as sa
 from renewals.db.database import Database
 from renewals.sendwindow import zone
-from renewals.sla import search_attributes as sa
 from renewals.sla.models import (
     ApplicationInput,
     ApplicationStatus,
@@ -36,8 +36,8 @@ from renewals.sla.models import (
     application_workflow_id,
 )
 from renewals.sla.report import StatusStats, build_report, week_bounds
-from renewals.sla.settings import SlaTargets
-from renewals.sla.store import load_applications
+from renewals.sla.snapshots import load_applications
+from renewals.sla.targets import SlaTargets
 from starter.sla import (
     ApplicationNotFound,
     StatusRefused,

@@ -26,7 +26,7 @@ from renewals.sla.models import (
 )
 from renewals.sla.render import print_report, report_csv, report_html
 from renewals.sla.report import build_report, one_liner, p90, week_bounds
-from renewals.sla.store import load_applications, save_application
+from renewals.sla.snapshots import load_applications, save_application
 
 MSK = zone("Europe/Moscow")
 URLS = ["sqlite"] + (["postgres"] if os.environ.get("RENEWALS_TEST_POSTGRES_URL") else [])

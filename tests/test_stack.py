@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 
 import worker
 from renewals import search_attributes as sa
-from renewals.journey import Stage
+from renewals.journey_api import Stage
 from renewals.models import Policy, journey_id
 from renewals.sample import sample_portfolio
 from renewals.sendwindow import SendWindow, zone

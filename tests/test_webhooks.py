@@ -19,14 +19,14 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.journey import JourneyActivities
+from activities.renewal import JourneyActivities
 from renewals.channels.email import message_id_for
 from renewals.channels.smsc import smsc_message_id
 from renewals.db.database import Database
 from renewals.db.policies import upsert_policy
 from renewals.db.tables import OutboxRow
 from renewals.db.tables_ops import WebhookEventRow
-from renewals.journey import JourneyStatus, Stage
+from renewals.journey_api import JourneyStatus, Stage
 from renewals.models import Policy
 from renewals.search_attributes import ALL
 from renewals.sendwindow import SendWindow

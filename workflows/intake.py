@@ -12,7 +12,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from renewals.intake.contracts import IntakeRequest, IntakeResult, IntakeRun
+    from renewals.intake.daily_run import IntakeRequest, IntakeResult, IntakeRun
 
 INTAKE_TIMEOUT = timedelta(hours=2)
 HEARTBEAT = timedelta(minutes=2)

@@ -24,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from renewals import search_attributes as sa
-    from renewals.contracts import (
+    from renewals.activity_io import (
         OperatorTaskReceipt,
         OperatorTaskRequest,
         OptOutRecord,
@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         StageRecord,
         SuppressionRecord,
     )
-    from renewals.journey import (
+    from renewals.journey_api import (
         ENGAGEMENT_EVENTS,
         ROBOT_CONTACTS,
         TERMINAL_STAGES,

@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from renewals.journey import JourneyEvent, JourneyInput, JourneyStatus
+    from renewals.journey_api import JourneyEvent, JourneyInput, JourneyStatus
 
 from workflows.renewal import RenewalJourney
 

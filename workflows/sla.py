@@ -2,7 +2,7 @@
 
 Status changes arrive as the `change_status` update (validated: a refused move never enters history)
 or the `status_changed` signal (a refused move is kept in `rejected`). Each change stops and starts
-clocks (`renewals.sla.settings.SlaTargets`), and the journey sleeps until the next warning or breach
+clocks (`renewals.sla.targets.SlaTargets`), and the journey sleeps until the next warning or breach
 moment. A warning notifies the stage's responsible person (an urgent application: the urgent line).
 A breach runs the seed's escalation checklist as a tracked sequence of activities and one awaited
 operator answer. The report's snapshot is stored after every change of the journey's state.
@@ -24,8 +24,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from renewals import search_attributes as sa
     from renewals.sendwindow import zone
-    from renewals.sla import search_attributes as sa
     from renewals.sla.business_time import BusinessCalendar
     from renewals.sla.clocks import ClockRun, calendar_problem, start_clock, view
     from renewals.sla.models import (

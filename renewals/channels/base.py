@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from renewals.contracts import (
+from renewals.activity_io import (
     PortalQuery,
     PortalStatus,
     RobotCallRequest,

@@ -25,9 +25,9 @@ from email.utils import format_datetime
 import aiosmtplib
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from renewals.activity_io import SendRequest
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import ChannelPaused, ErrorType, ProviderUnavailable, RateLimited
-from renewals.contracts import SendRequest
 from renewals.privacy import mask_address
 
 

@@ -1,7 +1,7 @@
 """Build the channels a worker sends through, from the settings.
 
 - `database`: the in-database sandbox (simulate, tests): every message is a row, nothing leaves.
-- `gateway`: the real adapters, pointed at the local sandbox gateway (`python -m renewals.gateway`).
+- `gateway`: the real adapters, pointed at the local sandbox gateway (`python -m fake_providers`).
 - `providers`: the real adapters with the configured credentials; SMS fails over along an ordered
   list of SMSC-speaking gateways (`smsc`, then `smsc_backup`, then each of `smsc_backups` in order).
 """
@@ -17,8 +17,8 @@ from renewals.channels.base import Channels, MessageProvider
 from renewals.channels.email import EmailConfig, EmailProvider
 from renewals.channels.failover import FailoverProvider
 from renewals.channels.portal_http import PortalHttpClient, PortalHttpConfig
+from renewals.channels.recording import DatabasePortal, SandboxMessages, SandboxRobot
 from renewals.channels.robot_http import RobotHttpConfig, RobotHttpProvider
-from renewals.channels.sandbox import DatabasePortal, SandboxMessages, SandboxRobot
 from renewals.channels.smsc import SmscConfig, SmscProvider
 from renewals.channels.vk import VkConfig, VkProvider
 from renewals.db.database import Database

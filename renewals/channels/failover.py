@@ -32,9 +32,9 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from renewals.activity_io import SendRequest
 from renewals.channels.base import MessageProvider, PermanentSendError
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
-from renewals.contracts import SendRequest
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from renewals.activity_io import PortalQuery, PortalStatus
 from renewals.channels.errors import ProviderUnavailable, http_status_error, transport_error
-from renewals.contracts import PortalQuery, PortalStatus
 
 
 class PortalHttpConfig(BaseModel):

@@ -18,6 +18,7 @@ import httpx
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from renewals.activity_io import RobotCallRequest, RobotCallResult
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import (
     ErrorType,
@@ -25,8 +26,7 @@ from renewals.channels.errors import (
     http_status_error,
     transport_error,
 )
-from renewals.contracts import RobotCallRequest, RobotCallResult
-from renewals.journey import RobotOutcome
+from renewals.journey_api import RobotOutcome
 from renewals.privacy import mask_phone
 
 CALL_TASKS_PATH = "/api/v1/call-tasks"

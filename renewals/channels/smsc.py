@@ -22,6 +22,7 @@ import httpx
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from renewals.activity_io import SendRequest
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import (
     ChannelPaused,
@@ -31,7 +32,6 @@ from renewals.channels.errors import (
     http_status_error,
     transport_error,
 )
-from renewals.contracts import SendRequest
 from renewals.privacy import mask_phone
 
 SEND_PATH = "/sys/send.php"

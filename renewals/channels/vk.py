@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from renewals.activity_io import SendRequest
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import (
     ChannelPaused,
@@ -33,7 +34,6 @@ from renewals.channels.errors import (
     http_status_error,
     transport_error,
 )
-from renewals.contracts import SendRequest
 
 
 class VkConfig(BaseModel):

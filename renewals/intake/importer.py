@@ -9,9 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from renewals.db.database import Database
-from renewals.intake.records import SourceFile, read_file
-from renewals.intake.rejects import default_rejects_path, write_rejects
-from renewals.intake.store import (
+from renewals.intake.portfolio_store import (
     Change,
     known_agents,
     known_centres,
@@ -20,6 +18,8 @@ from renewals.intake.store import (
     store_centre,
     store_policies,
 )
+from renewals.intake.records import SourceFile, read_file
+from renewals.intake.rejects import default_rejects_path, write_rejects
 from renewals.intake.validate import Rejection, unreadable_rejection, validate_rows
 from renewals.models import Policy
 

@@ -24,8 +24,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from renewals.db.database import Database
 from renewals.db.tables_ops import JourneySyncRow
-from renewals.intake.store import StoredPolicy, policies_expiring
-from renewals.journey import EventType, JourneyEvent
+from renewals.intake.portfolio_store import StoredPolicy, policies_expiring
+from renewals.journey_api import EventType, JourneyEvent
 from renewals.models import Policy, journey_id
 from renewals.sendwindow import SendWindow
 

@@ -22,7 +22,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from renewals.intake.contracts import IntakeRequest
+from renewals.intake.daily_run import IntakeRequest
 
 SCHEDULE_ID = "renewals-daily-intake"
 

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
-from renewals.journey import OperatorOutcome
+from renewals.journey_api import OperatorOutcome
 from renewals.operators.workbench import Refused, TaskView, Workbench
 
 

@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from renewals.db.database import Database
 from renewals.db.tables import AgentRow, OperatorTaskRow, PolicyRow
 from renewals.db.tables_ops import OperatorClaimRow
-from renewals.journey import JourneyStatus, OperatorOutcome, OperatorOutcomeReport
+from renewals.journey_api import JourneyStatus, OperatorOutcome, OperatorOutcomeReport
 from renewals.models import journey_id
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from renewals.db.database import Database
 from renewals.db.tables import AgentRow, JourneyRow
-from renewals.journey import SECURED_STAGES, Stage
+from renewals.journey_api import SECURED_STAGES, Stage
 from renewals.models import Line, Product
 from renewals.reports.html import Bar, bar_chart, page, table
 from renewals.rules import LINES_OF_PRODUCT, RENEWAL_NORMS

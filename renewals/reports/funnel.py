@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from renewals.db.database import Database
 from renewals.db.tables import JourneyRow, OperatorTaskRow, OutboxRow
 from renewals.db.tables_ops import WebhookEventRow
-from renewals.journey import ROBOT_CONTACTS, SECURED_STAGES, TERMINAL_STAGES, Stage
+from renewals.journey_api import ROBOT_CONTACTS, SECURED_STAGES, TERMINAL_STAGES, Stage
 from renewals.reports.html import Bar, bar_chart, page, table
 
 ENGAGED_KINDS = frozenset({"opened", "read", "reply", "replied", "opt_out"})

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from renewals.journey import RobotOutcome
+from renewals.journey_api import RobotOutcome
 
 
 class Callback(BaseModel):

@@ -22,8 +22,8 @@ from renewals.db.database import Database
 from renewals.db.tables import OutboxRow
 from renewals.db.tables_ops import WebhookEventRow
 from renewals.db.upsert import insert_ignoring_conflict
-from renewals.intake.store import current_term
-from renewals.journey import EventType, JourneyEvent, RobotOutcomeReport
+from renewals.intake.portfolio_store import current_term
+from renewals.journey_api import EventType, JourneyEvent, RobotOutcomeReport
 from renewals.models import journey_id
 from renewals.webhooks.payloads import (
     Callback,

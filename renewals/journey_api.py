@@ -1,7 +1,10 @@
-"""What a journey is made of, as data: its input, stages, events, timeline and status.
+"""The renewal journey's public interface: its names on the wire, and the shapes that cross the
+workflow boundary (input, signals, updates, queries, result), as pydantic models the
+`pydantic_data_converter` carries as JSON.
 
-These are the shapes that cross the workflow boundary (input, signals, updates, queries, result),
-so they are pydantic models the `pydantic_data_converter` carries as JSON.
+Callers outside `workflows/` (intake, webhooks, operators) use the name constants below with these
+models, so the domain package never imports the workflow; `workflows/renewal.py` declares its
+handlers with the same constants.
 """
 
 from __future__ import annotations
@@ -13,6 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from renewals.models import Channel, Policy
 from renewals.sendwindow import SendWindow
+
+
+# Names on the wire: the workflow type and its messages.
+WORKFLOW_TYPE = "RenewalJourney"
+EVENT_SIGNAL = "event"  # JourneyEvent: payment, draft, quote, renewal, engagement, opt-out, cancellation
+ROBOT_OUTCOME_SIGNAL = "robot_outcome"  # RobotOutcomeReport from Робот Даша's provider
+OPERATOR_OUTCOME_UPDATE = "operator_outcome"  # OperatorOutcomeReport → JourneyStatus (validated)
+POLICY_UPDATE = "update_policy"  # Policy → JourneyStatus (validated: same term, same touchpoints)
+STATUS_QUERY = "status"  # → JourneyStatus
 
 
 class Stage(StrEnum):

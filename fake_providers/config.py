@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from renewals.journey import RobotOutcome
+from renewals.journey_api import RobotOutcome
 
 CHANNELS = ("sms", "vk", "email", "robot", "portal")
 

@@ -1,4 +1,4 @@
-"""`python -m renewals.gateway --port 8900 --smtp-port 8925 --log .data/gateway.jsonl`."""
+"""`python -m fake_providers --port 8900 --smtp-port 8925 --log .data/gateway.jsonl`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from renewals.gateway.app import Gateway, create_app
-from renewals.gateway.config import FaultConfig, GatewayConfig
-from renewals.gateway.smtp import SmtpSink
+from fake_providers.app import Gateway, create_app
+from fake_providers.config import FaultConfig, GatewayConfig
+from fake_providers.smtp import SmtpSink
 
 
 def build(config: GatewayConfig, host: str, smtp_port: int | None) -> FastAPI:
@@ -40,7 +40,7 @@ def build(config: GatewayConfig, host: str, smtp_port: int | None) -> FastAPI:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m renewals.gateway", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m fake_providers", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8900)
     parser.add_argument("--smtp-port", type=int, default=8925, help="0 picks a free port; -1 disables")

@@ -12,18 +12,18 @@ from datetime import UTC, datetime
 import phonenumbers
 from sqlalchemy import select
 
-from renewals.channels.base import PermanentSendError
-from renewals.contracts import (
+from renewals.activity_io import (
     PortalQuery,
     PortalStatus,
     RobotCallRequest,
     RobotCallResult,
     SendRequest,
 )
+from renewals.channels.base import PermanentSendError
 from renewals.db.database import Database
 from renewals.db.tables import PortalRenewalRow, SandboxMessageRow
 from renewals.db.upsert import insert_ignoring_conflict
-from renewals.journey import RobotOutcome
+from renewals.journey_api import RobotOutcome
 from renewals.models import Channel
 
 

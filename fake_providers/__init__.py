@@ -4,13 +4,13 @@ and agent-portal adapters, plus an SMTP sink, for development, tests and the ben
 It logs every accepted request (a repeated dedup key too, flagged, so a duplicate send shows), answers
 status queries, posts signed delivery / robot-outcome callbacks to our webhook service, and injects
 faults on demand.
-Run it with `python -m renewals.gateway --port 8900 --smtp-port 8925 --log .data/gateway.jsonl`.
+Run it with `python -m fake_providers --port 8900 --smtp-port 8925 --log .data/gateway.jsonl`.
 """
 
-from renewals.gateway.app import Gateway, create_app
-from renewals.gateway.config import FaultConfig, GatewayConfig
-from renewals.gateway.smtp import SmtpSink
-from renewals.gateway.store import MessageLog, MessageRecord, RequestRecord, messages_per_key
+from fake_providers.app import Gateway, create_app
+from fake_providers.config import FaultConfig, GatewayConfig
+from fake_providers.smtp import SmtpSink
+from fake_providers.store import MessageLog, MessageRecord, RequestRecord, messages_per_key
 
 __all__ = [
     "FaultConfig",

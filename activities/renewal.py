@@ -15,10 +15,7 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from renewals.channels.base import Channels, MessageProvider, PermanentSendError
-from renewals.channels.errors import ChannelPaused, TransientSendError
-from renewals.channels.failover import FailoverProvider, Reconcilable
-from renewals.contracts import (
+from renewals.activity_io import (
     OperatorTaskReceipt,
     OperatorTaskRequest,
     OptOutRecord,
@@ -31,11 +28,14 @@ from renewals.contracts import (
     StageRecord,
     SuppressionRecord,
 )
+from renewals.channels.base import Channels, MessageProvider, PermanentSendError
+from renewals.channels.errors import ChannelPaused, TransientSendError
+from renewals.channels.failover import FailoverProvider, Reconcilable
 from renewals.db.database import Database
 from renewals.db.tables import JourneyRow, OperatorTaskRow
 from renewals.db.upsert import insert_ignoring_conflict
 from renewals.delivery import ChannelPauses, OptOuts
-from renewals.journey import RobotOutcome
+from renewals.journey_api import RobotOutcome
 from renewals.models import Channel
 from renewals.outbox import OPTED_OUT, Outbox, OutboxState
 from renewals.privacy import mask_address

@@ -14,8 +14,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from renewals.gateway.app import Gateway
-from renewals.gateway.faults import Fault
+from fake_providers.app import Gateway
+from fake_providers.faults import Fault
 
 
 class _Handler:

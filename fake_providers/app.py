@@ -22,10 +22,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from renewals.gateway.config import FaultConfig, GatewayConfig
-from renewals.gateway.faults import Fault, FaultInjector, digits
-from renewals.gateway.store import MessageLog, MessageRecord, RequestLog, RequestRecord
-from renewals.journey import RobotOutcome
+from fake_providers.config import FaultConfig, GatewayConfig
+from fake_providers.faults import Fault, FaultInjector, digits
+from fake_providers.store import MessageLog, MessageRecord, RequestLog, RequestRecord
+from renewals.journey_api import RobotOutcome
 from renewals.webhooks.auth import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)

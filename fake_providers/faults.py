@@ -7,7 +7,7 @@ import contextlib
 import random
 from enum import StrEnum
 
-from renewals.gateway.config import FaultConfig
+from fake_providers.config import FaultConfig
 
 
 class Fault(StrEnum):

@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from renewals.journey import RobotOutcome
+from renewals.journey_api import RobotOutcome
 from renewals.models import Channel
 from renewals.sendwindow import SendWindow
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import zlib
 from datetime import date, datetime, time, timedelta
 from functools import cache
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import holidays
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from renewals.calendar_years import CALENDAR_YEARS
 
@@ -29,6 +30,18 @@ _RU_CALENDAR = holidays.country_holidays("RU", years=CALENDAR_YEARS)
 def zone(name: str) -> ZoneInfo:
     """A time zone by name. Workflow code calls this rather than ZoneInfo, which its sandbox proxies."""
     return ZoneInfo(name)
+
+
+def known_zone(name: str) -> str:
+    """`name` if it names a time zone, else a ValueError that quotes it (a pydantic validator)."""
+    try:
+        zone(name)
+    except (KeyError, ValueError) as error:  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"unknown time zone {name!r}") from error
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(known_zone)]  # a model field holding an IANA zone name
 
 
 def is_working_day(day: date) -> bool:

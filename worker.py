@@ -13,37 +13,25 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker, WorkflowRunner
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.intake import IntakeActivities
 from activities.renewal import JourneyActivities
 from activities.sla import SlaActivities
-from renewals.channels.factory import build_channels, sandbox_channels
+from renewals.channels.factory import build_channels
 from renewals.db.database import Database
 from renewals.models import Channel, channel_queue
 from renewals.settings import Settings, get_settings
-from renewals.temporal_connection import connect_options
+from renewals.temporal.connection import connect
 from workflows.intake import DailyIntake
 from workflows.renewal import RenewalJourney
+from workflows.runner import SANDBOXED_RUNNER
 from workflows.sla import PartnerApplication
 
-__all__ = ["SANDBOX", "WORKFLOWS", "JourneyWorkers", "build_worker", "connect", "sandbox_channels"]
+__all__ = ["WORKFLOWS", "JourneyWorkers", "build_worker", "run_worker"]
 
 WORKFLOWS: list[type] = [RenewalJourney, PartnerApplication, DailyIntake]
 SEND_CHANNELS = (Channel.SMS, Channel.EMAIL, Channel.VK, Channel.ROBOT_CALL)
-
-# Pure libraries the domain uses inside workflows (calendar, phones): loaded once, outside the sandbox.
-SANDBOX = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "renewals", "holidays", "dateutil", "six", "phonenumbers", "pydantic", "pydantic_core"
-    )
-)
-
-
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(**connect_options(settings), data_converter=pydantic_data_converter)
 
 
 class JourneyWorkers:
@@ -79,7 +67,7 @@ def build_worker(
     extra_activities: Sequence[Callable[..., Any]] = (),
     cache_size: int = 1000,
     channel_slots: int = 100,
-    runner: WorkflowRunner = SANDBOX,
+    runner: WorkflowRunner = SANDBOXED_RUNNER,
 ) -> JourneyWorkers:
     """Workers for journeys: `task_queue` for workflows and bookkeeping activities, plus one queue
     per sending channel limited to `rates[channel]` activities a second (None: unlimited).

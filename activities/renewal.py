@@ -15,22 +15,20 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import activity_methods
 from renewals.activity_io import (
     OperatorTaskReceipt,
     OperatorTaskRequest,
     OptOutRecord,
     PortalQuery,
     PortalStatus,
-    RobotCallRequest,
-    RobotCallResult,
     SendReceipt,
     SendRequest,
     StageRecord,
     SuppressionRecord,
 )
-from renewals.channels.base import Channels, MessageProvider, PermanentSendError
+from renewals.channels.base import Channels, Delivery, PermanentSendError, Provider
 from renewals.channels.errors import ChannelPaused, TransientSendError
-from renewals.channels.failover import FailoverProvider, Reconcilable
 from renewals.db.database import Database
 from renewals.db.tables import JourneyRow, OperatorTaskRow
 from renewals.db.upsert import insert_ignoring_conflict
@@ -59,58 +57,53 @@ class JourneyActivities:
         self.pauses = ChannelPauses(db, timedelta(minutes=pause_minutes))
 
     def all(self) -> list[Callable[..., Any]]:
-        return [
-            self.send_message,
-            self.record_suppressed,
-            self.record_opt_out,
-            self.place_robot_call,
-            self.open_operator_task,
-            self.check_portal,
-            self.record_stage,
-        ]
+        return activity_methods(self)
 
-    @activity.defn(name="send_message")
-    async def send_message(self, request: SendRequest) -> SendReceipt:
-        """Send one message exactly once: claim the outbox row (the opt-out check in the same
-        transaction), send with its key, mark it sent.
+    @activity.defn(name="send")
+    async def send(self, request: SendRequest) -> SendReceipt:
+        """Send one message, or place one robot call, exactly once, whatever the channel: claim the
+        outbox row (the opt-out check in the same transaction), hand it to the channel's provider
+        with its key, mark it sent.
 
         A row found pending (`resumed`: a retry, or a crashed worker's send) may already be at the
         provider, so: the request goes out flagged `resumed` (SMSC then asks its status query first,
         VK skips the permission check and relies on `random_id`); and if the recipient opted out
-        meanwhile, the provider is asked first — a message it has is recorded as sent, not suppressed.
+        meanwhile, the provider is asked first (`find`) — what it has is recorded as sent, not
+        suppressed; a provider that cannot tell (VK, e-mail, the robot) has it suppressed.
         """
         state = await self.outbox.claim(request, self.opt_outs.key(request.recipient, request.journey_id))
         if state.status == "sent" and state.provider and state.provider_message_id:
-            return SendReceipt(provider=state.provider, provider_message_id=state.provider_message_id)
+            return _receipt(state.provider, state.provider_message_id, _outcome_of(state.reason))
         _raise_if_settled(state)
         try:
-            provider = self.channels.for_channel(request.channel)
+            provider = self.channels.provider(request.channel)
             if state.opted_out is not None:
-                found = await _find_delivered(provider, request, state)
-                if found is None:
+                delivery = await _find(provider, request, state)
+                if delivery is None:
                     raise await self._suppress(request.dedup_key, state.opted_out)
-                provider_name, message_id = found
             else:
                 await self._check_paused(request.channel)
                 _check_window(request)
                 if state.resumed:
                     request = request.model_copy(update={"resumed": True})
-                if isinstance(provider, FailoverProvider):  # it knows which of its providers took it
-                    delivery = await provider.deliver(request, accepted_by=state.provider)
-                    provider_name, message_id = delivery.provider, delivery.message_id
-                else:
-                    provider_name, message_id = provider.name, await provider.send(request)
+                delivery = await provider.deliver(request, accepted_by=state.provider)
         except PermanentSendError as error:
             raise await self._failed(request.dedup_key, request.channel, request.recipient, error) from error
         except ChannelPaused as error:
             raise await self._pause(request.channel, error) from error
         except TransientSendError as error:
             raise _retry(error) from error
+        # A robot that answers at once (the recording one) has its outcome kept: a retry returns it too.
+        reason = f"{_OUTCOME_PREFIX}{delivery.outcome.value}" if delivery.outcome is not None else None
         await self.outbox.mark(
-            request.dedup_key, "sent", provider=provider_name, provider_message_id=message_id
+            request.dedup_key,
+            "sent",
+            reason=reason,
+            provider=delivery.provider,
+            provider_message_id=delivery.message_id,
         )
         log.info("sent %s to %s", request.dedup_key, mask_address(request.channel.value, request.recipient))
-        return SendReceipt(provider=provider_name, provider_message_id=message_id)
+        return _receipt(delivery.provider, delivery.message_id, delivery.outcome)
 
     async def _suppress(self, key: str, opted_out: str) -> ApplicationError:
         await self.outbox.mark(key, "suppressed", reason=f"{OPTED_OUT}: {opted_out}")
@@ -152,39 +145,6 @@ class JourneyActivities:
     @activity.defn(name="record_suppressed")
     async def record_suppressed(self, record: SuppressionRecord) -> None:
         await self.outbox.record(record)
-
-    @activity.defn(name="place_robot_call")
-    async def place_robot_call(self, request: RobotCallRequest) -> RobotCallResult:
-        """Queue one robot call through the outbox, like a message: the row is claimed first, the
-        provider gets the row's key as `client_task_id` (a retry after a crash queues nothing new:
-        the provider answers the first task), and the row is marked sent with the provider's task id.
-        The robot has no status query, so a resumed row whose phone opted out is suppressed."""
-        state = await self.outbox.claim(request, self.opt_outs.key(request.phone, request.journey_id))
-        if state.status == "sent" and state.provider_message_id:
-            return RobotCallResult(task_id=state.provider_message_id, outcome=_outcome_of(state.reason))
-        _raise_if_settled(state)
-        if state.opted_out is not None:
-            raise await self._suppress(request.dedup_key, state.opted_out)
-        await self._check_paused(Channel.ROBOT_CALL)
-        if request.not_after is not None and _clock() >= request.not_after:
-            raise ApplicationError(
-                "today's calling hours are over", type="CallingWindowClosed", non_retryable=True
-            )
-        robot = self.channels.robot
-        try:
-            result = await robot.place_call(request)
-        except PermanentSendError as error:
-            raise await self._failed(request.dedup_key, Channel.ROBOT_CALL, request.phone, error) from error
-        except ChannelPaused as error:
-            raise await self._pause(Channel.ROBOT_CALL, error) from error
-        except TransientSendError as error:
-            raise _retry(error) from error
-        # A provider that answers at once (the sandbox) has its outcome kept, so a retry returns it too.
-        reason = f"{_OUTCOME_PREFIX}{result.outcome.value}" if result.outcome is not None else None
-        await self.outbox.mark(
-            request.dedup_key, "sent", reason=reason, provider=robot.name, provider_message_id=result.task_id
-        )
-        return result
 
     @activity.defn(name="open_operator_task")
     async def open_operator_task(self, request: OperatorTaskRequest) -> OperatorTaskReceipt:
@@ -250,21 +210,16 @@ def _retry(error: TransientSendError) -> ApplicationError:
     return ApplicationError(error.message, type=error.error_type, next_retry_delay=delay)
 
 
-async def _find_delivered(
-    provider: MessageProvider, request: SendRequest, state: OutboxState
-) -> tuple[str, str] | None:
-    """(provider, message id) if the provider proves it has the message; None if it has not or
-    cannot tell (no status query: VK, e-mail)."""
+async def _find(provider: Provider, request: SendRequest, state: OutboxState) -> Delivery | None:
+    """The delivery if the provider proves it has the message; None if it has not or cannot tell."""
     try:
-        if isinstance(provider, FailoverProvider):
-            delivery = await provider.find(request, accepted_by=state.provider)
-            return (delivery.provider, delivery.message_id) if delivery else None
-        if isinstance(provider, Reconcilable):
-            message_id = await provider.lookup(request)
-            return (provider.name, message_id) if message_id else None
+        return await provider.find(request, accepted_by=state.provider)
     except PermanentSendError:  # e.g. a number it can't even look up: it has nothing
         return None
-    return None
+
+
+def _receipt(provider: str, message_id: str, outcome: RobotOutcome | None) -> SendReceipt:
+    return SendReceipt(provider=provider, provider_message_id=message_id, outcome=outcome)
 
 
 def _clock() -> datetime:
@@ -274,10 +229,14 @@ def _clock() -> datetime:
 
 def _check_window(request: SendRequest) -> None:
     """A send whose retry comes due outside the client's window waits for its next opening:
-    deferred, never sent at night."""
+    deferred, never sent at night. A robot call past today's calling hours is not made at all."""
+    now = _clock()
+    if request.not_after is not None and now >= request.not_after:
+        raise ApplicationError(
+            "today's calling hours are over", type="CallingWindowClosed", non_retryable=True
+        )
     if request.window is None or request.timezone is None:
         return
-    now = _clock()
     opening = request.window.next_open_moment(now, zone(request.timezone))
     if opening > now:
         raise ApplicationError(

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
 from bench.infra import ROOT, dev_server, gateway, machine_facts
+from bench.phases import baseline, burst, memory, simulate
 from bench.report import render_markdown, render_table, targets
 
 DEFAULT_OUT = ROOT / "bench" / "results"
@@ -101,33 +101,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     print(f"bench: N={args.journeys}, scratch {workdir}", flush=True)
     for mode in [m.strip() for m in args.servers.split(",") if m.strip()]:
-        burst: dict[str, Any] = {}
+        on_server: dict[str, Any] = {}
         async with dev_server(mode, workdir) as server:
             if "baseline" not in skip:
                 print(f"[{mode}] baseline: {args.journeys} bare workflows …", flush=True)
-                burst["baseline"] = await scenarios.baseline(
+                on_server["baseline"] = await baseline.measure(
                     server, args.journeys, workdir, not args.bare_sequential
                 )
-                print(f"  {json.dumps(_brief(burst['baseline']))}", flush=True)
+                print(f"  {json.dumps(_brief(on_server['baseline']))}", flush=True)
             if "ours" not in skip:
                 print(f"[{mode}] ours: import, `renewals start`, burst through the gateway …", flush=True)
-                burst["ours"] = await _ours(args, server, workdir, mode, spread=0)
-                print(f"  {json.dumps(_brief(burst['ours']))}", flush=True)
+                on_server["ours"] = await _ours(args, server, workdir, mode, spread=0)
+                print(f"  {json.dumps(_brief(on_server['ours']))}", flush=True)
                 if args.spread_minutes and not result["bursts"]:
                     print(f"[{mode}] ours, sends spread over {args.spread_minutes} min …", flush=True)
-                    burst["ours_spread"] = await _ours(args, server, workdir, mode, args.spread_minutes)
-                    print(f"  {json.dumps(_brief(burst['ours_spread']))}", flush=True)
-        result["bursts"][mode] = burst
+                    on_server["ours_spread"] = await _ours(args, server, workdir, mode, args.spread_minutes)
+                    print(f"  {json.dumps(_brief(on_server['ours_spread']))}", flush=True)
+        result["bursts"][mode] = on_server
     if "memory" not in skip:
         steps = [int(s) for s in args.memory_steps.split(",") if s.strip()]
         if args.full and 100_000 not in steps:
             steps.append(100_000)
         print(f"[memory] worker RSS with {steps} sleeping journeys (in-memory server) …", flush=True)
         async with dev_server("memory", workdir) as server:
-            result["memory"] = await scenarios.memory(server, sorted(steps), workdir)
+            result["memory"] = await memory.measure(server, sorted(steps), workdir)
     if args.simulate:
         print(f"[simulate] 1 and {args.simulate} scenarios …", flush=True)
-        result["simulate"] = scenarios.simulate(workdir, args.simulate)
+        result["simulate"] = simulate.measure(workdir, args.simulate)
     result["targets"] = targets(result)
     result["wall_seconds"] = round(time.monotonic() - began, 1)
     return result
@@ -138,7 +138,7 @@ async def _ours(
 ) -> dict[str, Any]:
     """Our burst on `server`, through a gateway of its own; profiled only when asked, in memory, unspread."""
     with gateway(workdir) as gw:
-        return await scenarios.ours(
+        return await burst.measure(
             server,
             args.journeys,
             workdir,

@@ -20,9 +20,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from renewals.temporal.runtime import cli_runtime
+from renewals.temporal.setup import ALL_KEYS
 from starter.binaries import find_binary
-from starter.runtime import cli_runtime
-from starter.temporal_setup import ALL_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")

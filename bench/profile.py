@@ -12,22 +12,26 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# First match wins, checked from the leaf outwards is wrong for "inclusive": we check every frame of
-# a stack and count the stack once per area it touches.
+# Areas of the worker's time, each a regular expression over a stack's frames. Every frame of a stack
+# is checked and the stack counted once for each area it touches (inclusive time), so areas overlap.
+_AREA_TABLE = r"""
+workflow sandbox (import/restrict proxies)                    | workflow_sandbox
+workflow code (workflows/renewal.py)                          | workflows/renewal\.py|bench/bare\.py
+temporal workflow instance (run activations)                  | temporalio/worker/_workflow_instance
+temporal worker (activation handling)                         | temporalio/worker/_workflow\.py
+temporal activity worker                                      | temporalio/worker/_activity
+payload converter (pydantic/json)                             | temporalio/converter|contrib/pydantic|pydantic
+activity: SQLAlchemy + aiosqlite (outbox, opt-outs, pauses)   | sqlalchemy|aiosqlite
+activity: HTTP client (httpx/httpcore)                        | httpx|httpcore
+activity: SMTP (aiosmtplib + email building)                  | aiosmtplib|/email/|channels/email\.py
+phone parsing (phonenumbers)                                  | phonenumbers
+logging                                                       | /logging/
+protobuf (de)serialisation                                    | google/protobuf|_pb2
+asyncio event loop                                            | asyncio/
+"""
 AREAS: list[tuple[str, re.Pattern[str]]] = [
-    ("workflow sandbox (import/restrict proxies)", re.compile(r"workflow_sandbox")),
-    ("workflow code (workflows/renewal.py)", re.compile(r"workflows/renewal\.py|bench/bare\.py")),
-    ("temporal workflow instance (run activations)", re.compile(r"temporalio/worker/_workflow_instance")),
-    ("temporal worker (activation handling)", re.compile(r"temporalio/worker/_workflow\.py")),
-    ("temporal activity worker", re.compile(r"temporalio/worker/_activity")),
-    ("payload converter (pydantic/json)", re.compile(r"temporalio/converter|contrib/pydantic|pydantic")),
-    ("activity: SQLAlchemy + aiosqlite (outbox, opt-outs, pauses)", re.compile(r"sqlalchemy|aiosqlite")),
-    ("activity: HTTP client (httpx/httpcore)", re.compile(r"httpx|httpcore")),
-    ("activity: SMTP (aiosmtplib + email building)", re.compile(r"aiosmtplib|/email/|channels/email\.py")),
-    ("phone parsing (phonenumbers)", re.compile(r"phonenumbers")),
-    ("logging", re.compile(r"/logging/")),
-    ("protobuf (de)serialisation", re.compile(r"google/protobuf|_pb2")),
-    ("asyncio event loop", re.compile(r"asyncio/")),
+    (name.strip(), re.compile(pattern.strip()))
+    for name, _, pattern in (line.partition(" | ") for line in _AREA_TABLE.strip().splitlines())
 ]
 
 
@@ -65,7 +69,10 @@ def summary(path: Path, top: int = 25, thread: str = "") -> dict[str, Any]:
         for frame in frames:
             if re.search(r"\((activities|renewals|workflows)/", frame):
                 ours[frame] += n
-    pct = lambda n: round(100 * n / total, 1)  # noqa: E731
+
+    def pct(n: int) -> float:
+        return round(100 * n / total, 1)
+
     return {
         "samples": total,
         "threads": {t: pct(n) for t, n in threads.most_common(6)},

@@ -163,7 +163,7 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             if "machine_busy_pct_of_all_cores" not in c:
                 return None
             ours_pct = sum(v for k, v in c.items() if k.endswith("_cpu_pct") and isinstance(v, int | float))
-            return round(max(0.0, c["machine_busy_pct_of_all_cores"] * cores - ours_pct), 1)
+            return round(max(0.0, float(c["machine_busy_pct_of_all_cores"]) * cores - ours_pct), 1)
 
         add("other processes' CPU (not this bench), % of a core", other(bc), other(oc), False)
         spread = burst.get("ours_spread") or {}

@@ -24,6 +24,13 @@ def dedup_key(journey_id: str, touchpoint: str, channel: Channel) -> str:
 
 
 class SendRequest(_Contract):
+    """One message or robot call, for the one send activity whatever the channel.
+
+    `text` is the message (for Робот Даша, the call's script); `recipient` the address (phone, e-mail,
+    VK id). A message waits for the client's send `window` on a retry; a robot call instead has
+    `not_after` (the end of today's calling hours) and its `attempt` number in the series.
+    """
+
     journey_id: str
     touchpoint: str
     channel: Channel
@@ -34,6 +41,8 @@ class SendRequest(_Contract):
     # The client's send window: a retry that comes due outside it waits for the next opening.
     window: SendWindow | None = None
     timezone: str | None = None
+    not_after: datetime | None = None  # no send after this moment (a robot call: today's calling hours)
+    attempt: int = 1  # a robot call's number in its series (the provider's script may depend on it)
     # Set by the send activity, not the workflow: this key's outbox row existed before this attempt
     # (a retry, or a crashed worker's send recovered), so the provider may already have the message
     # and should reconcile (SMSC: status query) before sending; a first attempt sends at once.
@@ -47,6 +56,7 @@ class SendRequest(_Contract):
 class SendReceipt(_Contract):
     provider: str
     provider_message_id: str
+    outcome: RobotOutcome | None = None  # a robot call answered at once; None: it comes by webhook
 
 
 class SuppressionRecord(_Contract):
@@ -67,25 +77,6 @@ class OptOutRecord(_Contract):
     journey_id: str
     addresses: list[str]
     reason: str
-
-
-class RobotCallRequest(_Contract):
-    journey_id: str
-    touchpoint: str
-    phone: str
-    script: str
-    attempt: int  # 1 for the journey's first call
-    not_after: datetime | None = None  # the end of today's calling hours: no call after it
-    template: str = "robot_dasha"  # the rule's template, for the call's outbox row
-
-    @property
-    def dedup_key(self) -> str:
-        return dedup_key(self.journey_id, self.touchpoint, Channel.ROBOT_CALL)
-
-
-class RobotCallResult(_Contract):
-    task_id: str
-    outcome: RobotOutcome | None = None  # None: the outcome arrives later by webhook → signal
 
 
 class OperatorTaskRequest(_Contract):

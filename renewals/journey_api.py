@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from renewals.models import Channel, Policy
 from renewals.sendwindow import SendWindow
 
-
 # Names on the wire: the workflow type and its messages.
 WORKFLOW_TYPE = "RenewalJourney"
 EVENT_SIGNAL = "event"  # JourneyEvent: payment, draft, quote, renewal, engagement, opt-out, cancellation

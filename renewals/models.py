@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated
 
-import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from renewals.calendar_years import CALENDAR_YEARS
+from renewals.phones import to_e164
+from renewals.sendwindow import TimeZoneName
 
 
 class Product(StrEnum):
@@ -54,15 +55,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
-def _company_phone(value: str) -> str:
-    """A phone that goes into a client text: must be a real number; kept in E.164."""
-    try:
-        parsed = phonenumbers.parse(value, "RU")
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number: {value!r}") from exc
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"not a valid phone number: {value!r}")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+# A phone that goes into a client text (an agent's, a centre's): must be a real number; kept in E.164.
+CompanyPhone = Annotated[str, Field(min_length=1), AfterValidator(to_e164)]
 
 
 class Client(_Model):
@@ -72,21 +66,12 @@ class Client(_Model):
     phone: str = Field(min_length=1)
     email: str | None = None
     vk_id: str | None = None
-    timezone: str = "Europe/Moscow"
+    timezone: TimeZoneName = "Europe/Moscow"
 
     @field_validator("patronymic")
     @classmethod
     def _no_empty_patronymic(cls, value: str | None) -> str | None:
         return value or None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @property
     def io(self) -> str:
@@ -97,10 +82,8 @@ class Client(_Model):
 class Agent(_Model):
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
-    phone: str = Field(min_length=1)
+    phone: CompanyPhone
     renewal_rates: dict[Line, float] = Field(default_factory=dict)
-
-    _phone = field_validator("phone")(lambda cls, value: _company_phone(value))
 
     @field_validator("renewal_rates")
     @classmethod
@@ -116,9 +99,7 @@ class RegionalCentre(_Model):
 
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
-    phone: str = Field(min_length=1)
-
-    _phone = field_validator("phone")(lambda cls, value: _company_phone(value))
+    phone: CompanyPhone
 
 
 _SPACES = re.compile(r"\s+")
@@ -151,14 +132,10 @@ class Policy(_Model):
             )
         return self
 
-    @property
-    def normalised_number(self) -> str:
-        """The number as it goes into ids: no spaces or slashes, upper case."""
-        return _SPACES.sub("", self.number).replace("/", "-").upper()
-
 
 def journey_id(policy_number: str, expires_on: date) -> str:
-    """One journey per policy term: a duplicate start finds the same id and never a second journey."""
+    """One journey per policy term: a duplicate start finds the same id and never a second journey.
+    The number goes in without spaces or slashes, upper case."""
     normalised = _SPACES.sub("", policy_number).replace("/", "-").upper()
     return f"renewal-{normalised}-{expires_on:%Y%m%d}"
 

@@ -20,11 +20,10 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from renewals.activity_io import RobotCallRequest, SendRequest, SuppressionRecord, dedup_key
+from renewals.activity_io import SendRequest, SuppressionRecord, dedup_key
 from renewals.db.database import Database
 from renewals.db.tables import OptOutRow, OutboxRow
 from renewals.db.upsert import insert_ignoring_conflict
-from renewals.models import Channel
 
 OPTED_OUT = "OptedOut"
 MARK_PATIENCE = 20.0  # seconds `mark` keeps trying (the send activity's start-to-close is 30 s)
@@ -40,7 +39,7 @@ class OutboxState:
     # The row was pending before this claim: an earlier attempt may have reached the provider.
     resumed: bool = False
     # A resumed row's recipient is on the opt-out list (the reason), not yet marked: the caller first
-    # asks the provider whether the earlier attempt went out (see activities.renewal.send_message).
+    # asks the provider whether the earlier attempt went out (see activities.renewal.send).
     opted_out: str | None = None
 
 
@@ -48,19 +47,14 @@ class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(
-        self, request: SendRequest | RobotCallRequest, opt_out_key: str | None = None
-    ) -> OutboxState:
+    async def claim(self, request: SendRequest, opt_out_key: str | None = None) -> OutboxState:
         """Create the row unless it exists, and check the opt-out list, in one transaction.
 
         A new row is `pending`, or `suppressed` ("OptedOut: <reason>") when `opt_out_key` (see
         `OptOuts.key`) has opted out. An existing row comes back as it is; a pending one is `resumed`.
         """
         now = datetime.now(UTC)
-        if isinstance(request, RobotCallRequest):
-            channel, recipient, text = Channel.ROBOT_CALL, request.phone, request.script
-        else:
-            channel, recipient, text = request.channel, request.recipient, request.text
+        channel, recipient, text = request.channel, request.recipient, request.text
         async with self.db.engine.begin() as connection:
             opted_out = None
             if opt_out_key:

@@ -34,3 +34,15 @@ def is_valid_phone(raw: str) -> bool:
     except InvalidPhone:
         return False
     return True
+
+
+def for_reading(raw: str) -> str:
+    """A phone as a client reads it in a text: +7 903 111-22-33; short numbers (*0999) and anything
+    unparsable as given."""
+    try:
+        parsed = phonenumbers.parse(raw, "RU")
+    except phonenumbers.NumberParseException:
+        return raw
+    if not phonenumbers.is_valid_number(parsed):
+        return raw
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

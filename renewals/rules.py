@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from renewals.journey_api import ROBOT_CONTACTS, EventType, OperatorOutcome, RobotOutcome, Stage
 from renewals.models import Bank, Channel, Line, Policy, Product
 
 
@@ -100,6 +101,8 @@ RULES: tuple[Rule, ...] = (
 )  # fmt: skip
 
 OPERATOR_RULE = next(rule for rule in RULES if rule.channel is Channel.OPERATOR_TASK)
+# Conditions that need the portal's view (Альфа-Полис: «Проект», «котировка», «оплата») when due.
+PORTAL_CONDITIONS = frozenset({Condition.NO_DRAFT_QUOTE_OR_PAYMENT, Condition.NO_DRAFT_OR_PAYMENT})
 
 # The agent-performance gate: «КАСКО, ОСАГО – 75%+; ИФЛ – 80%+». An agent who meets the norm of
 # every line a policy belongs to has the company's base SMS for that policy suppressed.
@@ -156,4 +159,132 @@ def gate_reason(policy: Policy, segment: Segment) -> str | None:
     if all(rates.get(line, 0.0) >= RENEWAL_NORMS[line] for line in lines):
         detail = ", ".join(f"{line} {rates[line]:.0%} ≥ {RENEWAL_NORMS[line]:.0%}" for line in lines)
         return f"agent_meets_renewal_norms ({detail})"
+    return None
+
+
+# ---- what the journey does around the table ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the journey knows when a touchpoint comes due (the portal already asked, if needed)."""
+
+    first_prolongation_year: bool
+    draft: bool
+    quote: bool
+    engaged_by: EventType | None  # the first e-mail opened / VK read / SMS reply
+    operator_task_opened: bool
+
+
+def unmet(condition: Condition, facts: Facts) -> str | None:
+    """Why a row's condition holds its touchpoint back, or None when it lets it go out."""
+    if condition is Condition.FIRST_PROLONGATION_YEAR and not facts.first_prolongation_year:
+        return "not_first_prolongation_year"
+    if condition in PORTAL_CONDITIONS and facts.draft:
+        return "draft_exists"
+    if condition is Condition.NO_DRAFT_QUOTE_OR_PAYMENT and facts.quote:
+        return "quote_exists"
+    if condition is Condition.NOT_ENGAGED and facts.engaged_by is not None:
+        return f"client_engaged ({facts.engaged_by.value})"
+    if condition is Condition.NO_OPERATOR_TASK and facts.operator_task_opened:
+        return "operator_task_already_opened"
+    return None
+
+
+# A touchpoint whose address the client does not have is suppressed with this reason.
+MISSING_ADDRESS = {Channel.EMAIL: "no_email_address", Channel.VK: "no_vk_id", Channel.SMS: "no_phone"}
+
+# Stages only move forward: a −17 e-mail after an operator hand-off does not make it "informing".
+PROGRESS = (Stage.SCHEDULED, Stage.INFORMING, Stage.ROBOT_CALLING, Stage.OPERATOR, Stage.FINAL_REMINDER)
+
+
+def stage_after(touchpoint: Touchpoint) -> Stage:
+    """The stage a touchpoint that went out leads to."""
+    if touchpoint.rule.channel is Channel.ROBOT_CALL:
+        return Stage.ROBOT_CALLING
+    if touchpoint.rule.channel is Channel.OPERATOR_TASK:
+        return Stage.OPERATOR
+    if touchpoint.day == -5:
+        return Stage.FINAL_REMINDER
+    return Stage.INFORMING
+
+
+# Events that end the journey, and the stage they end it in.
+ENDING_EVENTS = {
+    EventType.PAYMENT_RECEIVED: Stage.PAID,
+    EventType.RENEWED: Stage.RENEWED,
+    EventType.OPT_OUT: Stage.OPTED_OUT,
+    EventType.POLICY_CANCELLED: Stage.CANCELLED,
+}
+
+
+def opted_out_at_send(channel: Channel) -> str:
+    """Why the journey ends when the send finds the client's address on the do-not-contact list."""
+    if channel is Channel.ROBOT_CALL:
+        return "the phone is on the do-not-contact list"
+    return "the address is on the do-not-contact list"
+
+
+# ---- Робот Даша and the renewal centre's operators ------------------------------------------------
+
+# The operator task's reasons: the text the operator sees first.
+OPERATOR_AT_17 = "Робот Даша прекратил обзвон (−17)"
+OPERATOR_AT_LATE_INTAKE = "поступил после −17: Робот Даша не звонил"
+ROBOT_DO_NOT_CONTACT = "do-not-contact told to Робот Даша"
+
+
+def robot_handoff(outcome: RobotOutcome) -> str | None:
+    """«отклик клиента на голосовой звонок Робота обрабатывается по стандартной схеме с сохранением
+    агента»: a contact (agreed, refused, a callback asked for) stops the calls and hands the client
+    to an operator at once, for this reason. None: no contact, the series goes on."""
+    if outcome in ROBOT_CONTACTS:
+        return f"отклик на звонок Робота Даши: {outcome.value}"
+    return None
+
+
+def robot_series_stops(error_type: str | None, permanent: bool) -> bool:
+    """After a failed call: a number the provider refuses stops the series; a day the provider could
+    not serve (calling hours over, an outage) does not: Робот Даша tries again tomorrow."""
+    return permanent and error_type != "CallingWindowClosed"
+
+
+# An operator's outcome that ends the journey (the agent stays on the renewal on every path).
+OPERATOR_ENDINGS = {
+    OperatorOutcome.REFUSED: (Stage.REFUSED, "the client refused the renewal to an operator"),
+    OperatorOutcome.DO_NOT_CONTACT: (Stage.OPTED_OUT, "do-not-contact told to an operator"),
+}
+KEEPS_TASK_OPEN = frozenset({OperatorOutcome.CALLBACK})  # «перезвонить»: the real outcome comes later
+
+
+class LateIntake(StrEnum):
+    """What a touchpoint whose day passed before the journey started becomes."""
+
+    OPERATOR_NOW = "operator_now"  # the −17 operator task is internal: still opened, at intake
+    NOTE = "note"  # suppressed as `day_passed_before_intake` (a daily series is noted once)
+    SKIP = "skip"  # a later day of a daily series already noted
+
+
+def late_intake(touchpoint: Touchpoint) -> LateIntake:
+    if touchpoint.rule.channel is Channel.OPERATOR_TASK:
+        return LateIntake.OPERATOR_NOW
+    return LateIntake.NOTE if touchpoint.day == touchpoint.rule.day else LateIntake.SKIP
+
+
+# What decides a journey's touchpoints cannot change within a term (an update may change the rest).
+FIXED_WITHIN_TERM = ("product", "product_code", "bank", "renewal_centre", "first_prolongation_year")
+
+
+def policy_update_problem(journey_id: str, current: Policy, new: Policy) -> str | None:
+    """Why `new` cannot replace `current` in the running journey `journey_id`, or None."""
+    if (new.number, new.expires_on) != (current.number, current.expires_on):
+        return (
+            f"policy update for {new.number} ending {new.expires_on} does not match "
+            f"journey {journey_id} ({current.number} ending {current.expires_on})"
+        )
+    changed = [name for name in FIXED_WITHIN_TERM if getattr(new, name) != getattr(current, name)]
+    if changed:
+        return (
+            f"{', '.join(changed)} cannot change within a policy term: they decide which touchpoints "
+            "the journey has; cancel it and start a new one"
+        )
     return None

@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///.data/renewals.db"
 
     # Where messages go: "database" (records them in the app database: simulate, tests), "gateway"
-    # (the real adapters against the local sandbox gateway), "providers" (the real providers below).
+    # (the real adapters against the fake providers, `python -m fake_providers`), "providers" (the real
+    # providers below).
     channels: Literal["database", "gateway", "providers"] = "database"
     gateway_url: str = "http://127.0.0.1:8900"
     gateway_smtp_port: int = 8925
@@ -59,7 +60,7 @@ class Settings(BaseSettings):
     smtp: EmailConfig | None = None
     robot: RobotHttpConfig | None = None
     portal: PortalHttpConfig | None = None
-    provider_timeout_seconds: float = 10.0  # for the adapters pointed at the sandbox gateway
+    provider_timeout_seconds: float = 10.0  # for the adapters pointed at the fake providers
     channel_pause_minutes: float = 15.0  # how long "no funds" / "auth failed" pauses a channel
 
     # Operations: daily intake, webhooks (one shared secret per source: sms, email, vk, robot,
@@ -93,13 +94,8 @@ class Settings(BaseSettings):
         }
 
     def send_window(self) -> SendWindow:
-        return SendWindow(
-            working_start=self.window_working_start,
-            working_end=self.window_working_end,
-            non_working_start=self.window_non_working_start,
-            non_working_end=self.window_non_working_end,
-            spread_minutes=self.window_spread_minutes,
-        )
+        """The `window_*` settings, one for each field of `SendWindow`."""
+        return SendWindow(**{name: getattr(self, f"window_{name}") for name in SendWindow.model_fields})
 
 
 @cache

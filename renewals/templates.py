@@ -16,9 +16,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-import phonenumbers
-
 from renewals.models import Channel, Policy, Product
+from renewals.phones import for_reading
 
 PRODUCT_NAMES: dict[Product, str] = {
     Product.KASKO: "КАСКО",
@@ -160,17 +159,6 @@ def format_date(value: date) -> str:
     return value.strftime("%d.%m.%y")
 
 
-def format_phone(raw: str) -> str:
-    """A phone as a client reads it: +7 903 111-22-33; short numbers and unparsable ones as given."""
-    try:
-        parsed = phonenumbers.parse(raw, "RU")
-    except phonenumbers.NumberParseException:
-        return raw
-    if not phonenumbers.is_valid_number(parsed):
-        return raw
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-
-
 def check_nda(name: str, text: str) -> None:
     for what, pattern in _NDA_PATTERNS:
         found = pattern.search(text)
@@ -188,13 +176,13 @@ def render(name: str, policy: Policy, reason: str = "") -> RenderedMessage:
     values = {
         "io": client.io,
         "full_name": " ".join(p for p in (client.last_name, client.first_name, client.patronymic) if p),
-        "client_phone": format_phone(client.phone),
+        "client_phone": for_reading(client.phone),
         "product": PRODUCT_NAMES[policy.product],
         "number": policy.number,
         "expires": format_date(policy.expires_on),
         "agent_name": agent.name,
-        "agent_phone": format_phone(agent.phone),
-        "centre_phone": format_phone(centre.phone) if centre else None,
+        "agent_phone": for_reading(agent.phone),
+        "centre_phone": for_reading(centre.phone) if centre else None,
         "reason": reason,
     }
     missing = [k for k, v in values.items() if v is None and "{" + k + "}" in template.text]

@@ -1,73 +1,55 @@
-"""The `renewals` command."""
+"""The `renewals` command: one argparse tree, built from the command modules.
+
+Each command module has `register(commands)` (starter/serve.py has one per command), which adds its
+subparser(s) and sets `handler` (parsed arguments → exit code); REGISTER lists them in help order.
+Modules import what a command runs inside its handler, so `renewals -h` and every command start
+without loading the rest.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
+from collections.abc import Callable
 
-# Day-to-day operations (intake, journeys, operators, reports, webhooks) live in starter/ops.py.
-OPS_COMMANDS = (
-    "import",
-    "start",
-    "schedule",
-    "status",
-    "list",
-    "operator",
-    "dashboard",
-    "funnel",
-    "webhooks",
+from starter import intake, operator, reports, serve, setup, simulate, stack, status
+from starter.commands import Commands
+from starter.sla import commands as sla
+
+REGISTER: tuple[Callable[[Commands], None], ...] = (
+    simulate.register,
+    serve.register_worker,
+    stack.register,
+    setup.register,
+    sla.register,
+    intake.register,  # import, start, schedule
+    status.register,  # status, list
+    operator.register,
+    reports.register,  # dashboard, funnel
+    serve.register_webhooks,
 )
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["sla"]:
-        from starter.sla import sla_main
-
-        sys.exit(sla_main(argv[1:]))
-    if argv[:1] and argv[0] in OPS_COMMANDS:
-        from starter.ops import ops_main
-
-        sys.exit(ops_main(argv))
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="renewals", description="Prolongation journeys")
     commands = parser.add_subparsers(dest="command", required=True)
-    simulate = commands.add_parser("simulate", help="run scenarios on the time-skipping server, print JSON")
-    simulate.add_argument("scenarios", help="SCENARIOS.json")
-    commands.add_parser("worker", help="run a worker against the configured Temporal")
-    commands.add_parser("stack", help="dev server + database + sample journeys + worker (Ctrl-C stops)")
-    commands.add_parser("setup", help="register the search attributes in the configured namespace")
-    commands.add_parser("sla", help="partner issuance SLA: simulate, report, status (see `renewals sla -h`)")
-    for name, what in (
-        ("import", "import policies, agents and centres from CSV or JSONL"),
-        ("start", "start journeys for policies ending within the horizon"),
-        ("schedule", "install the daily intake schedule"),
-        ("status", "a policy's journey: stage, next touchpoint, timeline"),
-        ("list", "journeys by stage, centre, agent"),
-        ("operator", "the renewal centre's workbench: tasks, claim, outcome"),
-        ("dashboard", "agent renewal rates against the norms (terminal or --html)"),
-        ("funnel", "messages, contacts and renewals per channel and touchpoint"),
-        ("webhooks", "serve provider and portal callbacks and the operator API"),
-    ):
-        commands.add_parser(name, help=f"{what} (see `renewals {name} -h`)")
-    args = parser.parse_args(argv)
+    for register in REGISTER:
+        register(commands)
+    return parser
 
-    if args.command == "simulate":
-        from starter.simulate import run_cli
 
-        sys.exit(asyncio.run(run_cli(args.scenarios)))
-    if args.command == "worker":
-        from worker import main as worker_main
+def run(argv: list[str]) -> int:
+    """`renewals ARGV` (without the program name) → its exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    code: int = args.handler(args)
+    return code
 
-        worker_main()
-    if args.command == "stack":
-        from starter.stack import main as stack_main
 
-        stack_main()
-    if args.command == "setup":
-        from starter.temporal_setup import main as setup_main
-
-        sys.exit(asyncio.run(setup_main()))
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -1,48 +1,40 @@
 """`renewals simulate SCENARIOS.json`: what will this client receive, and when?
 
-Each scenario runs through the real RenewalJourney and its real activities, with sandbox channels
+Each scenario runs through the real RenewalJourney and its real activities, with recording channels
 and an in-memory database, on the time-skipping test server, and the timelines are printed as JSON.
-The input and output shapes are the public contract documented in README.
+The input and output shapes are the public contract documented in docs/simulate.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
-import json
 import multiprocessing
 import os
-import sys
 import tempfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner
 
-from activities.renewal import JourneyActivities
-from renewals.channels.recording import SandboxRobot
-from renewals.db.database import Database
 from renewals.journey_api import EventType, JourneyEvent, JourneyInput, JourneyStatus, RobotOutcome
 from renewals.models import Policy, journey_id
 from renewals.settings import get_settings
-from starter.binaries import find_binary
-from starter.runtime import cli_runtime
-from starter.temporal_setup import register_search_attributes
-from worker import build_worker, sandbox_channels
-from workflows.simulation import ScenarioRun, SimulateScenario, TimedEvent
+from starter.commands import Commands
+from starter.inputs import InputError, first_error, simulate_command
+
+if TYPE_CHECKING:
+    from workflows.simulation import ScenarioRun
 
 TASK_QUEUE = "simulate"
 PARALLEL_FROM = 50  # scenarios: below this, a second process costs more (its server's start) than it saves
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError):
     """A malformed scenario: names the scenario and the field."""
 
 
@@ -79,10 +71,6 @@ class Scenario(BaseModel):
     robot: list[RobotOutcome] = Field(default_factory=list)
 
 
-def _field(loc: tuple[int | str, ...]) -> str:
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
-
-
 def parse_scenarios(document: Any, real_now: datetime) -> list[Scenario]:
     """Validate every scenario; the first bad one raises ScenarioError naming its id and field."""
     if not isinstance(document, dict) or not isinstance(document.get("scenarios"), list):
@@ -93,8 +81,7 @@ def parse_scenarios(document: Any, real_now: datetime) -> list[Scenario]:
         try:
             scenario = Scenario.model_validate(raw)
         except ValidationError as error:
-            first = error.errors()[0]
-            raise ScenarioError(f"scenario {name}: {_field(first['loc'])}: {first['msg']}") from None
+            raise ScenarioError(f"scenario {name}: {first_error(error, root='')}") from None
         if scenario.now.tzinfo is None:
             raise ScenarioError(f"scenario {name}: now: needs a UTC offset")
         if scenario.now < real_now:
@@ -120,6 +107,8 @@ def _workflow_ids(scenarios: list[Scenario]) -> dict[str, str]:
 
 
 def _runs(scenarios: list[Scenario], ids: dict[str, str]) -> list[ScenarioRun]:
+    from workflows.simulation import ScenarioRun, TimedEvent
+
     window = get_settings().send_window()
     runs = []
     for scenario in scenarios:
@@ -149,7 +138,7 @@ def render_result(scenario: Scenario, workflow_id: str, status: JourneyStatus) -
         "final_stage": status.stage.value,
         "timeline": [
             {
-                "at": entry.at.astimezone(tz).replace(microsecond=0).isoformat(),
+                "at": entry.at.astimezone(tz).replace(second=0, microsecond=0).isoformat(),
                 "day": entry.day,
                 "channel": entry.channel.value,
                 "status": entry.status.value,
@@ -186,6 +175,21 @@ def _run_chunk(scenarios: list[Scenario], ids: dict[str, str]) -> list[tuple[str
 
 
 async def _run_scenarios(scenarios: list[Scenario], ids: dict[str, str]) -> list[tuple[str, JourneyStatus]]:
+    from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+    from temporalio.worker import UnsandboxedWorkflowRunner
+
+    from activities.renewal import JourneyActivities
+    from renewals.channels.factory import recording_channels
+    from renewals.channels.recording import ScriptedRobot
+    from renewals.db.database import Database
+    from renewals.temporal.runtime import cli_runtime
+    from renewals.temporal.setup import register_search_attributes
+    from starter.binaries import find_binary
+    from worker import build_worker
+    from workflows.simulation import SimulateScenario
+
     server = find_binary("temporal-test-server")
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=server, data_converter=pydantic_data_converter, runtime=cli_runtime()
@@ -195,9 +199,9 @@ async def _run_scenarios(scenarios: list[Scenario], ids: dict[str, str]) -> list
     try:
         await register_search_attributes(env.client)
         await db.migrate()
-        robot = SandboxRobot(db, script={ids[s.id]: s.robot for s in scenarios})
+        robot = ScriptedRobot(db, script={ids[s.id]: s.robot for s in scenarios})
         # Scenarios are independent what-ifs, often for the same client: no shared opt-out list.
-        activities = JourneyActivities(db, sandbox_channels(db, robot), opt_outs_per_journey=True)
+        activities = JourneyActivities(db, recording_channels(db, robot), opt_outs_per_journey=True)
         # The sandbox guards determinism in development and production; here it would only cost
         # time: the workflows are this repository's, checked by the sandboxed test suite.
         async with build_worker(
@@ -224,19 +228,11 @@ async def _run_scenarios(scenarios: list[Scenario], ids: dict[str, str]) -> list
     return [(s.id, status) for s, status in zip(scenarios, statuses, strict=True)]
 
 
-async def run_cli(path: str) -> int:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, json.JSONDecodeError) as error:
-        print(f"input: cannot read {path}: {error}", file=sys.stderr)
-        return 2
-    try:
-        scenarios = parse_scenarios(document, datetime.now(UTC))
-    except ScenarioError as error:
-        print(str(error), file=sys.stderr)
-        return 2
-    results = await simulate(scenarios)
-    json.dump({"results": results}, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
-    return 0
+def register(commands: Commands) -> None:
+    simulate_ = commands.add_parser("simulate", help="run scenarios on the time-skipping server, print JSON")
+    simulate_.add_argument("scenarios", help="SCENARIOS.json")
+    simulate_.set_defaults(handler=_simulate_cli)
+
+
+def _simulate_cli(args: argparse.Namespace) -> int:
+    return asyncio.run(simulate_command(args.scenarios, parse_scenarios, simulate))

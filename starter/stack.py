@@ -1,15 +1,16 @@
 """`renewals stack`: the whole development stack in one command.
 
 Starts the embedded Temporal dev server (persistent, UI on :8233, search attributes registered) unless
-one already answers on the configured address, and the sandbox gateway; migrates the SQLite app
-database, imports the sample portfolio and starts its journeys (idempotently, recording them in
-`journey_sync` exactly as `renewals start` does, so a later `renewals start` finds them "already
-running"), then runs the worker and the webhook service (the gateway's delivery reports and Робот
-Даша's outcomes come back through it, signed) until Ctrl-C.
+one already answers on the configured address, and the fake provider gateway (`python -m
+fake_providers`); migrates the SQLite app database, imports the sample portfolio and starts its
+journeys (idempotently, recording them in `journey_sync` exactly as `renewals start` does, so a later
+`renewals start` finds them "already running"), then runs the worker and the webhook service (the
+gateway's delivery reports and Робот Даша's outcomes come back through it, signed) until Ctrl-C.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -22,32 +23,21 @@ import sys
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import uvicorn
 from rich.console import Console
 from rich.table import Table
-from temporalio.client import Client
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.intake import IntakeActivities
-from activities.renewal import JourneyActivities
-from activities.sla import SlaActivities
-from renewals.channels.factory import build_channels
-from renewals.db.database import Database
-from renewals.db.policies import upsert_policy
-from renewals.intake.journeys import save_started
-from renewals.intake.portfolio_store import load_policy
-from renewals.models import Policy, journey_id
-from renewals.rules import segment_of
-from renewals.sample import sample_portfolio
 from renewals.search_attributes import cli_flags
 from renewals.settings import Settings, get_settings
-from renewals.webhooks.app import create_app
 from starter.binaries import find_binary
-from starter.journeys import start_journey
-from starter.ops import webhook_secrets
-from starter.temporal_setup import ALL_KEYS, register_search_attributes
-from worker import build_worker, connect
+from starter.commands import Commands
+from starter.serve import webhook_secrets
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from renewals.db.database import Database
 
 DATA = Path(".data")
 UI_PORT = 8233
@@ -97,11 +87,11 @@ def start_dev_server(
 def start_gateway(
     settings: Settings, data: Path = DATA, secrets: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes] | None:
-    """The sandbox gateway the adapters talk to in development (log: .data/gateway.jsonl). Its SMS
-    delivery reports and robot outcomes go to the stack's webhook service, signed with `secrets`."""
+    """The fake provider gateway the adapters talk to in development (log: .data/gateway.jsonl). Its
+    SMS delivery reports and robot outcomes go to the stack's webhook service, signed with `secrets`."""
     address = settings.gateway_url.split("://", 1)[-1].rstrip("/")
     if _listening(address):
-        console.print(f"Sandbox gateway already answers on {settings.gateway_url}: using it")
+        console.print(f"Fake provider gateway already answers on {settings.gateway_url}: using it")
         return None
     host, _, port = address.rpartition(":")
     data.mkdir(exist_ok=True)
@@ -130,7 +120,7 @@ def start_gateway(
         if secrets and source in secrets:
             env[f"GATEWAY_{source.upper()}_WEBHOOK_SECRET"] = secrets[source]
     console.print(
-        f"Starting the sandbox gateway on {settings.gateway_url} (messages: {data / 'gateway.jsonl'})"
+        f"Starting the fake provider gateway on {settings.gateway_url} (messages: {data / 'gateway.jsonl'})"
     )
     return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, env=env)
 
@@ -159,6 +149,8 @@ async def wait_for_port(address: str, seconds: float = 30) -> None:
 
 
 async def wait_for_temporal(settings: Settings, seconds: float = 60) -> Client:
+    from renewals.temporal.connection import connect
+
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
         try:
@@ -174,6 +166,15 @@ async def start_sample_journeys(client: Client, db: Database, settings: Settings
 
     Journeys started here get their `journey_sync` row (`save_started`), as `renewals start` gives
     them, so the next intake knows what they were told; a journey that already exists is left alone."""
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from renewals.intake.journeys import save_started
+    from renewals.intake.portfolio_store import load_policy, upsert_policy
+    from renewals.models import Policy, journey_id
+    from renewals.rules import segment_of
+    from renewals.sample import sample_portfolio
+    from renewals.temporal.journeys import start_journey
+
     table = Table(title="Sample journeys", show_lines=False)
     table.add_column("workflow id", no_wrap=True)
     for column in ("product", "last day", "segment", "agent", "journey"):
@@ -212,8 +213,19 @@ async def start_sample_journeys(client: Client, db: Database, settings: Settings
 
 async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port: int = UI_PORT) -> None:
     """Everything `./run stack` runs, until cancelled (Ctrl-C): what it started, it stops."""
+    import uvicorn
+
+    from activities.intake import IntakeActivities
+    from activities.renewal import JourneyActivities
+    from activities.sla import SlaActivities
+    from renewals.channels.factory import build_channels
+    from renewals.db.database import Database
+    from renewals.temporal.setup import ALL_KEYS, register_search_attributes
+    from renewals.webhooks.app import create_app
+    from worker import build_worker
+
     settings = settings or get_settings()
-    if settings.channels == "database":  # the stack sends through the sandbox gateway's real APIs
+    if settings.channels == "database":  # the stack sends through the fake providers' real APIs
         settings = settings.model_copy(update={"channels": "gateway"})
     hooks = stack_secrets(settings)
     processes = [
@@ -258,7 +270,24 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
         await db.dispose()
         for process in processes:
             process.terminate()
-            process.wait(timeout=30)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # e.g. the gateway still retrying callbacks: enough
+                process.kill()
+                process.wait()
+
+
+def register(commands: Commands) -> None:
+    stack = commands.add_parser(
+        "stack", help="dev server + database + sample journeys + worker (Ctrl-C stops)"
+    )
+    stack.set_defaults(handler=_stack)
+
+
+def _stack(args: argparse.Namespace) -> int:
+    main()
+    return 0
 
 
 def main() -> None:

@@ -15,14 +15,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.renewal import JourneyActivities
 from renewals.channels.base import Channels
-from renewals.channels.recording import DatabasePortal, SandboxMessages, SandboxRobot
+from renewals.channels.factory import recording_channels
+from renewals.channels.recording import DatabasePortal, RecordingMessages, ScriptedRobot
 from renewals.db.database import Database
 from renewals.journey_api import JourneyInput, JourneyStatus
 from renewals.models import Channel, Policy, journey_id
 from renewals.sendwindow import zone
+from renewals.temporal.setup import register_search_attributes
 from starter.binaries import find_binary
-from starter.temporal_setup import register_search_attributes
-from worker import build_worker, sandbox_channels
+from worker import build_worker
 from workflows.renewal import RenewalJourney
 
 TASK_QUEUE = "test-journeys"
@@ -36,11 +37,15 @@ def msk(month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:
 
 
 def channels_with(db: Database, robot: object = None, portal: object = None, sms: object = None) -> Channels:
-    """The in-database sandbox channels with one of them swapped for a test double."""
-    messages = SandboxMessages(db)
+    """The recording channels with one of them swapped for a test double."""
+    messages = RecordingMessages(db)
     return Channels(
-        {Channel.SMS: sms or messages, Channel.EMAIL: messages, Channel.VK: messages},  # type: ignore[dict-item]
-        robot or SandboxRobot(db),  # type: ignore[arg-type]
+        {
+            Channel.SMS: sms or messages,  # type: ignore[dict-item]
+            Channel.EMAIL: messages,
+            Channel.VK: messages,
+            Channel.ROBOT_CALL: robot or ScriptedRobot(db),  # type: ignore[dict-item]
+        },
         portal or DatabasePortal(db),  # type: ignore[arg-type]
     )
 
@@ -79,7 +84,7 @@ async def journey_harness(
     try:
         await database.migrate()
         await register_search_attributes(env.client)
-        activities = JourneyActivities(database, channels or sandbox_channels(database))
+        activities = JourneyActivities(database, channels or recording_channels(database))
         async with build_worker(env.client, TASK_QUEUE, activities, fail_fast=True):
             yield Harness(env, database)
     finally:

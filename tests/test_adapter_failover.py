@@ -10,17 +10,17 @@ import pytest
 
 from fake_providers import FaultConfig, Gateway
 from renewals.activity_io import SendRequest
-from renewals.channels.base import PermanentSendError
+from renewals.channels.base import Delivery, PermanentSendError, SingleProvider
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 from renewals.channels.factory import sms_provider
-from renewals.channels.failover import AllProvidersFailed, Delivery, FailoverProvider, InMemoryLedger
+from renewals.channels.failover import AllProvidersFailed, FailoverProvider, InMemoryLedger
 from renewals.channels.smsc import SmscConfig, SmscProvider
 from renewals.db.database import Database
 from renewals.outbox import Outbox, OutboxLedger
 from tests.test_gateway_helpers import asgi_client, send_request
 
 
-class Fake:
+class Fake(SingleProvider):
     """A provider that plays a script: each call takes the next step (an exception or success)."""
 
     def __init__(self, name: str, *steps: Exception | None, has: str | None = None) -> None:
@@ -40,8 +40,15 @@ class Fake:
 
 
 class ReconcilableFake(Fake):
+    reconciles = True
+
     async def lookup(self, request: SendRequest) -> str | None:
         return self.has
+
+
+async def _sent(provider: FailoverProvider, request: SendRequest) -> str:
+    """The message id the chain delivered under."""
+    return (await provider.deliver(request)).message_id
 
 
 DOWN = ProviderUnavailable("503", provider="x")
@@ -71,7 +78,7 @@ async def test_switches_on_provider_outage(outage: Exception) -> None:
     assert (primary.sent, backup.sent) == ([], [request.dedup_key])
     assert await ledger.pinned(request.dedup_key) == "backup"
     # The retry (say the worker crashed before recording) goes to the backup only: no resend.
-    assert await failover.send(request) == "backup-1"
+    assert await _sent(failover, request) == "backup-1"
     assert primary.calls == 1 and backup.sent == [request.dedup_key] * 2  # backup dedups on the key
 
 
@@ -87,7 +94,7 @@ async def test_never_switches_on_recipient_errors_or_rate_limits(error: Exceptio
     primary, backup = Fake("primary", error), Fake("backup")
     ledger = InMemoryLedger()
     with pytest.raises(type(error)):
-        await FailoverProvider([primary, backup], ledger).send(send_request())
+        await _sent(FailoverProvider([primary, backup], ledger), send_request())
     assert backup.calls == 0
     assert await ledger.pinned(send_request().dedup_key) is None
 
@@ -96,12 +103,12 @@ async def test_ambiguous_failure_pins_the_provider_and_the_retry_goes_back_to_it
     primary, backup = Fake("primary", LOST, DOWN), Fake("backup")
     failover = FailoverProvider([primary, backup])
     with pytest.raises(ProviderUnavailable) as first:
-        await failover.send(send_request())
+        await _sent(failover, send_request())
     assert first.value.maybe_accepted and backup.calls == 0
     with pytest.raises(ProviderUnavailable):  # primary now down for good, but it may hold the message
-        await failover.send(send_request())
+        await _sent(failover, send_request())
     assert backup.calls == 0
-    assert await failover.send(send_request()) == "primary-1"  # primary back: it answers (and dedups)
+    assert await _sent(failover, send_request()) == "primary-1"  # primary back: it answers (and dedups)
     assert backup.calls == 0
 
 
@@ -124,7 +131,7 @@ async def test_pin_without_reconciliation_waits_for_the_pinned_provider() -> Non
     ledger = InMemoryLedger()
     await ledger.pin(send_request().dedup_key, "primary")  # what a crash mid-send leaves behind
     with pytest.raises(ProviderUnavailable):
-        await FailoverProvider([primary, backup], ledger).send(send_request())
+        await _sent(FailoverProvider([primary, backup], ledger), send_request())
     assert backup.calls == 0 and await ledger.pinned(send_request().dedup_key) == "primary"
 
 
@@ -136,7 +143,7 @@ async def test_accepted_by_only_reconciles_with_that_provider() -> None:
 
 async def test_all_down_is_transient() -> None:
     with pytest.raises(AllProvidersFailed) as caught:
-        await FailoverProvider([Fake("a", DOWN), Fake("b", DOWN)]).send(send_request())
+        await _sent(FailoverProvider([Fake("a", DOWN), Fake("b", DOWN)]), send_request())
     assert not caught.value.maybe_accepted
 
 
@@ -187,7 +194,7 @@ async def test_connect_error_switches_read_timeout_does_not() -> None:
     with pytest.raises(ProviderUnavailable):
         await FailoverProvider(
             [SmscProvider(config, httpx.AsyncClient(transport=httpx.MockTransport(lost))), backup]
-        ).send(send_request(touchpoint="d-5-sms"))
+        ).deliver(send_request(touchpoint="d-5-sms"))
     assert len(backup_gw.log.records("sms")) == 1
 
 

@@ -11,11 +11,12 @@ import pytest
 from fastapi import FastAPI, Request
 
 from fake_providers import FaultConfig, Gateway, GatewayConfig, messages_per_key
-from renewals.activity_io import RobotCallRequest
+from renewals.activity_io import SendRequest
 from renewals.channels.base import PermanentSendError
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 from renewals.channels.robot_http import RobotHttpConfig, RobotHttpProvider, parse_outcome_webhook
 from renewals.journey_api import RobotOutcome
+from renewals.models import Channel
 from renewals.webhooks.auth import authentic
 from renewals.webhooks.payloads import RobotCallback
 from tests.test_gateway_helpers import PHONE, asgi_client, mock_client
@@ -23,8 +24,14 @@ from tests.test_gateway_helpers import PHONE, asgi_client, mock_client
 CONFIG = RobotHttpConfig(
     base_url="https://robot.test", api_key="k3y", window_start=time(9, 30), window_end=time(19, 0)
 )
-CALL = RobotCallRequest(
-    journey_id="renewal-AB123-20270420", touchpoint="d-29-robot", phone=PHONE, script="kasko_v1", attempt=1
+CALL = SendRequest(
+    journey_id="renewal-AB123-20270420",
+    touchpoint="d-29-robot",
+    channel=Channel.ROBOT_CALL,
+    template="robot_dasha",
+    recipient=PHONE,
+    text="kasko_v1",
+    attempt=1,
 )
 
 
@@ -39,8 +46,8 @@ async def test_posts_task_and_returns_provider_id_without_outcome() -> None:
         seen.append(request)
         return httpx.Response(201, json={"task_id": "vx-77", "status": "queued"})
 
-    result = await robot(handler).place_call(CALL)
-    assert (result.task_id, result.outcome) == ("vx-77", None)
+    result = await robot(handler).deliver(CALL)
+    assert (result.message_id, result.outcome) == ("vx-77", None)
     body = json.loads(seen[0].content)
     assert body["client_task_id"] == CALL.dedup_key and body["phone"] == PHONE
     assert (body["start_execution_time"], body["end_execution_time"]) == ("09:30", "19:00")
@@ -63,13 +70,13 @@ async def test_posts_task_and_returns_provider_id_without_outcome() -> None:
 )
 async def test_errors(response: httpx.Response, kind: type[Exception], error_type: str) -> None:
     with pytest.raises(kind) as caught:
-        await robot(lambda r: response).place_call(CALL)
+        await robot(lambda r: response).deliver(CALL)
     assert getattr(caught.value, "error_type", None) == error_type
 
 
 async def test_invalid_phone_needs_no_request() -> None:
     with pytest.raises(PermanentSendError) as caught:
-        await robot(lambda r: httpx.Response(500)).place_call(CALL.model_copy(update={"phone": "+7123"}))
+        await robot(lambda r: httpx.Response(500)).deliver(CALL.model_copy(update={"recipient": "+7123"}))
     assert caught.value.error_type == "InvalidPhone"
 
 
@@ -120,8 +127,8 @@ async def test_gateway_dedups_and_posts_the_signed_outcome() -> None:
     provider = RobotHttpProvider(
         CONFIG.model_copy(update={"base_url": "http://gw"}), client=asgi_client(gateway)
     )
-    first = await provider.place_call(CALL)
-    again = await provider.place_call(CALL)  # a retry: the same client_task_id, the same task
+    first = await provider.deliver(CALL)
+    again = await provider.deliver(CALL)  # a retry: the same client_task_id, the same task
     assert first == again and first.outcome is None
     await gateway.drain_callbacks()
     records = gateway.log.records("robot")
@@ -136,11 +143,11 @@ async def test_gateway_dedups_and_posts_the_signed_outcome() -> None:
     callback = RobotCallback.model_validate_json(body)  # the JSON our webhook service accepts
     assert (callback.message_id, callback.task_id, callback.outcome) == (
         CALL.dedup_key,
-        first.task_id,
+        first.message_id,
         RobotOutcome.AGREED,
     )
     parsed = parse_outcome_webhook(json.loads(body))  # and the robot's own fields
-    assert (parsed.task_id, parsed.outcome) == (first.task_id, RobotOutcome.AGREED)
+    assert (parsed.task_id, parsed.outcome) == (first.message_id, RobotOutcome.AGREED)
 
 
 async def test_gateway_faults_reach_the_adapter() -> None:
@@ -149,16 +156,16 @@ async def test_gateway_faults_reach_the_adapter() -> None:
         CONFIG.model_copy(update={"base_url": "http://gw"}), client=asgi_client(gateway)
     )
     with pytest.raises(ProviderUnavailable):
-        await provider.place_call(CALL)
+        await provider.deliver(CALL)
     gateway.configure_faults(FaultConfig(invalid_phones=[PHONE]))
     with pytest.raises(PermanentSendError) as invalid:
-        await provider.place_call(CALL)
+        await provider.deliver(CALL)
     assert invalid.value.error_type == "InvalidPhone"
     gateway.configure_faults(FaultConfig(insufficient_funds=True))
     with pytest.raises(ChannelPaused):
-        await provider.place_call(CALL)
+        await provider.deliver(CALL)
     gateway.configure_faults(FaultConfig(rate_limit_rate=1.0))
     with pytest.raises(RateLimited) as limited:
-        await provider.place_call(CALL)
+        await provider.deliver(CALL)
     assert limited.value.retry_after == 1.0
     assert gateway.log.records() == []

@@ -36,10 +36,10 @@ from fake_providers.store import messages_per_key, read_jsonl
 from renewals.models import Agent, Policy, Product, RegionalCentre
 from renewals.models import Client as PolicyClient
 from renewals.sendwindow import SendWindow, zone
+from renewals.temporal.journeys import start_journey
+from renewals.temporal.runtime import cli_runtime
+from renewals.temporal.setup import ALL_KEYS
 from starter.binaries import find_binary
-from starter.journeys import start_journey
-from starter.runtime import cli_runtime
-from starter.temporal_setup import ALL_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 JOURNEYS = int(os.environ.get("RENEWALS_CRASH_JOURNEYS", "2000"))

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, select
 
 from renewals.activity_io import PortalQuery, SendRequest, SuppressionRecord
-from renewals.channels.recording import DatabasePortal, SandboxMessages
+from renewals.channels.recording import DatabasePortal, RecordingMessages
 from renewals.db.database import Database
 from renewals.db.tables import Base, OutboxRow, PortalRenewalRow, SandboxMessageRow
 from renewals.models import Channel
@@ -75,9 +75,9 @@ async def test_suppression_record_settles_a_pending_row_but_never_a_sent_one(any
 
 
 async def test_sandbox_accepts_each_dedup_key_once(any_db: Database) -> None:
-    sandbox = SandboxMessages(any_db)
-    first = await sandbox.send(_request())
-    second = await sandbox.send(_request())
+    recording = RecordingMessages(any_db)
+    first = await recording.send(_request())
+    second = await recording.send(_request())
     assert first == second
     async with any_db.session() as session:
         count = (await session.execute(select(func.count()).select_from(SandboxMessageRow))).scalar_one()

@@ -26,8 +26,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.renewal import JourneyActivities
 from fake_providers import Gateway, RequestRecord, SmtpSink, create_app, messages_per_key
 from fake_providers.config import FaultConfig, GatewayConfig
-from renewals.activity_io import RobotCallRequest, RobotCallResult, SendReceipt, SendRequest, dedup_key
-from renewals.channels.base import Channels
+from renewals.activity_io import SendReceipt, SendRequest, dedup_key
+from renewals.channels.base import Channels, Delivery
 from renewals.channels.factory import build_channels, gateway_settings
 from renewals.channels.failover import FailoverProvider
 from renewals.channels.recording import DatabasePortal
@@ -232,17 +232,14 @@ class AcceptThenCrash:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.name = inner.name
+        self.reconciles = inner.reconciles
         self.crashed = False
 
-    async def send(self, request: SendRequest) -> str:
-        message_id = await self.inner.send(request)
-        return self._crash_once(message_id)
+    async def deliver(self, request: SendRequest, accepted_by: str | None = None) -> Delivery:
+        delivery: Delivery = await self.inner.deliver(request, accepted_by)
+        return self._crash_once(delivery)
 
-    async def place_call(self, request: RobotCallRequest) -> RobotCallResult:
-        result = await self.inner.place_call(request)
-        return self._crash_once(result)
-
-    def __getattr__(self, name: str) -> Any:  # `lookup` and the rest: the provider's own
+    def __getattr__(self, name: str) -> Any:  # `find` and the rest: the provider's own
         return getattr(self.inner, name)
 
     def _crash_once(self, value: T) -> T:
@@ -261,12 +258,11 @@ class Activities:
     transactions: list[int]
 
     async def send(self, request: SendRequest) -> SendReceipt:
-        result: SendReceipt = await self.env.run(self.acts.send_message, request)
+        result: SendReceipt = await self.env.run(self.acts.send, request)
         return result
 
-    async def call(self, request: RobotCallRequest) -> RobotCallResult:
-        result: RobotCallResult = await self.env.run(self.acts.place_robot_call, request)
-        return result
+    async def call(self, request: SendRequest) -> SendReceipt:
+        return await self.send(request)
 
     async def row(self, key: str) -> OutboxRow:
         async with self.db.session() as session:
@@ -288,8 +284,11 @@ async def activities(
     vk = VkProvider(VkConfig(base_url="http://gw/method", access_token="t", group_id=1), asgi_client(gateway))
     robot = RobotHttpProvider(RobotHttpConfig(base_url="http://gw", api_key="k"), asgi_client(gateway))
     channels = Channels(
-        {Channel.SMS: wrap(sms or SmscProvider(sms_config(), asgi_client(gateway))), Channel.VK: wrap(vk)},
-        wrap(robot),
+        {
+            Channel.SMS: wrap(sms or SmscProvider(sms_config(), asgi_client(gateway))),
+            Channel.VK: wrap(vk),
+            Channel.ROBOT_CALL: wrap(robot),
+        },
         DatabasePortal(db),
     )
     env = ActivityEnvironment()
@@ -302,8 +301,14 @@ async def activities(
         await db.dispose()
 
 
-CALL = RobotCallRequest(
-    journey_id="renewal-AB123-20270420", touchpoint="d-29-robot_call", phone=PHONE, script="s", attempt=1
+CALL = SendRequest(
+    journey_id="renewal-AB123-20270420",
+    touchpoint="d-29-robot_call",
+    channel=Channel.ROBOT_CALL,
+    template="robot_dasha",
+    recipient=PHONE,
+    text="s",
+    attempt=1,
 )
 
 
@@ -408,7 +413,7 @@ async def test_robot_calls_go_through_the_outbox(tmp_path: Path) -> None:
             await a.call(CALL)
         assert (await a.row(CALL.dedup_key)).status == "pending"
         result = await a.call(CALL)
-        assert result.task_id == "task-1"
+        assert result.provider_message_id == "task-1"
         row = await a.row(CALL.dedup_key)
         assert (row.channel, row.status, row.provider, row.provider_message_id) == (
             "robot_call",
@@ -420,15 +425,15 @@ async def test_robot_calls_go_through_the_outbox(tmp_path: Path) -> None:
             (CALL.dedup_key, False),
             (CALL.dedup_key, True),  # the same client_task_id: the provider answered the first task
         ]
-        assert (await a.call(CALL)).task_id == "task-1"  # settled: the outbox answers
+        assert (await a.call(CALL)).provider_message_id == "task-1"  # settled: the outbox answers
         assert len(a.gateway.requests.records("robot")) == 2
 
         await a.acts.opt_outs.add([OTHER_PHONE], "do_not_contact", None)
-        opted = CALL.model_copy(update={"phone": OTHER_PHONE, "touchpoint": "d-28-robot_call"})
+        opted = CALL.model_copy(update={"recipient": OTHER_PHONE, "touchpoint": "d-28-robot_call"})
         with pytest.raises(ApplicationError) as caught:
             await a.call(opted)
         assert caught.value.type == "OptedOut" and (await a.row(opted.dedup_key)).status == "suppressed"
-        bad = CALL.model_copy(update={"phone": "+79990000001", "touchpoint": "d-27-robot_call"})
+        bad = CALL.model_copy(update={"recipient": "+79990000001", "touchpoint": "d-27-robot_call"})
         a.gateway.configure_faults(FaultConfig(invalid_phones=["+79990000001"]))
         with pytest.raises(ApplicationError) as failed:
             await a.call(bad)

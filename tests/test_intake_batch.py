@@ -25,8 +25,8 @@ from renewals.intake.portfolio_store import load_policy
 from renewals.models import journey_id
 from renewals.search_attributes import ALL as SEARCH_ATTRIBUTES
 from renewals.sendwindow import SendWindow
+from renewals.temporal.runtime import cli_runtime
 from starter.binaries import find_binary
-from starter.runtime import cli_runtime
 
 TODAY = date.today()
 EXPIRES = TODAY + timedelta(days=40)

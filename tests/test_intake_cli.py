@@ -13,15 +13,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.renewal import JourneyActivities
+from renewals.channels.factory import recording_channels
 from renewals.db.database import Database
 from renewals.journey_api import JourneyStatus, Stage
 from renewals.models import journey_id
 from renewals.search_attributes import ALL
 from renewals.settings import Settings
+from renewals.temporal.runtime import cli_runtime
 from starter.binaries import find_binary
 from starter.ops import ops
-from starter.runtime import cli_runtime
-from worker import build_worker, sandbox_channels
+from worker import build_worker
 
 QUEUE = "intake-cli-test"
 HEADER = ["kind", "number", "product", "expires_on", "renewal_centre", "cancelled", "last_name", "first_name",
@@ -80,7 +81,7 @@ async def test_import_start_sync_status_and_list(
     first_id = journey_id("7100K/046/000301/26", ends)
     second_id = journey_id("7100K/046/000302/26", ends)
     try:
-        async with build_worker(client, QUEUE, JourneyActivities(db, sandbox_channels(db))):
+        async with build_worker(client, QUEUE, JourneyActivities(db, recording_channels(db))):
             assert await ops(["import", str(portfolio(tmp_path / "p.csv"))], settings) == 0
             assert await ops(["start", "--horizon-days", "60"], settings) == 0
             assert "started: 2" in capsys.readouterr().out  # the 90-day policy is beyond the horizon

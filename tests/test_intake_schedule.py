@@ -18,21 +18,21 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.intake import IntakeActivities
 from activities.renewal import JourneyActivities
+from renewals.channels.factory import recording_channels
 from renewals.db.database import Database
-from renewals.db.policies import upsert_policy
 from renewals.intake.daily_run import IntakeRequest, IntakeResult
-from renewals.intake.portfolio_store import store_policy
+from renewals.intake.portfolio_store import store_policy, upsert_policy
 from renewals.intake.schedule import SCHEDULE_ID, install_schedule
 from renewals.journey_api import JourneyStatus, Stage
 from renewals.models import Policy, journey_id
 from renewals.search_attributes import ALL
 from renewals.sendwindow import SendWindow, zone
+from renewals.temporal.runtime import cli_runtime
+from renewals.temporal.setup import register_search_attributes
 from starter.binaries import find_binary
 from starter.cli import main as cli_main
-from starter.runtime import cli_runtime
-from starter.temporal_setup import register_search_attributes
 from tests.factories import policy
-from worker import build_worker, sandbox_channels
+from worker import build_worker
 from workflows.intake import DailyIntake
 
 QUEUE = "intake-test"
@@ -75,7 +75,7 @@ async def test_daily_intake_starts_due_journeys_once_and_passes_changes_on(
     for p in [*due, later]:
         await upsert_policy(db, p)
     await store_policy(db, cancelled, cancelled=True)
-    activities = JourneyActivities(db, sandbox_channels(db))
+    activities = JourneyActivities(db, recording_channels(db))
     intake = IntakeActivities(env.client, db, SendWindow())
     try:
         with env.auto_time_skipping_disabled():  # keep the started journeys asleep
@@ -175,7 +175,7 @@ async def test_cli_installs_the_schedule_and_its_triggered_run_starts_journeys(
     intake = IntakeActivities(client, db, SendWindow())
     try:
         async with build_worker(
-            client, QUEUE, JourneyActivities(db, sandbox_channels(db)), extra_activities=intake.all()
+            client, QUEUE, JourneyActivities(db, recording_channels(db)), extra_activities=intake.all()
         ):
             await schedule.trigger()
             run_id = None

@@ -12,10 +12,10 @@ from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from renewals.activity_io import RobotCallRequest, RobotCallResult, SendRequest
-from renewals.channels.base import Channels
+from renewals.activity_io import SendRequest
+from renewals.channels.base import Channels, SingleProvider
 from renewals.channels.errors import ChannelPaused
-from renewals.channels.recording import DatabasePortal, SandboxMessages, SandboxRobot
+from renewals.channels.recording import DatabasePortal, RecordingMessages, ScriptedRobot
 from renewals.db.database import Database
 from renewals.db.tables import (
     ChannelPauseRow,
@@ -74,7 +74,7 @@ async def test_a_duplicate_start_never_creates_a_second_journey(tmp_path: Path) 
             await h.start(p, INTAKE)
 
 
-class WebhookRobot:
+class WebhookRobot(SingleProvider):
     """A robot provider whose outcome arrives later by webhook, like the real one."""
 
     name = "webhook-robot"
@@ -82,17 +82,18 @@ class WebhookRobot:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    async def place_call(self, request: RobotCallRequest) -> RobotCallResult:
+    async def send(self, request: SendRequest) -> str:
         self.calls.append(request.touchpoint)
-        return RobotCallResult(task_id=f"call-{request.touchpoint}", outcome=None)
+        return f"call-{request.touchpoint}"
 
 
 async def test_robot_outcome_by_signal_and_no_answer_when_none_comes(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/robot.db")
     robot = WebhookRobot()
-    messages = SandboxMessages(db)
+    messages = RecordingMessages(db)
     channels = Channels(
-        {Channel.SMS: messages, Channel.EMAIL: messages, Channel.VK: messages}, robot, DatabasePortal(db)
+        {Channel.SMS: messages, Channel.EMAIL: messages, Channel.VK: messages, Channel.ROBOT_CALL: robot},
+        DatabasePortal(db),
     )
     async with journey_harness(tmp_path, channels, db) as h:
         handle = await h.start(policy("KASKO", number="R-1", renewal_centre=True), INTAKE)
@@ -190,12 +191,12 @@ async def test_minus_5_asks_the_agent_portal_first(
             assert entries[-1] == (-5, "suppressed", last_reason)
 
 
-class AcceptThenCrash:
+class AcceptThenCrash(SingleProvider):
     """Delivers to the sandbox, then fails as if the worker died before recording it — twice."""
 
     name = "sandbox"
 
-    def __init__(self, inner: SandboxMessages) -> None:
+    def __init__(self, inner: RecordingMessages) -> None:
         self.inner = inner
         self.crashes = 0
 
@@ -209,9 +210,10 @@ class AcceptThenCrash:
 
 async def test_a_retry_after_the_provider_accepted_sends_nothing_twice(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/crash.db")
-    flaky = AcceptThenCrash(SandboxMessages(db))
+    flaky = AcceptThenCrash(RecordingMessages(db))
     channels = Channels(
-        {Channel.SMS: flaky, Channel.EMAIL: flaky, Channel.VK: flaky}, SandboxRobot(db), DatabasePortal(db)
+        {Channel.SMS: flaky, Channel.EMAIL: flaky, Channel.VK: flaky, Channel.ROBOT_CALL: ScriptedRobot(db)},
+        DatabasePortal(db),
     )
     async with journey_harness(tmp_path, channels, db) as h:
         handle = await h.start(policy("KASKO", number="CRASH-1"), INTAKE)
@@ -252,12 +254,12 @@ async def test_an_opt_out_in_one_journey_silences_the_clients_other_journeys(tmp
     assert (final.timeline[0].reason or "").startswith("OptedOut: opt_out (sms STOP)")
 
 
-class PausedOnce:
+class PausedOnce(SingleProvider):
     """A provider that first refuses our account (no funds), then works."""
 
     name = "sandbox"
 
-    def __init__(self, inner: SandboxMessages) -> None:
+    def __init__(self, inner: RecordingMessages) -> None:
         self.inner = inner
         self.refusals = 0
 
@@ -270,10 +272,14 @@ class PausedOnce:
 
 async def test_insufficient_funds_pauses_the_channel_and_the_send_waits(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/pause.db")
-    provider = PausedOnce(SandboxMessages(db))
+    provider = PausedOnce(RecordingMessages(db))
     channels = Channels(
-        {Channel.SMS: provider, Channel.EMAIL: provider, Channel.VK: provider},
-        SandboxRobot(db),
+        {
+            Channel.SMS: provider,
+            Channel.EMAIL: provider,
+            Channel.VK: provider,
+            Channel.ROBOT_CALL: ScriptedRobot(db),
+        },
         DatabasePortal(db),
     )
     async with journey_harness(tmp_path, channels, db) as h:
@@ -293,7 +299,7 @@ async def test_insufficient_funds_pauses_the_channel_and_the_send_waits(tmp_path
 async def test_sends_run_on_their_channels_task_queue(tmp_path: Path) -> None:
     seen: list[str] = []
 
-    class QueueSpy:
+    class QueueSpy(SingleProvider):
         name = "spy"
 
         async def send(self, request: SendRequest) -> str:
@@ -303,7 +309,8 @@ async def test_sends_run_on_their_channels_task_queue(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/queues.db")
     spy = QueueSpy()
     channels = Channels(
-        {Channel.SMS: spy, Channel.EMAIL: spy, Channel.VK: spy}, SandboxRobot(db), DatabasePortal(db)
+        {Channel.SMS: spy, Channel.EMAIL: spy, Channel.VK: spy, Channel.ROBOT_CALL: ScriptedRobot(db)},
+        DatabasePortal(db),
     )
     async with journey_harness(tmp_path, channels, db) as h:
         handle = await h.start(policy("KASKO", number="Q-2", renewal_centre=True), INTAKE)

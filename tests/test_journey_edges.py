@@ -10,9 +10,10 @@ import pytest
 from pydantic import ValidationError
 from temporalio.client import WorkflowUpdateFailedError
 
-from renewals.activity_io import PortalQuery, PortalStatus, RobotCallRequest, RobotCallResult, SendRequest
+from renewals.activity_io import PortalQuery, PortalStatus, SendRequest
+from renewals.channels.base import SingleProvider
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable
-from renewals.channels.recording import SandboxMessages
+from renewals.channels.recording import RecordingMessages
 from renewals.db.database import Database
 from renewals.journey_api import RobotOutcome, RobotOutcomeReport, Stage
 from renewals.models import Channel
@@ -22,7 +23,7 @@ from tests.harness import INTAKE, MSK, channels_with, journey_harness, msk
 from workflows.renewal import RenewalJourney
 
 
-class WebhookRobot:
+class WebhookRobot(SingleProvider):
     """Outcomes come later by webhook; optionally the provider is down on some days."""
 
     name = "webhook-robot"
@@ -31,11 +32,11 @@ class WebhookRobot:
         self.calls: list[str] = []
         self.down_on = down_on
 
-    async def place_call(self, request: RobotCallRequest) -> RobotCallResult:
+    async def send(self, request: SendRequest) -> str:
         if request.touchpoint in self.down_on:
             raise ProviderUnavailable("robot: HTTP 503", provider="robot")
         self.calls.append(request.touchpoint)
-        return RobotCallResult(task_id=f"call-{request.touchpoint}", outcome=None)
+        return f"call-{request.touchpoint}"
 
 
 @pytest.mark.parametrize(
@@ -63,10 +64,10 @@ async def test_a_robot_outcome_after_the_calling_hours_still_counts(
         assert handoff.reason == "отклик на звонок Робота Даши: agreed"
 
 
-class PausedOnce:
+class PausedOnce(SingleProvider):
     name = "sandbox"
 
-    def __init__(self, inner: SandboxMessages) -> None:
+    def __init__(self, inner: RecordingMessages) -> None:
         self.inner = inner
         self.refused = False
 
@@ -79,7 +80,7 @@ class PausedOnce:
 
 async def test_a_send_held_past_the_windows_close_waits_for_the_next_opening(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/close.db")
-    sms = PausedOnce(SandboxMessages(db))
+    sms = PausedOnce(RecordingMessages(db))
     async with journey_harness(tmp_path, channels_with(db, sms=sms), db) as h:
         # Sat 06.03 is −45; taken in at 19:55, five minutes before the weekend window closes
         handle = await h.start(policy("KASKO", number="CLOSE-1"), msk(3, 6, 19, 55))

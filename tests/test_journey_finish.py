@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from renewals import search_attributes as sa
 from renewals.activity_io import SendRequest
-from renewals.channels.base import PermanentSendError
+from renewals.channels.base import PermanentSendError, SingleProvider
 from renewals.channels.errors import ProviderUnavailable
 from renewals.db.database import Database
 from renewals.db.tables import OperatorTaskRow, OutboxRow
@@ -31,7 +31,7 @@ from tests.harness import INTAKE, MSK, TASK_QUEUE, channels_with, journey_harnes
 from workflows.renewal import RenewalJourney
 
 
-class SmsDown:
+class SmsDown(SingleProvider):
     """An SMS provider that never takes a message (5xx that proves it has nothing)."""
 
     name = "down"
@@ -44,7 +44,7 @@ class SmsDown:
         raise ProviderUnavailable("503 Service Unavailable", provider="down")
 
 
-class SmsRefuses:
+class SmsRefuses(SingleProvider):
     name = "refuses"
 
     async def send(self, request: SendRequest) -> str:
@@ -156,7 +156,7 @@ async def test_a_journey_sends_at_its_own_offset_into_the_window(tmp_path: Path)
     assert abs((sent.at - due).total_seconds()) < 5  # the timer's moment, plus the send itself
 
 
-class HeldThenRefused:
+class HeldThenRefused(SingleProvider):
     """An SMS provider whose first attempt is still at the provider when the client pays, and then
     fails: the journey had ended and nothing went out, so it is no failure of the journey's."""
 

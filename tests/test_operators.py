@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from renewals.db.policies import upsert_policy
 from renewals.db.tables import OperatorTaskRow
+from renewals.intake.portfolio_store import upsert_policy
 from renewals.journey_api import (
     EventType,
     JourneyEvent,
@@ -25,6 +25,7 @@ from renewals.operators.workbench import InvalidOutcome, Refused, UnknownTask, W
 from renewals.search_attributes import AGENT_ID
 from renewals.sendwindow import zone
 from renewals.settings import Settings
+from renewals.temporal.journeys import journey_status, report_operator_outcome, send_event
 from renewals.webhooks.app import create_app
 from starter.ops import ops
 from tests.factories import policy
@@ -90,8 +91,7 @@ async def test_claim_and_outcome_with_every_refusal(tmp_path: Path) -> None:
         async with h.db.session() as session:
             row = await session.get(OperatorTaskRow, task_id)
         assert row is not None and row.closed_at is not None
-        handle = h.env.client.get_workflow_handle(workflow_id, result_type=JourneyStatus)
-        status = await handle.query("status", result_type=JourneyStatus)
+        status = await journey_status(h.env.client, workflow_id)
         assert ("operator_outcome: reached_renewing", f"task {task_id}: продлит у агента") in [
             (e.type, e.detail) for e in status.events
         ]
@@ -102,7 +102,7 @@ async def test_claim_and_outcome_with_every_refusal(tmp_path: Path) -> None:
             await bench.claim(task_id, "Оля")
         assert await bench.tasks("msk") == []
         assert [t.outcome for t in await bench.tasks("msk", include_closed=True)] == ["reached_renewing"]
-        description = await handle.describe()
+        description = await h.env.client.get_workflow_handle(workflow_id).describe()
         assert description.typed_search_attributes.get(AGENT_ID) == "A1"  # the agent kept the renewal
 
 
@@ -253,9 +253,7 @@ async def test_callback_keeps_the_task_open_until_it_is_due_then_wrong_number_cl
         )
         assert closed.task.agent_id == "A1"
         assert await bench.tasks("msk") == []
-        status = await h.env.client.get_workflow_handle(workflow_id).query(
-            "status", result_type=JourneyStatus
-        )
+        status = await journey_status(h.env.client, workflow_id)
         outcomes = [(e.type, e.detail) for e in status.events if e.type.startswith("operator_outcome")]
         assert outcomes == [
             ("operator_outcome: callback", f"task {task_id}: просит перезвонить вечером"),
@@ -296,11 +294,10 @@ async def test_journey_refusals_catch_up_and_a_finished_journey(tmp_path: Path) 
         assert (await bench.task(stray_id)).status == "open"  # nothing recorded on a refusal
 
         # The journey already has an outcome the task row missed: refused, and the row catches up.
-        handle = h.env.client.get_workflow_handle(workflow_id, result_type=JourneyStatus)
-        await handle.execute_update(
-            "operator_outcome",
+        await report_operator_outcome(
+            h.env.client,
+            workflow_id,
             OperatorOutcomeReport(task_id=str(task_id), outcome=OperatorOutcome.REACHED_RENEWING),
-            result_type=JourneyStatus,
         )
         with pytest.raises(Refused, match="already closed"):
             await bench.record_outcome(task_id, OperatorOutcome.REACHED_RENEWING)
@@ -308,7 +305,10 @@ async def test_journey_refusals_catch_up_and_a_finished_journey(tmp_path: Path) 
         assert (caught_up.status, caught_up.outcome) == ("closed", "reached_renewing")
 
         # The journey finished (paid) while a task was still open: the outcome is kept on the task.
-        await handle.signal("event", JourneyEvent(type=EventType.PAYMENT_RECEIVED, source="portal"))
+        await send_event(
+            h.env.client, workflow_id, JourneyEvent(type=EventType.PAYMENT_RECEIVED, source="portal")
+        )
+        handle = h.env.client.get_workflow_handle(workflow_id, result_type=JourneyStatus)
         assert (await handle.result()).stage is Stage.PAID
         late = await bench.record_outcome(stray_id, OperatorOutcome.REACHED_RENEWING, note="уже оплатил")
         assert late.stage is None and "already finished" in late.message

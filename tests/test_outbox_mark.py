@@ -17,14 +17,14 @@ from temporalio.testing import ActivityEnvironment
 from activities.renewal import JourneyActivities
 from renewals import outbox as outbox_module
 from renewals.activity_io import SendRequest
-from renewals.channels.base import Channels
-from renewals.channels.recording import DatabasePortal, SandboxRobot
+from renewals.channels.base import Channels, SingleProvider
+from renewals.channels.recording import DatabasePortal, ScriptedRobot
 from renewals.db.database import Database
 from renewals.db.tables import OutboxRow
 from renewals.models import Channel
 
 
-class CountingMail:
+class CountingMail(SingleProvider):
     name = "smtp"
 
     def __init__(self) -> None:
@@ -67,12 +67,14 @@ async def run_send(tmp_path: Path, locked: int) -> tuple[CountingMail, str, Exce
         return result
 
     mail.send = send_then_lock  # type: ignore[method-assign]
-    acts = JourneyActivities(db, Channels({Channel.EMAIL: mail}, SandboxRobot(db), DatabasePortal(db)))
+    acts = JourneyActivities(
+        db, Channels({Channel.EMAIL: mail, Channel.ROBOT_CALL: ScriptedRobot(db)}, DatabasePortal(db))
+    )
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, started_time=datetime.now(UTC))
     error: Exception | None = None
     try:
-        await env.run(acts.send_message, REQUEST)
+        await env.run(acts.send, REQUEST)
     except OperationalError as failed:
         error = failed
     lock.armed = False

@@ -1,13 +1,15 @@
-"""Replay stored journey histories against today's workflow code.
+"""Replay the stored history of each workflow type against today's workflow code.
 
-A change to RenewalJourney that would break journeys already running fails here; such a change
-needs `workflow.patched()` and a new history recorded next to the old ones (tests/record_history.py).
+A change that journeys already running would see (a different command, a different order) fails
+here: it needs `workflow.patched()` and the old history kept next to a new one (docs/versioning.md,
+tests/record_history.py). The check can fail: a workflow changed without a patch is refused.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import workflow
@@ -15,48 +17,62 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from renewals.journey_api import JourneyInput
-from worker import SANDBOX
+from tests.record_history import HISTORIES, RECORDERS
 from workflows.renewal import RenewalJourney
+from workflows.runner import SANDBOXED_RUNNER
+from workflows.sla import PartnerApplication
 
-HISTORIES = sorted(Path(__file__).with_name("histories").glob("*.json"))
-
-
-def test_there_are_histories_to_replay() -> None:
-    names = {p.name for p in HISTORIES}
-    # v1: before the `same-day-touchpoints-together` patch; v2: after it; v3: after the patches that
-    # cancel sends in flight when a journey ends, keep the stage for suppressed touchpoints and set
-    # `SendFailed`. Every one must keep replaying.
-    assert names >= {
-        f"{journey}_{v}.json" for journey in ("renewal_centre", "base_osago_paid") for v in ("v1", "v2", "v3")
-    }
+WORKFLOWS: dict[str, type] = {"RenewalJourney": RenewalJourney, "PartnerApplication": PartnerApplication}
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
-async def test_stored_history_replays_without_nondeterminism(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+def _history(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+
+
+async def _replay(workflow_class: type, path: Path) -> Exception | None:
     replayer = Replayer(
-        workflows=[RenewalJourney], workflow_runner=SANDBOX, data_converter=pydantic_data_converter
+        workflows=[workflow_class], workflow_runner=SANDBOXED_RUNNER, data_converter=pydantic_data_converter
     )
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
+    return result.replay_failure
 
 
-@workflow.defn(name="RenewalJourney")
+@workflow.defn(name="RenewalJourney", sandboxed=False)
 class ChangedJourney:
-    """A journey whose logic changed without `patched()`: it starts with a different command."""
+    """A journey whose logic changed without `patched()`: it starts with another command."""
 
     @workflow.run
-    async def run(self, journey: JourneyInput) -> None:
+    async def run(self, _: Any) -> None:
         await workflow.sleep(timedelta(days=1))
 
 
-async def test_replay_detects_a_changed_journey() -> None:
-    """The check can fail: the stored history refuses a workflow that now does something else."""
-    path = Path(__file__).with_name("histories") / "base_osago_paid_v1.json"
-    history = WorkflowHistory.from_json("changed", path.read_text(encoding="utf-8"))
-    replayer = Replayer(
-        workflows=[ChangedJourney], workflow_runner=SANDBOX, data_converter=pydantic_data_converter
-    )
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is not None
+@workflow.defn(name="PartnerApplication", sandboxed=False)
+class ChangedApplication:
+    """An application journey changed the same way."""
+
+    @workflow.run
+    async def run(self, _: Any) -> None:
+        await workflow.sleep(timedelta(days=1))
+
+
+CHANGED: dict[str, type] = {"RenewalJourney": ChangedJourney, "PartnerApplication": ChangedApplication}
+
+
+def test_every_workflow_type_has_a_recorder_and_a_history() -> None:
+    assert set(RECORDERS) == set(WORKFLOWS)
+    assert {path.stem.split(".")[0] for path in HISTORIES.glob("*.json")} == set(WORKFLOWS)
+
+
+@pytest.mark.parametrize("workflow_type", sorted(WORKFLOWS))
+async def test_stored_histories_replay_without_nondeterminism(workflow_type: str) -> None:
+    paths = sorted(HISTORIES.glob(f"{workflow_type}*.json"))
+    assert paths, f"no stored history of {workflow_type}"
+    for path in paths:
+        failure = await _replay(WORKFLOWS[workflow_type], path)
+        assert failure is None, f"{path.name}: {failure}"
+
+
+@pytest.mark.parametrize("workflow_type", sorted(WORKFLOWS))
+async def test_replay_refuses_a_workflow_changed_without_a_patch(workflow_type: str) -> None:
+    failure = await _replay(CHANGED[workflow_type], HISTORIES / f"{workflow_type}.json")
+    assert failure is not None

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from renewals.models import Line
-from renewals.rules import Segment, gate_reason, segment_of, touchpoints_for
+from renewals.journey_api import EventType, RobotOutcome, Stage
+from renewals.models import Channel, Line
+from renewals.rules import (
+    Condition,
+    Facts,
+    LateIntake,
+    Segment,
+    gate_reason,
+    late_intake,
+    policy_update_problem,
+    robot_handoff,
+    robot_series_stops,
+    segment_of,
+    stage_after,
+    touchpoints_for,
+    unmet,
+)
 from tests.factories import policy
 
 
@@ -83,3 +100,73 @@ def test_agent_performance_gate(product: str, rates: dict[str, float], suppresse
 def test_gate_never_touches_the_renewal_centre_journey() -> None:
     p = policy(product="KASKO", renewal_centre=True, agent={"renewal_rates": {Line.KASKO: 1.0}})
     assert gate_reason(p, segment_of(p)) is None
+
+
+# ---- what the journey does around the table (renewals.rules, interpreted by the workflow) ---------
+
+FACTS = Facts(
+    first_prolongation_year=True, draft=False, quote=False, engaged_by=None, operator_task_opened=False
+)
+
+
+@pytest.mark.parametrize(
+    ("condition", "facts", "reason"),
+    [
+        (Condition.ALWAYS, {"draft": True, "quote": True}, None),
+        (
+            Condition.FIRST_PROLONGATION_YEAR,
+            {"first_prolongation_year": False},
+            "not_first_prolongation_year",
+        ),
+        (Condition.FIRST_PROLONGATION_YEAR, {}, None),
+        (Condition.NO_DRAFT_QUOTE_OR_PAYMENT, {"draft": True}, "draft_exists"),
+        (Condition.NO_DRAFT_QUOTE_OR_PAYMENT, {"quote": True}, "quote_exists"),
+        (Condition.NO_DRAFT_OR_PAYMENT, {"quote": True}, None),  # the centre's −5: a quote is not a draft
+        (Condition.NO_DRAFT_OR_PAYMENT, {"draft": True}, "draft_exists"),
+        (Condition.NOT_ENGAGED, {"engaged_by": EventType.VK_READ}, "client_engaged (vk_read)"),
+        (Condition.NO_OPERATOR_TASK, {"operator_task_opened": True}, "operator_task_already_opened"),
+    ],
+)
+def test_a_condition_holds_a_touchpoint_back_for_its_own_reason(
+    condition: Condition, facts: dict[str, object], reason: str | None
+) -> None:
+    assert unmet(condition, dataclasses.replace(FACTS, **facts)) == reason  # type: ignore[arg-type]
+
+
+def test_late_intake_opens_the_operator_task_and_notes_a_series_once() -> None:
+    centre = touchpoints_for(policy("KASKO", renewal_centre=True))
+    whats = {(tp.day, tp.rule.channel): late_intake(tp) for tp in centre}
+    assert whats[(-17, Channel.OPERATOR_TASK)] is LateIntake.OPERATOR_NOW
+    assert whats[(-29, Channel.ROBOT_CALL)] is LateIntake.NOTE
+    assert whats[(-28, Channel.ROBOT_CALL)] is LateIntake.SKIP
+    assert whats[(-30, Channel.SMS)] is LateIntake.NOTE
+
+
+def test_robot_contact_hands_over_and_only_a_refused_number_stops_the_series() -> None:
+    assert robot_handoff(RobotOutcome.AGREED) == "отклик на звонок Робота Даши: agreed"
+    assert robot_handoff(RobotOutcome.NO_ANSWER) is None and robot_handoff(RobotOutcome.BUSY) is None
+    assert robot_series_stops("InvalidPhone", permanent=True)
+    assert not robot_series_stops("CallingWindowClosed", permanent=True)
+    assert not robot_series_stops("ProviderUnavailable", permanent=False)
+
+
+def test_a_policy_update_may_not_change_what_decides_the_touchpoints() -> None:
+    current = policy("KASKO", renewal_centre=True)
+    assert policy_update_problem("j", current, current.model_copy(update={"number": "OTHER"})) is not None
+    moved = current.model_copy(
+        update={"client": current.client.model_copy(update={"email": "n@example.org"})}
+    )
+    assert policy_update_problem("j", current, moved) is None
+    problem = policy_update_problem("j", current, current.model_copy(update={"renewal_centre": False}))
+    assert problem is not None and problem.startswith("renewal_centre cannot change")
+
+
+def test_stages_after_touchpoints() -> None:
+    stages = {
+        (tp.day, tp.rule.channel): stage_after(tp)
+        for tp in touchpoints_for(policy("KASKO", renewal_centre=True))
+    }
+    assert stages[(-30, Channel.EMAIL)] is Stage.INFORMING
+    assert stages[(-29, Channel.ROBOT_CALL)] is Stage.ROBOT_CALLING
+    assert stages[(-17, Channel.OPERATOR_TASK)] is Stage.OPERATOR
+    assert stages[(-5, Channel.SMS)] is Stage.FINAL_REMINDER

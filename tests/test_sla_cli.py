@@ -1,4 +1,4 @@
-"""`renewals sla ...` through `sla_main`: the simulate contract, refusals of bad input, the report."""
+"""`renewals sla ...` through the `renewals` tree: the simulate contract, refusals of bad input, report."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import pytest
 
 from renewals.db.database import Database
 from renewals.sla.models import SlaStatus
-from starter.sla import CLOCK_KEYS, ESCALATION_KEYS, RESULT_KEYS, InputError, parse_simulation, sla_main
+from starter.cli import run
+from starter.inputs import InputError
+from starter.sla.inputs import parse_simulation
+from starter.sla.simulate import CLOCK_KEYS, ESCALATION_KEYS, RESULT_KEYS
 from tests.test_sla_report import snapshot
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "sla_applications.json"
@@ -32,6 +35,10 @@ ISSUE_EXAMPLE = {
         }
     ],
 }
+
+
+def sla_main(argv: list[str]) -> int:
+    return run(["sla", *argv])
 
 
 def write(tmp_path: Path, document: Any) -> str:

@@ -20,7 +20,8 @@ from renewals.db.database import Database
 from renewals.sla.models import ApplicationStatus, EscalationStepName
 from renewals.sla.report import build_report, week_bounds
 from renewals.sla.snapshots import load_applications
-from starter.sla import parse_simulation, run_simulation, simulation_runs
+from starter.sla.inputs import parse_simulation, simulation_runs
+from starter.sla.simulate import run_simulation
 from tests.sla_support import RecordingNotifier, time_skipping_env
 
 TODAY = datetime(2026, 11, 23, tzinfo=UTC)

@@ -7,12 +7,10 @@ One time-skipping server for the module: the tests run in time order."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import pytest_asyncio
@@ -38,21 +36,14 @@ from renewals.sla.models import (
 from renewals.sla.report import StatusStats, build_report, week_bounds
 from renewals.sla.snapshots import load_applications
 from renewals.sla.targets import SlaTargets
-from starter.sla import (
-    ApplicationNotFound,
-    StatusRefused,
-    change_status,
-    register_sla_search_attributes,
-    sla_command,
-    sla_worker,
-    start_application,
-)
-from tests.sla_support import RecordingNotifier, time_skipping_env
+from starter.sla.commands import sla_command
+from starter.sla.operations import ApplicationNotFound, StatusRefused, change_status, start_application
+from starter.sla.simulate import register_sla_search_attributes, sla_worker
+from tests.sla_support import RecordingNotifier, eventually, move_clock_to, query_until, time_skipping_env
 from workflows.sla import PartnerApplication
 
 TASK_QUEUE = "sla-operations"
 PARTNER = "realty-9"
-T = TypeVar("T")
 
 
 MSK = zone("Europe/Moscow")
@@ -74,22 +65,6 @@ async def env(db: Database) -> AsyncIterator[WorkflowEnvironment]:
         await register_sla_search_attributes(environment.client)
         async with sla_worker(environment.client, TASK_QUEUE, SlaActivities(db, NOTIFIER)):
             yield environment
-
-
-async def move_clock_to(env: WorkflowEnvironment, moscow_time: str) -> datetime:
-    target = datetime.fromisoformat(f"{moscow_time}:00+03:00")
-    now = await env.get_current_time()
-    assert target > now, f"tests in this module must run in time order; the server is at {now}"
-    await env.sleep(target - now)
-    return target
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:
-    """Poll a query until the journey has processed what the server already delivered."""
-    async with asyncio.timeout(timeout):
-        while (value := await probe()) is None:
-            await asyncio.sleep(0.02)
-    return value
 
 
 async def start(
@@ -211,16 +186,6 @@ def awaiting(clock: str) -> Callable[[ApplicationStatus], bool]:
         )
 
     return check
-
-
-async def query_until(
-    handle: WorkflowHandle[PartnerApplication, ApplicationStatus], ready: Callable[[ApplicationStatus], bool]
-) -> ApplicationStatus:
-    async def probe() -> ApplicationStatus | None:
-        status = await handle.query(PartnerApplication.status)
-        return status if ready(status) else None
-
-    return await eventually(probe)
 
 
 async def test_query_shows_the_clock_paused_over_a_weekend(env: WorkflowEnvironment) -> None:

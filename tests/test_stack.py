@@ -1,4 +1,4 @@
-"""`renewals stack` for real: its own code starts a dev server with the Web UI (on free ports), the sandbox
+"""`renewals stack` for real: its own code starts a dev server with the Web UI (on free ports), the fake
 gateway, the sample journeys and the worker. The UI answers, every journey carries all its search
 attributes and summaries, `renewals start` afterwards finds them running, and `renewals setup` lists the
 attributes without adding them again — or, on Temporal Cloud, prints the `tcld` command instead."""
@@ -20,18 +20,17 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescri
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError
 
-import worker
 from renewals import search_attributes as sa
 from renewals.journey_api import Stage
 from renewals.models import Policy, journey_id
 from renewals.sample import sample_portfolio
 from renewals.sendwindow import SendWindow, zone
 from renewals.settings import Settings
-from starter import temporal_setup
-from starter.journeys import start_journey
+from renewals.temporal.journeys import start_journey
+from renewals.temporal.setup import ALL_KEYS, is_cloud, setup_namespace
+from starter import setup as setup_command
 from starter.ops import ops
 from starter.stack import _listening, run_stack, wait_for_temporal
-from starter.temporal_setup import ALL_KEYS, is_cloud, setup_namespace
 
 SIX = (sa.POLICY_NUMBER, sa.PRODUCT, sa.JOURNEY_STAGE, sa.AGENT_ID, sa.RENEWAL_CENTRE, sa.EXPIRES_ON)
 NOT_REGISTERED = SearchAttributeKey.for_keyword("StackTestNotRegistered")
@@ -155,7 +154,7 @@ async def test_setup_lists_existing_attributes_and_adds_none(
     result = await setup_namespace(stack.client, "default", ALL_KEYS)
     assert result.added == [] and result.manual == []
     assert result.present == sorted(key.name for key in ALL_KEYS)
-    assert await temporal_setup.main(stack.settings) == 0
+    assert await setup_command.main(stack.settings) == 0
     out = capsys.readouterr().out
     assert "search attributes added: none" in out and "PolicyNumber" in out
 
@@ -180,10 +179,10 @@ async def test_setup_on_temporal_cloud_prints_the_tcld_command(
     async def dev_client(_: Settings) -> Client:
         return stack.client
 
-    monkeypatch.setattr(worker, "connect", dev_client)
-    monkeypatch.setattr(temporal_setup, "ALL_KEYS", keys)
+    monkeypatch.setattr(setup_command, "connect", dev_client)
+    monkeypatch.setattr(setup_command, "ALL_KEYS", keys)
     cloud = stack.settings.model_copy(update={"temporal_api_key": SecretStr("key")})
-    assert await temporal_setup.main(cloud) == 0  # told what to do, not failed
+    assert await setup_command.main(cloud) == 0  # told what to do, not failed
     out = capsys.readouterr().out
     assert '--search-attribute "StackTestNotRegistered=Keyword"' in out and "namespace admin" in out
     names = (await setup_namespace(stack.client, "default", keys, cloud=True)).present

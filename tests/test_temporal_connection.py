@@ -8,7 +8,7 @@ from pydantic import SecretStr
 from temporalio.service import TLSConfig
 
 from renewals.settings import Settings
-from renewals.temporal_connection import connect_options
+from renewals.temporal.connection import connect_options
 
 NO_ENV: dict[str, str] = {}
 

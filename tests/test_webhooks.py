@@ -21,22 +21,23 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.renewal import JourneyActivities
 from renewals.channels.email import message_id_for
+from renewals.channels.factory import recording_channels
 from renewals.channels.smsc import smsc_message_id
 from renewals.db.database import Database
-from renewals.db.policies import upsert_policy
 from renewals.db.tables import OutboxRow
 from renewals.db.tables_ops import WebhookEventRow
+from renewals.intake.portfolio_store import upsert_policy
 from renewals.journey_api import JourneyStatus, Stage
 from renewals.models import Policy
 from renewals.search_attributes import ALL
 from renewals.sendwindow import SendWindow
+from renewals.temporal.journeys import journey_status, start_journey
+from renewals.temporal.runtime import cli_runtime
 from renewals.webhooks.app import create_app
 from renewals.webhooks.auth import sign
 from starter.binaries import find_binary
-from starter.journeys import start_journey
-from starter.runtime import cli_runtime
 from tests.factories import policy
-from worker import build_worker, sandbox_channels
+from worker import build_worker
 
 QUEUE = "webhook-test"
 SECRETS = {s: f"secret-{s}" for s in ("sms", "email", "vk", "robot", "portal", "operators")}
@@ -73,9 +74,7 @@ class Stack:
         return await self.http.post(f"/webhooks/{source}", content=body, headers=headers)
 
     async def status(self, workflow_id: str) -> JourneyStatus:
-        handle = self.client.get_workflow_handle(workflow_id)
-        status: JourneyStatus = await handle.query("status", result_type=JourneyStatus)
-        return status
+        return await journey_status(self.client, workflow_id)
 
     async def events(self, workflow_id: str) -> list[tuple[str, str | None]]:
         return [(e.type, e.detail) for e in (await self.status(workflow_id)).events]
@@ -103,7 +102,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     app = create_app(db, env.client, SECRETS)
     try:
         async with (
-            build_worker(env.client, QUEUE, JourneyActivities(db, sandbox_channels(db))),
+            build_worker(env.client, QUEUE, JourneyActivities(db, recording_channels(db))),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://webhooks") as http,
         ):
             yield Stack(env.client, db, http)
@@ -115,7 +114,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 async def add_outbox(
     db: Database, workflow_id: str, touchpoint: str, channel: str, provider_message_id: str | None = None
 ) -> str:
-    """A sent message in the outbox, as `send_message` leaves it; returns our dedup key."""
+    """A sent message in the outbox, as the `send` activity leaves it; returns our dedup key."""
     key = f"{workflow_id}:{touchpoint}:{channel}"
     now = datetime.now(UTC)
     async with db.session() as session, session.begin():

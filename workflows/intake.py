@@ -12,25 +12,26 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.intake import IntakeActivities
     from renewals.intake.daily_run import IntakeRequest, IntakeResult, IntakeRun
+    from renewals.intake.schedule import WORKFLOW_TYPE
 
 INTAKE_TIMEOUT = timedelta(hours=2)
 HEARTBEAT = timedelta(minutes=2)
 
 
-@workflow.defn(name="DailyIntake")
+@workflow.defn(name=WORKFLOW_TYPE)
 class DailyIntake:
     @workflow.run
     async def run(self, request: IntakeRequest) -> IntakeResult:
-        result: IntakeResult = await workflow.execute_activity(
-            "start_due_journeys",
+        result = await workflow.execute_activity_method(
+            IntakeActivities.start_due_journeys,
             IntakeRun(
                 horizon_days=request.horizon_days,
                 task_queue=request.task_queue,
                 timezone=request.timezone,
                 as_of=workflow.now(),
             ),
-            result_type=IntakeResult,
             start_to_close_timeout=INTAKE_TIMEOUT,
             heartbeat_timeout=HEARTBEAT,
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=10), maximum_attempts=10),

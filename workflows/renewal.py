@@ -1,12 +1,12 @@
 """RenewalJourney: one durable workflow per expiring policy term.
 
 It interprets `renewals.rules`: sleeps until each touchpoint's moment in the client's send window,
-decides (gate, condition, portal check) whether the touchpoint goes out, and sends through activities.
-Signals and updates bring in what happens meanwhile; the journey stops the moment the renewal is
-secured, the client opts out, the policy is cancelled or the client refuses an operator.
+decides (gate, condition, portal check) whether the touchpoint goes out, and sends through the one
+send activity, whatever the channel. Signals and updates bring in what happens meanwhile; the
+journey stops the moment the renewal is secured, the client opts out, the policy is cancelled or the
+client refuses an operator.
 
-Determinism: time only from `workflow.now()`, all I/O in activities, activities called by name so
-this module imports nothing but the pure domain.
+Determinism: time only from `workflow.now()`, all I/O in activities.
 """
 
 from __future__ import annotations
@@ -14,93 +14,81 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from itertools import groupby
-from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
-    from renewals import search_attributes as sa
     from renewals.activity_io import (
-        OperatorTaskReceipt,
-        OperatorTaskRequest,
-        OptOutRecord,
-        PortalQuery,
-        PortalStatus,
-        RobotCallRequest,
-        RobotCallResult,
         SendReceipt,
-        SendRequest,
-        StageRecord,
-        SuppressionRecord,
     )
     from renewals.journey_api import (
         ENGAGEMENT_EVENTS,
-        ROBOT_CONTACTS,
-        TERMINAL_STAGES,
+        EVENT_SIGNAL,
+        OPERATOR_OUTCOME_UPDATE,
+        POLICY_UPDATE,
+        ROBOT_OUTCOME_SIGNAL,
+        STATUS_QUERY,
+        WORKFLOW_TYPE,
         EntryStatus,
         EventType,
         JourneyEvent,
         JourneyInput,
         JourneyStatus,
-        NextTouchpoint,
-        OperatorOutcome,
         OperatorOutcomeReport,
-        ReceivedEvent,
         RobotOutcome,
         RobotOutcomeReport,
         Stage,
-        TimelineEntry,
     )
-    from renewals.models import Channel, Policy, channel_queue
+    from renewals.models import Channel, Policy
     from renewals.rules import (
-        OPERATOR_RULE,
-        Condition,
+        ENDING_EVENTS,
+        KEEPS_TASK_OPEN,
+        MISSING_ADDRESS,
+        OPERATOR_AT_17,
+        OPERATOR_AT_LATE_INTAKE,
+        OPERATOR_ENDINGS,
+        PORTAL_CONDITIONS,
+        ROBOT_DO_NOT_CONTACT,
+        Facts,
+        LateIntake,
         Touchpoint,
         gate_reason,
+        late_intake,
+        policy_update_problem,
+        robot_handoff,
+        robot_series_stops,
         segment_of,
+        stage_after,
         touchpoints_for,
+        unmet,
     )
-    from renewals.sendwindow import zone
-    from renewals.templates import RenderedMessage, render
-
-# Patch ids (`workflow.patched`): each names a change that running journeys must not see mid-way.
-SAME_DAY_TOGETHER = "same-day-touchpoints-together"
-FINISH_STOPS_SENDS = "finish-cancels-sends-in-flight"  # paid/opted out: a retrying send is cancelled
-STAGE_WHEN_DONE = "stage-moves-only-when-done"  # a suppressed touchpoint does not move the stage
-SEND_FAILED_ATTRIBUTE = "send-failed-search-attribute"  # SendFailed = true once a send has failed
-
-SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10))
-QUICK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-T = TypeVar("T")
-
-# Progress only moves forward: a −17 e-mail after an operator hand-off does not make it "informing".
-_PROGRESS = (Stage.SCHEDULED, Stage.INFORMING, Stage.ROBOT_CALLING, Stage.OPERATOR, Stage.FINAL_REMINDER)
-_EVENT_STAGES = {
-    EventType.PAYMENT_RECEIVED: Stage.PAID,
-    EventType.RENEWED: Stage.RENEWED,
-    EventType.OPT_OUT: Stage.OPTED_OUT,
-    EventType.POLICY_CANCELLED: Stage.CANCELLED,
-}
-_MISSING_ADDRESS = {Channel.EMAIL: "no_email_address", Channel.VK: "no_vk_id", Channel.SMS: "no_phone"}
+    from workflows.renewal_record import JourneyRecord
+    from workflows.renewal_sends import Failed, JourneySends
 
 
-@workflow.defn(name="RenewalJourney")
+@workflow.defn(name=WORKFLOW_TYPE)
 class RenewalJourney:
+    """One policy term's renewal journey. Its whole interface (names in `renewals.journey_api`):
+
+    - input `JourneyInput` (the policy, the client's send window); result `JourneyStatus`.
+    - signal `event` (`JourneyEvent`): payment, renewal, opt-out, cancellation end the journey;
+      a draft or quote in the portal, an opened e-mail, a read VK message or an SMS reply are kept
+      for the touchpoints' conditions; delivery reports are noted.
+    - signal `robot_outcome` (`RobotOutcomeReport`): Робот Даша's call result, today's or late.
+    - update `operator_outcome` (`OperatorOutcomeReport` → `JourneyStatus`): a renewal-centre
+      operator's result; validated: the task belongs to this journey and is still open.
+    - update `update_policy` (`Policy` → `JourneyStatus`): new contacts, agent card or centre;
+      validated: same term, nothing that decides the touchpoints changes.
+    - query `status` → `JourneyStatus`: stage, next touchpoint, timeline, events.
+    """
+
     @workflow.init
     def __init__(self, journey: JourneyInput) -> None:
-        self._policy = journey.policy
+        self._record = JourneyRecord(workflow.info().workflow_id, journey.policy)
+        self._sends = JourneySends(self._record)
         self._window = journey.window
-        self._tz = zone(journey.policy.client.timezone)
-        self._id = workflow.info().workflow_id
-        self._stage = Stage.SCHEDULED
-        self._timeline: list[TimelineEntry] = []
-        self._events: list[ReceivedEvent] = []
-        self._next: NextTouchpoint | None = None
         self._draft = False
         self._quote = False
         self._engaged_by: EventType | None = None
@@ -112,16 +100,82 @@ class RenewalJourney:
         self._awaited_robot_task: str | None = None  # the call whose outcome today's wait is for
         self._handoff_owed: str | None = None  # a late robot contact: open an operator task soon
 
+    # ---- messages from outside -----------------------------------------------------------------
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def on_event(self, event: JourneyEvent) -> None:
+        """Payment, draft, quote, renewal, engagement, opt-out, cancellation or a delivery report."""
+        self._record.note(event.type.value, event.source)
+        if self._finished:
+            return
+        if event.type in ENDING_EVENTS:
+            self._record.finish(ENDING_EVENTS[event.type], f"{event.type.value} ({event.source or 'signal'})")
+        elif event.type is EventType.DRAFT_CREATED:
+            self._draft = True
+        elif event.type is EventType.QUOTE_CREATED:
+            self._quote = True
+        elif event.type in ENGAGEMENT_EVENTS and self._engaged_by is None:
+            self._engaged_by = event.type
+
+    @workflow.signal(name=ROBOT_OUTCOME_SIGNAL)
+    def on_robot_outcome(self, report: RobotOutcomeReport) -> None:
+        """An outcome by webhook. Today's call applies it where it waits; a late one (after its
+        day's calling hours) still counts: contact is contact."""
+        task_id = report.task_id or self._latest_robot_task
+        self._record.note(f"robot_outcome: {report.outcome.value}", task_id)
+        if task_id is not None:
+            self._robot_outcomes[task_id] = report.outcome
+        if task_id == self._awaited_robot_task or self._finished:
+            return
+        handoff = self._apply_robot_outcome(report.outcome)
+        if handoff is not None:
+            self._handoff_owed = handoff  # signal handlers cannot await: the run loop opens it
+
+    @workflow.update(name=OPERATOR_OUTCOME_UPDATE)
+    def on_operator_outcome(self, report: OperatorOutcomeReport) -> JourneyStatus:
+        """A renewal-centre operator's result; the agent stays on the renewal on every path."""
+        self._operator_tasks[report.task_id] = report.outcome in KEEPS_TASK_OPEN
+        detail = f"task {report.task_id}" + (f": {report.note}" if report.note else "")
+        self._record.note(f"operator_outcome: {report.outcome.value}", detail)
+        if report.outcome in OPERATOR_ENDINGS:
+            self._record.finish(*OPERATOR_ENDINGS[report.outcome])
+        return self.status()
+
+    @on_operator_outcome.validator
+    def _validate_operator_outcome(self, report: OperatorOutcomeReport) -> None:
+        if report.task_id not in self._operator_tasks:
+            raise ValueError(f"operator task {report.task_id} does not belong to journey {self._record.id}")
+        if not self._operator_tasks[report.task_id]:
+            raise ValueError(f"operator task {report.task_id} is already closed")
+
+    @workflow.update(name=POLICY_UPDATE)
+    def on_policy_update(self, policy: Policy) -> JourneyStatus:
+        """New phone, e-mail, agent card or centre: later touchpoints use the new data."""
+        self._record.note("policy_updated", None)
+        self._record.replace_policy(policy)
+        return self.status()
+
+    @on_policy_update.validator
+    def _validate_policy_update(self, policy: Policy) -> None:
+        problem = policy_update_problem(self._record.id, self._policy, policy)
+        if problem is not None:
+            raise ValueError(problem)
+
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> JourneyStatus:
+        return self._record.status()
+
     # ---- the journey ---------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, journey: JourneyInput) -> JourneyStatus:
-        start_day = self._local_today()
+        record = self._record
+        start_day = record.local_today()
         expires_on = self._policy.expires_on
-        workflow.upsert_search_attributes(self._search_attributes())
-        self._publish()
+        workflow.upsert_search_attributes(record.search_attributes())
+        record.publish()
         if start_day > expires_on:
-            self._finish(Stage.LAPSED, "started after the last day of cover")
+            record.finish(Stage.LAPSED, "started after the last day of cover")
         for _, same_day in groupby(touchpoints_for(self._policy), key=lambda tp: tp.day):
             group = list(same_day)
             if self._finished:
@@ -131,125 +185,68 @@ class RenewalJourney:
                 for touchpoint in group:
                     await self._skip_past_day(touchpoint, start_day)
                 continue
-            if workflow.patched(SAME_DAY_TOGETHER):
-                await self._run_day(group, day)
-            else:  # journeys started before the patch keep their one-by-one history
-                for touchpoint in group:
-                    await self._run_when_due(touchpoint, day)
+            await self._run_day(group, day)
         if not self._finished:
-            self._next = None
-            self._show_details()
-            end_of_cover = self._end_of_cover()
+            record.next = None
+            record.show_details()
+            end_of_cover = record.end_of_cover()
             while not self._finished and workflow.now() < end_of_cover:
                 await self._settle_handoff()
                 await self._wait(self._woken, end_of_cover, "until the last day of cover ends")
             if not self._finished:
-                self._finish(Stage.LAPSED, "no payment or renewal by the end of cover")
-        if self._stage is Stage.OPTED_OUT:
-            await self._remember_opt_out()
-        await workflow.execute_activity(
-            "record_stage",
-            StageRecord(
-                journey_id=self._id,
-                policy_number=self._policy.number,
-                expires_on=expires_on,
-                agent_id=self._policy.agent.id,
-                product=self._policy.product.value,
-                stage=self._stage.value,
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=QUICK_RETRY,
-            summary="record the journey's outcome",
-        )
+                record.finish(Stage.LAPSED, "no payment or renewal by the end of cover")
+        await self._sends.close()
         return self.status()
-
-    async def _remember_opt_out(self) -> None:
-        """Every address of an opted-out client joins the list checked at send time by all journeys."""
-        client = self._policy.client
-        await workflow.execute_activity(
-            "record_opt_out",
-            OptOutRecord(
-                journey_id=self._id,
-                addresses=[a for a in (client.phone, client.email, client.vk_id) if a],
-                reason=self._opt_out_reason(),
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=QUICK_RETRY,
-            summary="add the client to the do-not-contact list",
-        )
-
-    def _opt_out_reason(self) -> str:
-        """Why the journey ended as opted out (its `finished: opted_out` note), not whatever arrived
-        after it (a delivery report of a send winding down)."""
-        finished = f"finished: {Stage.OPTED_OUT.value}"
-        return next((e.detail for e in reversed(self._events) if e.type == finished and e.detail), "opt_out")
 
     async def _run_day(self, group: list[Touchpoint], day: date) -> None:
         """A day's touchpoints (the −30 e-mail, VK and SMS; the −17 e-mail and operator task) go out
         together at the window's opening: one timer and one workflow task instead of one each."""
-        due_now = [tp for tp in group if not (tp.rule.channel is Channel.ROBOT_CALL and self._robot_stopped)]
+        due_now = self._not_stopped(group)
         if not due_now:
             return
-        due = self._window.due_moment(day, workflow.now(), self._tz, key=self._id)
+        due = self._window.due_moment(day, workflow.now(), self._record.tz, key=self._record.id)
         if not await self._sleep_until(due, due_now[0]):
             return
-        # While it slept a late robot outcome may have stopped the calls.
-        due_now = [
-            tp for tp in due_now if not (tp.rule.channel is Channel.ROBOT_CALL and self._robot_stopped)
-        ]
+        due_now = self._not_stopped(due_now)  # while it slept a late robot outcome may have stopped calls
         if not due_now or await self._robot_day_missed(due_now, day):
             return
-        first_new = len(self._timeline)
+        timeline = self._record.timeline
+        first_new = len(timeline)
         await asyncio.gather(*(self._run_touchpoint(tp) for tp in due_now))
         order = {tp.key: index for index, tp in enumerate(due_now)}
-        self._timeline[first_new:] = sorted(
-            self._timeline[first_new:], key=lambda entry: order.get(entry.touchpoint, len(order))
+        timeline[first_new:] = sorted(
+            timeline[first_new:], key=lambda entry: order.get(entry.touchpoint, len(order))
         )
 
-    async def _run_when_due(self, touchpoint: Touchpoint, day: date) -> None:
-        """The pre-patch path: each touchpoint waits and runs on its own."""
-        if self._finished:
-            return
-        if touchpoint.rule.channel is Channel.ROBOT_CALL and self._robot_stopped:
-            return
-        due = self._window.due_moment(day, workflow.now(), self._tz, key=self._id)
-        if not await self._sleep_until(due, touchpoint):
-            return
-        if touchpoint.rule.channel is Channel.ROBOT_CALL and self._robot_stopped:
-            return
-        if not await self._robot_day_missed([touchpoint], day):
-            await self._run_touchpoint(touchpoint)
+    def _not_stopped(self, group: list[Touchpoint]) -> list[Touchpoint]:
+        return [tp for tp in group if not (tp.rule.channel is Channel.ROBOT_CALL and self._robot_stopped)]
 
     async def _robot_day_missed(self, group: list[Touchpoint], day: date) -> bool:
         """Робот Даша calls at most once a day and only on its own day: a call whose day's calling
         hours are over (late intake, a backlog) is not made up later; the series goes on tomorrow."""
         robot = [tp for tp in group if tp.rule.channel is Channel.ROBOT_CALL]
-        if not robot or self._local_today() == day:
+        if not robot or self._record.local_today() == day:
             return False
-        await self._suppress(robot[0], "calling_window_closed", self._policy.client.phone)
+        await self._sends.suppress(robot[0], "calling_window_closed", self._policy.client.phone)
         return True
 
     async def _skip_past_day(self, touchpoint: Touchpoint, start_day: date) -> None:
-        """Late intake: a day already past is never sent; a daily series is noted once. The −17
-        operator task is internal, not a message: a renewal-centre client taken in after −17 still
-        gets an operator, at intake."""
-        if touchpoint.rule.channel is Channel.OPERATOR_TASK:
+        """Late intake: a day already past is never sent (`rules.late_intake` says what it becomes)."""
+        what = late_intake(touchpoint)
+        if what is LateIntake.OPERATOR_NOW:
             day = (start_day - self._policy.expires_on).days
-            await self._open_operator_task(day, "поступил после −17: Робот Даша не звонил")
-        elif touchpoint.day == touchpoint.rule.day:
-            await self._suppress(touchpoint, "day_passed_before_intake", None)
+            await self._open_operator_task(day, OPERATOR_AT_LATE_INTAKE)
+        elif what is LateIntake.NOTE:
+            await self._sends.suppress(touchpoint, "day_passed_before_intake", None)
 
     async def _sleep_until(self, due: datetime, touchpoint: Touchpoint) -> bool:
         """Sleep until `due`; True if the touchpoint should run, False if the journey finished."""
         while not self._finished:
             await self._settle_handoff()
-            due = self._window.next_open_moment(max(due, workflow.now()), self._tz)
+            due = self._window.next_open_moment(max(due, workflow.now()), self._record.tz)
             if due <= workflow.now():
                 return not self._finished
-            self._next = NextTouchpoint(
-                touchpoint=touchpoint.key, channel=touchpoint.rule.channel, due_at=due
-            )
-            self._publish()
+            self._record.expect(touchpoint, due)
             await self._wait(self._woken, due, f"{touchpoint.key} {touchpoint.rule.template}")
         return False
 
@@ -261,7 +258,7 @@ class RenewalJourney:
         if self._handoff_owed is None or self._finished:
             return
         reason, self._handoff_owed = self._handoff_owed, None
-        await self._open_operator_task((self._local_today() - self._policy.expires_on).days, reason)
+        await self._open_operator_task(self._record.day_of_term(), reason)
 
     async def _wait(self, done: Callable[[], bool], until: datetime, summary: str) -> None:
         remaining = until - workflow.now()
@@ -271,25 +268,24 @@ class RenewalJourney:
             await workflow.wait_condition(done, timeout=remaining, timeout_summary=summary)
 
     async def _run_touchpoint(self, touchpoint: Touchpoint) -> None:
-        rule = touchpoint.rule
+        channel = touchpoint.rule.channel
         reason = await self._suppression_reason(touchpoint)
         if self._finished:
             if reason == "payment_received":  # the portal knew: say why −5 did not go out
-                await self._suppress(touchpoint, reason, self._address(rule.channel))
+                await self._sends.suppress(touchpoint, reason, self._address(channel))
             return
         if reason is not None:
-            await self._suppress(touchpoint, reason, self._address(rule.channel))
-            if rule.channel is Channel.ROBOT_CALL:
+            await self._sends.suppress(touchpoint, reason, self._address(channel))
+            if channel is Channel.ROBOT_CALL:
                 self._robot_stopped = True
-            if workflow.patched(STAGE_WHEN_DONE):
-                return  # nothing happened: the stage tells operators what did
-        elif rule.channel is Channel.ROBOT_CALL:
+            return  # nothing happened: the stage tells operators what did
+        if channel is Channel.ROBOT_CALL:
             await self._call_robot(touchpoint)
-        elif rule.channel is Channel.OPERATOR_TASK:
-            await self._open_operator_task(touchpoint.day, "Робот Даша прекратил обзвон (−17)")
+        elif channel is Channel.OPERATOR_TASK:
+            await self._open_operator_task(touchpoint.day, OPERATOR_AT_17)
         else:
             await self._send(touchpoint)
-        self._advance(_stage_after(touchpoint))
+        self._record.advance(stage_after(touchpoint))
 
     async def _suppression_reason(self, touchpoint: Touchpoint) -> str | None:
         """Why this touchpoint must not go out now, or None. Checked at the moment it is due."""
@@ -297,217 +293,119 @@ class RenewalJourney:
         if gate is not None:
             return gate
         condition = touchpoint.rule.condition
-        if condition is Condition.FIRST_PROLONGATION_YEAR and not self._policy.first_prolongation_year:
-            return "not_first_prolongation_year"
-        if condition in (Condition.NO_DRAFT_QUOTE_OR_PAYMENT, Condition.NO_DRAFT_OR_PAYMENT):
+        if condition in PORTAL_CONDITIONS:
             await self._ask_portal()
             if self._finished:
                 return "payment_received"
-            if self._draft:
-                return "draft_exists"
-            if self._quote and condition is Condition.NO_DRAFT_QUOTE_OR_PAYMENT:
-                return "quote_exists"
-        if condition is Condition.NOT_ENGAGED and self._engaged_by is not None:
-            return f"client_engaged ({self._engaged_by.value})"
-        if condition is Condition.NO_OPERATOR_TASK and self._operator_tasks:
-            return "operator_task_already_opened"
-        if touchpoint.rule.channel in _MISSING_ADDRESS and not self._address(touchpoint.rule.channel):
-            return _MISSING_ADDRESS[touchpoint.rule.channel]
-        if workflow.now() >= self._end_of_cover():
+        reason = unmet(condition, self._facts())
+        if reason is not None:
+            return reason
+        channel = touchpoint.rule.channel
+        if channel in MISSING_ADDRESS and not self._address(channel):
+            return MISSING_ADDRESS[channel]
+        if workflow.now() >= self._record.end_of_cover():
             return "cover_ended"
         return None
+
+    def _facts(self) -> Facts:
+        return Facts(
+            first_prolongation_year=self._policy.first_prolongation_year,
+            draft=self._draft,
+            quote=self._quote,
+            engaged_by=self._engaged_by,
+            operator_task_opened=bool(self._operator_tasks),
+        )
 
     async def _ask_portal(self) -> None:
         """The portal's view joins what signals told us; if it cannot answer before today's window
         closes, the signals alone decide (a −5 reminder too many beats a renewal lost)."""
-        closing = self._window.closing(self._local_today(), self._tz)
-        try:
-            portal = await workflow.execute_activity(
-                "check_portal",
-                PortalQuery(policy_number=self._policy.number, expires_on=self._policy.expires_on),
-                result_type=PortalStatus,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                schedule_to_close_timeout=max(closing - workflow.now(), timedelta(minutes=1)),
-                retry_policy=QUICK_RETRY,
-                summary="ask Альфа-Полис for a draft, quote or payment",
-            )
-        except ActivityError as error:
-            self._note("portal_unavailable", _failure_reason(error))
+        portal = await self._sends.ask_portal(self._window)
+        if portal is None:
             return
         self._draft |= portal.draft
         self._quote |= portal.quote
         if portal.paid:
-            self._note(EventType.PAYMENT_RECEIVED.value, "portal")
-            self._finish(Stage.PAID, "payment seen in the agent portal")
+            self._record.note(EventType.PAYMENT_RECEIVED.value, "portal")
+            self._record.finish(Stage.PAID, "payment seen in the agent portal")
 
-    # ---- channels ------------------------------------------------------------------------------
+    # ---- sends: every channel through one path --------------------------------------------------
 
     async def _send(self, touchpoint: Touchpoint) -> None:
-        rule = touchpoint.rule
-        recipient = self._address(rule.channel) or ""
-        message = await self._render(touchpoint, recipient)
+        """An SMS, e-mail or VK message: it waits for the send window on a retry, until cover ends."""
+        recipient = self._address(touchpoint.rule.channel) or ""
+        message = await self._sends.render(touchpoint, recipient)
         if message is None:
             return
-        request = SendRequest(
-            journey_id=self._id,
-            touchpoint=touchpoint.key,
-            channel=rule.channel,
-            template=rule.template,
-            recipient=recipient,
-            text=message.text,
-            subject=message.subject,
+        sent = await self._sends.deliver(
+            touchpoint,
+            recipient,
+            message,
+            deadline=self._record.until_end_of_cover(),
+            summary=f"{touchpoint.key}: {touchpoint.rule.template}",
             window=self._window,
             timezone=self._policy.client.timezone,
         )
-        stoppable = workflow.patched(FINISH_STOPS_SENDS)
-        try:
-            receipt = await self._unless_finished(
-                stoppable,
-                workflow.start_activity(
-                    "send_message",
-                    request,
-                    result_type=SendReceipt,
-                    task_queue=channel_queue(workflow.info().task_queue, rule.channel),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    schedule_to_close_timeout=self._until_end_of_cover(),
-                    retry_policy=SEND_RETRY,
-                    cancellation_type=_cancellation(stoppable),
-                    summary=f"{touchpoint.key}: {rule.template}",
-                ),
-            )
-        except ActivityError as error:
-            if _error_type(error) == "OptedOut":
-                self._record(touchpoint, EntryStatus.SUPPRESSED, _failure_reason(error), recipient, None)
-                self._finish(Stage.OPTED_OUT, "the address is on the do-not-contact list")
-                return
-            await self._fail(touchpoint, _failure_reason(error), recipient, message.text)
-            return
-        if receipt is None:
-            await self._suppress(touchpoint, f"journey_finished ({self._stage.value})", recipient)
-            return
-        self._record(touchpoint, EntryStatus.SENT, None, recipient, message.text)
-
-    async def _unless_finished(self, stoppable: bool, handle: workflow.ActivityHandle[T]) -> T | None:
-        """Await a send or call; if the journey finishes meanwhile (paid, renewed, opted out,
-        cancelled) while it still waits for a retry or the send window, cancel it: nothing more goes
-        out. An attempt already talking to the provider completes (the activity does not heartbeat):
-        if it went out its result counts; if it failed, the journey had ended and nothing went out.
-        None: cancelled before it went out. `stoppable`: this journey has the patch."""
-        cancelled = False
-        if stoppable:
-            await workflow.wait_condition(lambda: handle.done() or self._finished)
-            if not handle.done():
-                handle.cancel()
-                cancelled = True
-        try:
-            return await handle
-        except ActivityError as error:
-            if cancelled or isinstance(error.cause, CancelledError):
-                return None
-            raise
+        if isinstance(sent, SendReceipt):
+            self._record.record(touchpoint, EntryStatus.SENT, None, recipient, message.text)
 
     async def _call_robot(self, touchpoint: Touchpoint) -> None:
+        """One of Робот Даша's calls: today's calling hours only; its outcome comes with the answer or
+        by webhook before the hours end (no word by then: no answer)."""
         phone = self._policy.client.phone
-        message = await self._render(touchpoint, phone)
+        message = await self._sends.render(touchpoint, phone)
         if message is None:
             self._robot_stopped = True
             return
         self._robot_calls += 1
-        today = self._local_today()
-        stoppable = workflow.patched(FINISH_STOPS_SENDS)
-        try:
-            call = await self._unless_finished(
-                stoppable,
-                workflow.start_activity(
-                    "place_robot_call",
-                    RobotCallRequest(
-                        journey_id=self._id,
-                        touchpoint=touchpoint.key,
-                        phone=phone,
-                        script=message.text,
-                        attempt=self._robot_calls,
-                        not_after=self._window.closing(today, self._tz),
-                    ),
-                    result_type=RobotCallResult,
-                    task_queue=channel_queue(workflow.info().task_queue, Channel.ROBOT_CALL),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    schedule_to_close_timeout=max(
-                        self._window.closing(today, self._tz) - workflow.now(), timedelta(minutes=1)
-                    ),
-                    retry_policy=SEND_RETRY,
-                    cancellation_type=_cancellation(stoppable),
-                    summary=f"{touchpoint.key}: Робот Даша, call {self._robot_calls}",
-                ),
-            )
-        except ActivityError as error:
-            if _error_type(error) == "OptedOut":
-                self._record(touchpoint, EntryStatus.SUPPRESSED, _failure_reason(error), phone, None)
-                self._finish(Stage.OPTED_OUT, "the phone is on the do-not-contact list")
-                return
-            await self._fail(touchpoint, _failure_reason(error), phone, message.text)
-            # A number the provider refuses stops the series; a day the provider could not serve
-            # (calling hours over, an outage) does not: Робот Даша tries again tomorrow.
-            self._robot_stopped = _is_permanent(error) and _error_type(error) != "CallingWindowClosed"
+        closing = self._window.closing(self._record.local_today(), self._record.tz)
+        sent = await self._sends.deliver(
+            touchpoint,
+            phone,
+            message,
+            deadline=max(closing - workflow.now(), timedelta(minutes=1)),
+            summary=f"{touchpoint.key}: Робот Даша, call {self._robot_calls}",
+            not_after=closing,
+            attempt=self._robot_calls,
+        )
+        if isinstance(sent, Failed):
+            self._robot_stopped = robot_series_stops(sent.error_type, sent.permanent)
+        if not isinstance(sent, SendReceipt):
             return
-        if call is None:
-            await self._suppress(touchpoint, f"journey_finished ({self._stage.value})", phone)
-            return
-        self._latest_robot_task = call.task_id
-        outcome = call.outcome
+        task_id = sent.provider_message_id
+        self._latest_robot_task = task_id
+        outcome = sent.outcome
         if outcome is None:  # the provider reports by webhook: wait until today's calling hours end
-            self._awaited_robot_task = call.task_id
+            self._awaited_robot_task = task_id
             await self._wait(
-                lambda: call.task_id in self._robot_outcomes or self._finished,
-                self._window.closing(today, self._tz),
+                lambda: task_id in self._robot_outcomes or self._finished,
+                closing,
                 "waiting for Робот Даша's outcome",
             )
             self._awaited_robot_task = None
-            outcome = self._robot_outcomes.get(call.task_id, RobotOutcome.NO_ANSWER)
-        self._record(touchpoint, EntryStatus.SENT, f"outcome: {outcome.value}", phone, message.text)
+            outcome = self._robot_outcomes.get(task_id, RobotOutcome.NO_ANSWER)
+        self._record.record(touchpoint, EntryStatus.SENT, f"outcome: {outcome.value}", phone, message.text)
+        handoff = self._apply_robot_outcome(outcome, today=True)
+        if handoff is not None:
+            await self._open_operator_task(touchpoint.day, handoff)
+
+    def _apply_robot_outcome(self, outcome: RobotOutcome, today: bool = False) -> str | None:
+        """What an outcome does, today's call's or a late one: do-not-contact ends the journey; a
+        contact stops the calls and asks for an operator (the reason returned). A late contact after
+        the calls already stopped asks for nothing more."""
         if outcome is RobotOutcome.DO_NOT_CONTACT:
-            self._finish(Stage.OPTED_OUT, "do-not-contact told to Робот Даша")
-        elif outcome in ROBOT_CONTACTS:
-            self._robot_stopped = True
-            await self._open_operator_task(touchpoint.day, f"отклик на звонок Робота Даши: {outcome.value}")
+            self._record.finish(Stage.OPTED_OUT, ROBOT_DO_NOT_CONTACT)
+            return None
+        handoff = robot_handoff(outcome)
+        if handoff is None or (self._robot_stopped and not today):
+            return None
+        self._robot_stopped = True
+        return handoff
 
     async def _open_operator_task(self, day: int, reason: str) -> None:
         """Hand the client to the renewal centre: at −17, or on the day Робот Даша made contact."""
-        centre = self._policy.regional_centre
-        touchpoint = Touchpoint(OPERATOR_RULE, day)
-        if centre is None:
-            await self._fail(touchpoint, "NoRenewalCentre: the policy has no regional centre", None, None)
-            return
-        message = await self._render(touchpoint, centre.id, reason)
-        if message is None:
-            return
-        receipt = await workflow.execute_activity(
-            "open_operator_task",
-            OperatorTaskRequest(
-                journey_id=self._id,
-                touchpoint=touchpoint.key,
-                policy_number=self._policy.number,
-                centre_id=centre.id,
-                reason=reason,
-                text=message.text,
-            ),
-            result_type=OperatorTaskReceipt,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=QUICK_RETRY,
-            summary=f"operator task at {centre.name}",
-        )
-        self._operator_tasks[receipt.task_id] = True
-        self._record(touchpoint, EntryStatus.SENT, reason, centre.id, message.text)
-        self._advance(Stage.OPERATOR)
-
-    async def _render(
-        self, touchpoint: Touchpoint, recipient: str, reason: str = ""
-    ) -> RenderedMessage | None:
-        """Render, or record the touchpoint as failed: bad data must not stop the rest of the journey."""
-        try:
-            return render(touchpoint.rule.template, self._policy, reason)
-        except ValueError as error:
-            await self._fail(touchpoint, f"TemplateError: {error}", recipient, None)
-            return None
+        task_id = await self._sends.open_operator_task(day, reason)
+        if task_id is not None:
+            self._operator_tasks[task_id] = True
 
     def _address(self, channel: Channel) -> str | None:
         client = self._policy.client
@@ -519,244 +417,10 @@ class RenewalJourney:
             Channel.OPERATOR_TASK: self._policy.regional_centre.id if self._policy.regional_centre else None,
         }[channel]
 
-    # ---- the record ----------------------------------------------------------------------------
-
-    async def _suppress(self, touchpoint: Touchpoint, reason: str, recipient: str | None) -> None:
-        await self._keep(touchpoint, EntryStatus.SUPPRESSED, reason, recipient, None)
-
-    async def _fail(
-        self, touchpoint: Touchpoint, reason: str, recipient: str | None, text: str | None
-    ) -> None:
-        if workflow.patched(SEND_FAILED_ATTRIBUTE):  # findable in the UI: `SendFailed = true`
-            workflow.upsert_search_attributes([sa.SEND_FAILED.value_set(True)])
-        await self._keep(touchpoint, EntryStatus.FAILED, reason, recipient, text)
-
-    async def _keep(
-        self,
-        touchpoint: Touchpoint,
-        status: EntryStatus,
-        reason: str,
-        recipient: str | None,
-        text: str | None,
-    ) -> None:
-        """A touchpoint that did not go out: into the timeline and the outbox's audit log."""
-        self._record(touchpoint, status, reason, recipient, text)
-        await workflow.execute_activity(
-            "record_suppressed",
-            SuppressionRecord(
-                journey_id=self._id,
-                touchpoint=touchpoint.key,
-                channel=touchpoint.rule.channel,
-                template=touchpoint.rule.template,
-                recipient=recipient,
-                status=status.value,
-                reason=reason,
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=QUICK_RETRY,
-            summary=f"{touchpoint.key}: {status.value} ({reason})",
-        )
-
-    def _record(
-        self,
-        touchpoint: Touchpoint,
-        status: EntryStatus,
-        reason: str | None,
-        recipient: str | None,
-        text: str | None,
-    ) -> None:
-        now = workflow.now()
-        self._timeline.append(
-            TimelineEntry(
-                at=now,
-                day=(now.astimezone(self._tz).date() - self._policy.expires_on).days,
-                touchpoint=touchpoint.key,
-                channel=touchpoint.rule.channel,
-                status=status,
-                reason=reason,
-                template=touchpoint.rule.template,
-                to=recipient,
-                text=text,
-            )
-        )
-
-    def _note(self, kind: str, detail: str | None) -> None:
-        self._events.append(ReceivedEvent(at=workflow.now(), type=kind, detail=detail))
-
-    # ---- stages --------------------------------------------------------------------------------
+    @property
+    def _policy(self) -> Policy:
+        return self._record.policy
 
     @property
     def _finished(self) -> bool:
-        return self._stage in TERMINAL_STAGES
-
-    def _finish(self, stage: Stage, why: str) -> None:
-        if self._finished:
-            return
-        self._stage = stage
-        self._next = None
-        self._note(f"finished: {stage.value}", why)
-        self._publish()
-
-    def _advance(self, stage: Stage) -> None:
-        if self._finished or _PROGRESS.index(stage) <= _PROGRESS.index(self._stage):
-            return
-        self._stage = stage
-        self._publish()
-
-    def _publish(self) -> None:
-        """Keep the Temporal UI truthful: stage search attribute and the current-details text."""
-        workflow.upsert_search_attributes([sa.JOURNEY_STAGE.value_set(self._stage.value)])
-        self._show_details()
-
-    def _show_details(self) -> None:
-        lines = [
-            f"**Policy** {self._policy.number} ({self._policy.product.value}), "
-            f"last day of cover {self._policy.expires_on:%d.%m.%Y}",
-            f"**Stage** {self._stage.value}",
-        ]
-        if self._next is not None:
-            local = self._next.due_at.astimezone(self._tz)
-            lines.append(f"**Next** {self._next.touchpoint} at {local:%d.%m.%Y %H:%M %Z}")
-        workflow.set_current_details("\n\n".join(lines))
-
-    def _search_attributes(self) -> list[SearchAttributeUpdate[Any]]:
-        policy = self._policy
-        expires_at = datetime.combine(policy.expires_on, time(0), tzinfo=self._tz)
-        return [
-            sa.POLICY_NUMBER.value_set(policy.number),
-            sa.PRODUCT.value_set(policy.product.value),
-            sa.AGENT_ID.value_set(policy.agent.id),
-            sa.RENEWAL_CENTRE.value_set(policy.regional_centre.id if policy.regional_centre else ""),
-            sa.EXPIRES_ON.value_set(expires_at),
-            sa.JOURNEY_STAGE.value_set(self._stage.value),
-        ]
-
-    def _local_today(self) -> date:
-        return workflow.now().astimezone(self._tz).date()
-
-    def _end_of_cover(self) -> datetime:
-        return datetime.combine(self._policy.expires_on + timedelta(days=1), time(0), tzinfo=self._tz)
-
-    def _until_end_of_cover(self) -> timedelta:
-        return max(self._end_of_cover() - workflow.now(), timedelta(minutes=1))
-
-    # ---- messages from outside -----------------------------------------------------------------
-
-    @workflow.signal(name="event")
-    def on_event(self, event: JourneyEvent) -> None:
-        """Payment, draft, quote, renewal, engagement, opt-out or cancellation."""
-        self._note(event.type.value, event.source)
-        if self._finished:
-            return
-        if event.type in _EVENT_STAGES:
-            self._finish(_EVENT_STAGES[event.type], f"{event.type.value} ({event.source or 'signal'})")
-        elif event.type is EventType.DRAFT_CREATED:
-            self._draft = True
-        elif event.type is EventType.QUOTE_CREATED:
-            self._quote = True
-        elif event.type in ENGAGEMENT_EVENTS and self._engaged_by is None:
-            self._engaged_by = event.type
-
-    @workflow.signal(name="robot_outcome")
-    def on_robot_outcome(self, report: RobotOutcomeReport) -> None:
-        task_id = report.task_id or self._latest_robot_task
-        self._note(f"robot_outcome: {report.outcome.value}", task_id)
-        if task_id is not None:
-            self._robot_outcomes[task_id] = report.outcome
-        if task_id == self._awaited_robot_task or self._finished:
-            return  # today's call: the waiting call applies it
-        # A late outcome (after its day's calling hours) still counts: contact is contact.
-        if report.outcome is RobotOutcome.DO_NOT_CONTACT:
-            self._finish(Stage.OPTED_OUT, "do-not-contact told to Робот Даша")
-        elif report.outcome in ROBOT_CONTACTS and not self._robot_stopped:
-            self._robot_stopped = True
-            self._handoff_owed = f"отклик на звонок Робота Даши: {report.outcome.value}"
-
-    @workflow.update(name="operator_outcome")
-    def on_operator_outcome(self, report: OperatorOutcomeReport) -> JourneyStatus:
-        """A renewal-centre operator's result; the agent stays on the renewal on every path."""
-        # A callback at a time keeps the task open: the operator records the real outcome later.
-        self._operator_tasks[report.task_id] = report.outcome is OperatorOutcome.CALLBACK
-        detail = f"task {report.task_id}" + (f": {report.note}" if report.note else "")
-        self._note(f"operator_outcome: {report.outcome.value}", detail)
-        if report.outcome is OperatorOutcome.REFUSED:
-            self._finish(Stage.REFUSED, "the client refused the renewal to an operator")
-        elif report.outcome is OperatorOutcome.DO_NOT_CONTACT:
-            self._finish(Stage.OPTED_OUT, "do-not-contact told to an operator")
-        return self.status()
-
-    @on_operator_outcome.validator
-    def _validate_operator_outcome(self, report: OperatorOutcomeReport) -> None:
-        if report.task_id not in self._operator_tasks:
-            raise ValueError(f"operator task {report.task_id} does not belong to journey {self._id}")
-        if not self._operator_tasks[report.task_id]:
-            raise ValueError(f"operator task {report.task_id} is already closed")
-
-    @workflow.update(name="update_policy")
-    def on_policy_update(self, policy: Policy) -> JourneyStatus:
-        """New phone, e-mail, agent card or centre: later touchpoints use the new data."""
-        self._policy = policy
-        self._tz = zone(policy.client.timezone)
-        self._note("policy_updated", None)
-        workflow.upsert_search_attributes(self._search_attributes())
-        return self.status()
-
-    @on_policy_update.validator
-    def _validate_policy_update(self, policy: Policy) -> None:
-        current = self._policy
-        if (policy.number, policy.expires_on) != (current.number, current.expires_on):
-            raise ValueError(
-                f"policy update for {policy.number} ending {policy.expires_on} does not match "
-                f"journey {self._id} ({current.number} ending {current.expires_on})"
-            )
-        fixed = ("product", "product_code", "bank", "renewal_centre", "first_prolongation_year")
-        changed = [name for name in fixed if getattr(policy, name) != getattr(current, name)]
-        if changed:
-            raise ValueError(
-                f"{', '.join(changed)} cannot change within a policy term: they decide which touchpoints "
-                "the journey has; cancel it and start a new one"
-            )
-
-    @workflow.query(name="status")
-    def status(self) -> JourneyStatus:
-        return JourneyStatus(
-            workflow_id=self._id,
-            policy_number=self._policy.number,
-            stage=self._stage,
-            next=self._next,
-            timeline=list(self._timeline),
-            events=list(self._events),
-        )
-
-
-def _cancellation(stoppable: bool) -> workflow.ActivityCancellationType:
-    """Journeys with the patch wait for the provider's answer to a cancelled send, so what went out is
-    recorded as sent; older ones keep the SDK's default."""
-    if stoppable:
-        return workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-    return workflow.ActivityCancellationType.TRY_CANCEL
-
-
-def _stage_after(touchpoint: Touchpoint) -> Stage:
-    if touchpoint.rule.channel is Channel.ROBOT_CALL:
-        return Stage.ROBOT_CALLING
-    if touchpoint.rule.channel is Channel.OPERATOR_TASK:
-        return Stage.OPERATOR
-    if touchpoint.day == -5:
-        return Stage.FINAL_REMINDER
-    return Stage.INFORMING
-
-
-def _is_permanent(error: ActivityError) -> bool:
-    return isinstance(error.cause, ApplicationError) and error.cause.non_retryable
-
-
-def _error_type(error: ActivityError) -> str | None:
-    return error.cause.type if isinstance(error.cause, ApplicationError) else None
-
-
-def _failure_reason(error: ActivityError) -> str:
-    cause = error.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type or 'Error'}: {cause.message}"
-    return f"{type(cause).__name__ if cause else 'ActivityError'}: {cause or error}"
+        return self._record.finished

@@ -14,16 +14,19 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from renewals.journey_api import JourneyEvent, JourneyInput, JourneyStatus
+    from renewals import journey_api as api
 
 from workflows.renewal import RenewalJourney
+from workflows.timing import sleep_until
+
+SIMULATION_WORKFLOW_TYPE = "SimulateScenario"
 
 
 class TimedEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     at: datetime
-    event: JourneyEvent
+    event: api.JourneyEvent
 
 
 class ScenarioRun(BaseModel):
@@ -31,22 +34,20 @@ class ScenarioRun(BaseModel):
 
     journey_id: str
     start_at: datetime
-    journey: JourneyInput
+    journey: api.JourneyInput
     events: list[TimedEvent]
 
 
-@workflow.defn(name="SimulateScenario")
+@workflow.defn(name=SIMULATION_WORKFLOW_TYPE)
 class SimulateScenario:
     @workflow.run
-    async def run(self, scenario: ScenarioRun) -> JourneyStatus:
-        if scenario.start_at > workflow.now():
-            await workflow.sleep(scenario.start_at - workflow.now(), summary="until the scenario's intake")
+    async def run(self, scenario: ScenarioRun) -> api.JourneyStatus:
+        await sleep_until(scenario.start_at, "until the scenario's intake")
         journey = await workflow.start_child_workflow(
             RenewalJourney.run, scenario.journey, id=scenario.journey_id
         )
         for timed in sorted(scenario.events, key=lambda e: e.at):
-            if timed.at > workflow.now():
-                await workflow.sleep(timed.at - workflow.now(), summary=timed.event.type.value)
+            await sleep_until(timed.at, timed.event.type.value)
             try:
                 await journey.signal(RenewalJourney.on_event, timed.event)
             except ApplicationError:

@@ -1,31 +1,33 @@
 """PartnerApplication: one durable journey per realtor application, with business-hours SLA clocks.
 
-Status changes arrive as the `change_status` update (validated: a refused move never enters history)
-or the `status_changed` signal (a refused move is kept in `rejected`). Each change stops and starts
-clocks (`renewals.sla.targets.SlaTargets`), and the journey sleeps until the next warning or breach
-moment. A warning notifies the stage's responsible person (an urgent application: the urgent line).
-A breach runs the seed's escalation checklist as a tracked sequence of activities and one awaited
-operator answer. The report's snapshot is stored after every change of the journey's state.
-SimulateApplication drives a journey from a script on the server's clock.
+Each status change stops and starts clocks (`renewals.sla.targets.SlaTargets`), and the journey
+sleeps until the next warning or breach moment. A warning notifies whoever can still keep the
+deadline (an urgent application: the urgent line). A breach runs the seed's escalation checklist as
+a tracked sequence of activities and one awaited answer. The report's snapshot is stored after every
+change of the journey's state. The scripted driver is in `workflows/sla_simulation.py`.
 
-Determinism: time only from `workflow.now()`, I/O only in activities (called by name). Journeys
-started before the `sla-v2` patch keep their old command sequence (see `SLA_V2`).
+Determinism: time only from `workflow.now()`, I/O only in activities, called through their methods
+(`activities.sla.SlaActivities`); the bookkeeping is pure (`renewals.sla.clocks`, `.timeline`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.sla import SlaActivities
     from renewals import search_attributes as sa
     from renewals.sendwindow import zone
+    from renewals.sla import application_api as api
+    from renewals.sla import timeline
     from renewals.sla.business_time import BusinessCalendar
     from renewals.sla.clocks import ClockRun, calendar_problem, start_clock, view
     from renewals.sla.models import (
@@ -50,51 +52,138 @@ with workflow.unsafe.imports_passed_through():
 QUICK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
-# The `sla-v2` patch: the warning is a notification activity; an urgent application's notices use the
-# urgent channel; the snapshot is stored after every warning, breach and checklist step (not only
-# status changes); a breach is checked just after `due` (an event exactly at `due` is inside the SLA)
-# and also caught when a change stops a clock that already ran past `due`; a repeated breach raises
-# the process flag right after steps 1–3 instead of after step 4's answer, and the urgent reaction
-# clock does not count towards "repeated". Journeys started before it run the old path to the end.
-SLA_V2 = "sla-v2"
-
-_AUTOMATIC_STEPS = (
-    (EscalationStepName.CHECK_DATA_AND_PAYMENT, "sla_check_data_and_payment"),
-    (EscalationStepName.LOCATE_BLOCKER, "sla_locate_blocker"),
-    (EscalationStepName.HAND_OVER, "sla_hand_over"),
+Step = Callable[[SlaActivities, EscalationRequest], Awaitable[StepFinding]]
+_AUTOMATIC_STEPS: tuple[tuple[EscalationStepName, Step], ...] = (
+    (EscalationStepName.CHECK_DATA_AND_PAYMENT, SlaActivities.check_data_and_payment),
+    (EscalationStepName.LOCATE_BLOCKER, SlaActivities.locate_blocker),
+    (EscalationStepName.HAND_OVER, SlaActivities.hand_over),
 )
 
 
-@workflow.defn(name="PartnerApplication")
+@workflow.defn(name=api.WORKFLOW_TYPE)
 class PartnerApplication:
+    """One realtor application through the insurer's statuses, measured against its SLA clocks.
+
+    Interface (the names are constants in `renewals.sla.application_api`):
+
+    - run `PartnerApplication` (ApplicationInput) → ApplicationStatus, when the application is
+      issued or cancelled, or closed. A submission the support calendar cannot count fails the run
+      (CalendarNotCovered); starters check it first.
+    - update `change_status` (StatusChange) → ApplicationStatus: a status change from the partner
+      cabinet or the CLI. Its validator refuses a closed journey, a move the process forbids
+      (backwards, a repeat, issued before paid) and a moment the calendar cannot count, so a refused
+      move never enters history.
+    - signal `status_changed` (StatusChange): the same, fire-and-forget (drivers, webhooks); a
+      refused move is kept in `rejected`.
+    - update `record_answer` (EscalationAnswer) → ApplicationStatus: checklist step 4 by an
+      operator. Its validator refuses it when no escalation (of the answer's clock) awaits one.
+    - signal `close` (CloseRequest): end the journey without a final status.
+    - query `status` (datetime | None) → ApplicationStatus: the journey as of the caller's clock.
+    """
+
     @workflow.init
     def __init__(self, application: ApplicationInput) -> None:
         self._app = application
         self._calendar = BusinessCalendar(application.calendar)
         self._id = workflow.info().workflow_id
-        now = _clamp(application.submitted_at, None, workflow.now())
+        now = timeline.clamp(application.submitted_at, None, workflow.now())
         self._status = SlaStatus.SUBMITTED
         self._periods = [StatusPeriod(status=SlaStatus.SUBMITTED, entered=now, by=application.submitted_by)]
         self._clocks: list[ClockRun] = []
         self._escalations: list[EscalationStep] = []
         self._rejected: list[RejectedChange] = []
-        self._changes = 0
         self._breaches = 0
         self._flag = False
         self._closed: str | None = None
         self._escalating: list[asyncio.Task[None]] = []
-        self._revision = 0  # every change of the state the snapshot shows
-        self._v2 = False  # decided by `workflow.patched` at the start of `run`
+        self._revision = 0  # every change of the state the snapshot shows: what wakes the journey
         # A submission the calendar cannot count fails the run cleanly (starters check it first).
         self._invalid = calendar_problem(application.clocks, SlaStatus.SUBMITTED, now, self._calendar)
         if self._invalid is None:
             self._start_clocks(SlaStatus.SUBMITTED, now)
 
+    # ---- the interface -------------------------------------------------------------------------
+
+    @workflow.update(name=api.CHANGE_STATUS_UPDATE)
+    def change_status(self, change: StatusChange) -> ApplicationStatus:
+        """A status change from the partner cabinet or the CLI; refused moves are rejected."""
+        self._apply(change)
+        return self.status()
+
+    @change_status.validator
+    def _validate_change(self, change: StatusChange) -> None:
+        refusal = self._refusal(change)
+        if refusal is not None:
+            raise ValueError(f"application {self._app.id}: {refusal}")
+
+    @workflow.signal(name=api.STATUS_CHANGED_SIGNAL)
+    def status_changed(self, change: StatusChange) -> None:
+        """Fire-and-forget variant (drivers, webhooks): a refused move is kept in `rejected`."""
+        refusal = self._refusal(change)
+        if refusal is not None:
+            self._rejected.append(
+                RejectedChange(at=workflow.now(), status=change.status.value, by=change.by, reason=refusal)
+            )
+            self._revision += 1
+            return
+        self._apply(change)
+
+    @workflow.update(name=api.RECORD_ANSWER_UPDATE)
+    def record_answer(self, answer: EscalationAnswer) -> ApplicationStatus:
+        """Checklist step 4 by an operator: the answer and its time."""
+        step = timeline.awaiting_answer(self._escalations, answer.clock)
+        assert step is not None  # the validator guarantees it
+        step.at = workflow.now()
+        step.finding = f"{answer.by}: {answer.text}"
+        self._touch()
+        return self.status()
+
+    @record_answer.validator
+    def _validate_answer(self, answer: EscalationAnswer) -> None:
+        if timeline.awaiting_answer(self._escalations, answer.clock) is None:
+            which = "" if answer.clock is None else f" of clock {answer.clock!r}"
+            raise ValueError(f"application {self._app.id}: no escalation{which} awaits an answer")
+
+    @workflow.signal(name=api.CLOSE_SIGNAL)
+    def close(self, request: CloseRequest) -> None:
+        """End the journey without a final status; running clocks stay unstopped in the record."""
+        if self._closed is None and self._status not in TERMINAL:
+            self._closed = f"{request.reason} ({request.by})"
+            self._touch()
+
+    @workflow.query(name=api.STATUS_QUERY)
+    def status(self, at: datetime | None = None) -> ApplicationStatus:
+        """The journey as of `at` (the caller's clock) or of its last task: a query does not advance
+        workflow time, so a cabinet asking at night passes its own now to see the clock paused."""
+        now = max(at, workflow.now()) if at is not None else workflow.now()
+        periods = [period.model_copy() for period in self._periods]
+        last = periods[-1]
+        if last.left is None:
+            last.business_seconds = int(self._calendar.between(last.entered, now).total_seconds())
+        return ApplicationStatus(
+            workflow_id=self._id,
+            as_of=now,
+            id=self._app.id,
+            partner=self._app.partner,
+            urgent=self._app.urgent,
+            calendar=self._app.calendar,
+            status=self._status,
+            finished=self._done,
+            closed_reason=self._closed,
+            responsible_now=self._app.responsible.for_duty(DUTY_OF_STATUS[self._status]),
+            periods=periods,
+            time_in_status=timeline.time_in_status(periods),
+            clocks=[view(clock, now, self._calendar) for clock in self._clocks],
+            escalations=[step.model_copy() for step in self._escalations],
+            breaches=self._breaches,
+            process_flag=self._flag,
+            rejected=list(self._rejected),
+        )
+
     # ---- the journey ---------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, application: ApplicationInput) -> ApplicationStatus:
-        self._v2 = workflow.patched(SLA_V2)
         if self._invalid is not None:
             raise ApplicationError(
                 f"application {application.id}: {self._invalid}",
@@ -115,9 +204,8 @@ class PartnerApplication:
             self._fire_due(workflow.now())
             if self._done:
                 break
-            # Keep the report's store current: after every state change (v1: status changes only).
-            if recorded != self._mark():
-                recorded = self._mark()
+            if recorded != self._revision:  # keep the report's store current after every change
+                recorded = self._revision
                 await self._record()
                 continue
             await self._sleep_until_next_moment()
@@ -130,15 +218,13 @@ class PartnerApplication:
         return self._status in TERMINAL or self._closed is not None
 
     async def _sleep_until_next_moment(self) -> None:
-        """Until the next warning or breach, or until a status change re-plans the clocks."""
-        seen = self._mark()
-        pending = [
-            (moment, clock) for clock in self._clocks if (moment := clock.next_moment(self._v2)) is not None
-        ]
+        """Until the next warning or breach, or until any change re-plans the clocks."""
+        seen = self._revision
 
         def changed() -> bool:
-            return self._mark() != seen or self._closed is not None
+            return self._revision != seen or self._closed is not None
 
+        pending = [(moment, clock) for clock in self._clocks if (moment := clock.next_moment()) is not None]
         if not pending:
             await workflow.wait_condition(changed)
             return
@@ -151,224 +237,98 @@ class PartnerApplication:
                 timeout_summary=f"{clock.spec.name} {kind} at {self._local(moment):%d.%m %H:%M}",
             )
 
-    def _mark(self) -> int:
-        """What wakes the journey: any state change (v2), status changes only (v1)."""
-        return self._revision if self._v2 else self._changes
+    def _fire_due(self, now: datetime) -> None:
+        """Warn the clocks whose warning has come; escalate the ones that ran past `due` (still
+        running after it, or stopped by a change that came after it)."""
+        for clock in self._clocks:
+            if clock.warning_due(now):
+                clock.warned = clock.warn_at
+                self._background(self._warn(clock))
+            if clock.overran(now):
+                clock.breached_at = clock.due
+                self._breaches += 1
+                repeated = timeline.is_repeated(self._clocks, clock)
+                workflow.upsert_search_attributes([sa.SLA_BREACHED.value_set(True)])
+                self._background(self._escalate(clock, self._breaches, repeated))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` beside the journey (awaited before it ends), and show what started it."""
+        self._escalating.append(asyncio.create_task(work))
+        self._touch()
 
     def _touch(self) -> None:
         self._revision += 1
         self._publish()
 
-    def _fire_due(self, now: datetime) -> None:
-        if self._v2:
-            self._fire_due_v2(now)
-            return
-        for clock in self._clocks:
-            if not clock.running:
-                continue
-            if clock.warn_at is not None and clock.warned is None and clock.warn_at <= now:
-                clock.warned = clock.warn_at
-                self._publish()
-            if clock.breached_at is None and clock.due <= now:
-                clock.breached_at = clock.due
-                self._breaches += 1
-                workflow.upsert_search_attributes([sa.SLA_BREACHED.value_set(True)])
-                self._escalating.append(asyncio.create_task(self._escalate(clock, self._breaches)))
-                self._publish()
-
-    def _fire_due_v2(self, now: datetime) -> None:
-        for clock in self._clocks:
-            if (
-                clock.running
-                and clock.warn_at is not None
-                and clock.warned is None
-                and clock.warn_at <= now
-                and clock.warn_at < clock.due
-                and not clock.overran(now)
-            ):
-                clock.warned = clock.warn_at
-                self._escalating.append(asyncio.create_task(self._warn(clock)))
-                self._touch()
-            if clock.overran(now):  # still running after `due`, or stopped after it
-                clock.breached_at = clock.due
-                self._breaches += 1
-                # The urgent reaction clock runs from the same submission as the calculation clock:
-                # a late first reaction and a late calculation are one slow start, not a repeat.
-                process_breaches = sum(
-                    1 for c in self._clocks if c.breached_at is not None and not c.spec.urgent_only
-                )
-                repeated = not clock.spec.urgent_only and process_breaches >= 2
-                workflow.upsert_search_attributes([sa.SLA_BREACHED.value_set(True)])
-                self._escalating.append(
-                    asyncio.create_task(self._escalate_v2(clock, self._breaches, repeated))
-                )
-                self._touch()
+    # ---- the warning and the escalation checklist ----------------------------------------------
 
     async def _warn(self, clock: ClockRun) -> None:
         """The warning before the breach, as a notice to whoever can still keep the deadline."""
-        request = self._escalation_request(clock.spec.name, clock.due, self._breaches, self._status)
-        found = await workflow.execute_activity(
-            "sla_warn",
-            request,
-            result_type=StepFinding,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=QUICK_RETRY,
-            summary=f"{clock.spec.name} warning via {request.channel}",
+        request = self._escalation_request(clock, self._breaches, self._status)
+        found = await self._step(
+            SlaActivities.warn, request, f"{clock.spec.name} warning via {request.channel}"
         )
-        self._escalations.append(
-            EscalationStep(
-                clock=clock.spec.name,
-                step=EscalationStepName.WARNING,
-                at=workflow.now(),
-                finding=found.finding,
-                channel=request.channel,
-            )
-        )
-        self._touch()
+        self._note(clock.spec.name, EscalationStepName.WARNING, found, request.channel)
 
-    # ---- the escalation checklist --------------------------------------------------------------
-
-    async def _escalate(self, clock: ClockRun, breach_number: int) -> None:
-        """Steps 1–3 are activities; 4 waits for an operator's answer or the application's progress;
-        5 runs on the application's second and later breach."""
-        name = clock.spec.name
-        seen = self._changes
-        request = self._escalation_request(name, clock.due, breach_number)
-        for step, activity in _AUTOMATIC_STEPS:
-            found = await workflow.execute_activity(
-                activity,
-                request,
-                result_type=StepFinding,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=QUICK_RETRY,
-                summary=f"{name} breached: {step.value}",
-            )
-            self._escalations.append(
-                EscalationStep(clock=name, step=step, at=workflow.now(), finding=found.finding)
-            )
-            self._publish()
-        answer = EscalationStep(clock=name, step=EscalationStepName.RECORD_ANSWER, at=None)
-        self._escalations.append(answer)
-        if self._changes != seen:  # the application already moved on while steps 1–3 ran
-            self._answer_by_progress(answer, self._periods[-1])
-        else:
-            self._publish()
-            await workflow.wait_condition(lambda: answer.at is not None or self._closed is not None)
-        if breach_number >= 2:
-            found = await workflow.execute_activity(
-                "sla_raise_process_flag",
-                request,
-                result_type=StepFinding,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=QUICK_RETRY,
-                summary=f"repeated breach #{breach_number}: process-correction flag",
-            )
-            self._flag = True
-            self._escalations.append(
-                EscalationStep(
-                    clock=name,
-                    step=EscalationStepName.RAISE_PROCESS_FLAG,
-                    at=workflow.now(),
-                    finding=found.finding,
-                )
-            )
-            self._publish()
-
-    async def _escalate_v2(self, clock: ClockRun, breach_number: int, repeated: bool) -> None:
+    async def _escalate(self, clock: ClockRun, breach_number: int, repeated: bool) -> None:
         """Steps 1–3 are activities; 4 is shown awaited until an operator's answer or the next status
         change fills it; 5 follows at once on a repeated breach — a second breach is a fact whether
         or not anyone has answered the first, so the flag does not wait for step 4."""
         name = clock.spec.name
         # Where it was stuck at the deadline (a change that stopped the clock late came after it).
-        stuck = next((p.status for p in reversed(self._periods) if p.entered <= clock.due), self._status)
-        request = self._escalation_request(name, clock.due, breach_number, stuck)
+        stuck = timeline.status_at(self._periods, clock.due, self._status)
+        request = self._escalation_request(clock, breach_number, stuck)
         for step, activity in _AUTOMATIC_STEPS:
-            found = await workflow.execute_activity(
-                activity,
-                request,
-                result_type=StepFinding,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=QUICK_RETRY,
-                summary=f"{name} breached: {step.value}",
-            )
-            channel = request.channel if step is EscalationStepName.HAND_OVER else None
-            self._escalations.append(
-                EscalationStep(
-                    clock=name, step=step, at=workflow.now(), finding=found.finding, channel=channel
-                )
-            )
-            self._touch()
+            found = await self._step(activity, request, f"{name} breached: {step.value}")
+            self._note(name, step, found, request.channel if step is EscalationStepName.HAND_OVER else None)
         answer = EscalationStep(clock=name, step=EscalationStepName.RECORD_ANSWER, at=None)
         self._escalations.append(answer)
-        progress = next((p for p in self._periods if p.entered > clock.due), None)
+        progress = timeline.progress_after(self._periods, clock.due)
         if progress is not None:  # the application moved on after the deadline: that is the answer
-            self._answer_by_progress(answer, progress)
+            timeline.answer_by_progress(answer, progress)
         self._touch()
         if repeated:
-            await self._raise_flag(request, name, breach_number)
+            summary = f"repeated breach #{breach_number}: process-correction flag"
+            found = await self._step(SlaActivities.raise_process_flag, request, summary)
+            self._flag = True
+            self._note(name, EscalationStepName.RAISE_PROCESS_FLAG, found, PARTNER_CHANNEL)
 
-    async def _raise_flag(self, request: EscalationRequest, clock: str, breach_number: int) -> None:
-        found = await workflow.execute_activity(
-            "sla_raise_process_flag",
+    async def _step(self, activity: Step, request: EscalationRequest, summary: str) -> StepFinding:
+        return await workflow.execute_activity_method(
+            activity,
             request,
-            result_type=StepFinding,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=QUICK_RETRY,
-            summary=f"repeated breach #{breach_number}: process-correction flag",
+            summary=summary,
         )
-        self._flag = True
+
+    def _note(self, clock: str, step: EscalationStepName, found: StepFinding, channel: str | None) -> None:
         self._escalations.append(
-            EscalationStep(
-                clock=clock,
-                step=EscalationStepName.RAISE_PROCESS_FLAG,
-                at=workflow.now(),
-                finding=found.finding,
-                channel=PARTNER_CHANNEL,
-            )
+            EscalationStep(clock=clock, step=step, at=workflow.now(), finding=found.finding, channel=channel)
         )
         self._touch()
 
     def _escalation_request(
-        self, clock: str, due: datetime, breach_number: int, status: SlaStatus | None = None
+        self, clock: ClockRun, breach_number: int, status: SlaStatus
     ) -> EscalationRequest:
         return EscalationRequest(
             application_id=self._app.id,
             partner=self._app.partner,
             timezone=self._app.calendar.timezone,
-            clock=clock,
-            status=status or self._status,
-            due=due,
+            clock=clock.spec.name,
+            status=status,
+            due=clock.due,
             paid=any(p.status is SlaStatus.PAID for p in self._periods),
             responsible=self._app.responsible,
             breach_number=breach_number,
-            urgent=self._app.urgent and self._v2,
-        )
-
-    @staticmethod
-    def _answer_by_progress(step: EscalationStep, period: StatusPeriod) -> None:
-        step.at = period.entered
-        step.finding = f"status moved to {period.status.value} by {period.by}" + (
-            f": {period.reason}" if period.reason else ""
-        )
-
-    def _awaiting_answer(self, clock: str | None) -> EscalationStep | None:
-        """The oldest step 4 awaiting an answer, of `clock` or (None) of any clock."""
-        return next(
-            (
-                s
-                for s in self._escalations
-                if (clock is None or s.clock == clock)
-                and s.step is EscalationStepName.RECORD_ANSWER
-                and s.at is None
-            ),
-            None,
+            urgent=self._app.urgent,
         )
 
     # ---- status changes ------------------------------------------------------------------------
 
     def _apply(self, change: StatusChange) -> None:
         current = self._periods[-1]
-        now = _clamp(change.at, current.entered, workflow.now())
+        now = timeline.clamp(change.at, current.entered, workflow.now())
         current.left = now
         current.business_seconds = int(self._calendar.between(current.entered, now).total_seconds())
         period = StatusPeriod(status=change.status, entered=now, by=change.by, reason=change.reason)
@@ -382,11 +342,9 @@ class PartnerApplication:
         self._start_clocks(change.status, now)
         for step in self._escalations:
             if step.step is EscalationStepName.RECORD_ANSWER and step.at is None:
-                self._answer_by_progress(step, period)
-        self._changes += 1
-        self._revision += 1
+                timeline.answer_by_progress(step, period)
         workflow.upsert_search_attributes([sa.SLA_STATUS.value_set(change.status.value)])
-        self._publish()
+        self._touch()
 
     def _start_clocks(self, status: SlaStatus, now: datetime) -> None:
         for spec in self._app.clocks:
@@ -401,95 +359,14 @@ class PartnerApplication:
         refusal = transition_error(self._status, change.status)
         if refusal is not None:
             return refusal
-        moment = _clamp(change.at, self._periods[-1].entered, workflow.now())
+        moment = timeline.clamp(change.at, self._periods[-1].entered, workflow.now())
         return calendar_problem(self._app.clocks, change.status, moment, self._calendar)
 
-    @workflow.update(name="change_status")
-    def change_status(self, change: StatusChange) -> ApplicationStatus:
-        """A status change from the partner cabinet or the CLI; refused moves are rejected."""
-        self._apply(change)
-        return self.status()
-
-    @change_status.validator
-    def _validate_change(self, change: StatusChange) -> None:
-        refusal = self._refusal(change)
-        if refusal is not None:
-            raise ValueError(f"application {self._app.id}: {refusal}")
-
-    @workflow.signal(name="status_changed")
-    def status_changed(self, change: StatusChange) -> None:
-        """Fire-and-forget variant (drivers, webhooks): a refused move is kept in `rejected`."""
-        refusal = self._refusal(change)
-        if refusal is not None:
-            self._rejected.append(
-                RejectedChange(at=workflow.now(), status=change.status.value, by=change.by, reason=refusal)
-            )
-            self._revision += 1
-            return
-        self._apply(change)
-
-    @workflow.update(name="record_answer")
-    def record_answer(self, answer: EscalationAnswer) -> ApplicationStatus:
-        """Checklist step 4 by an operator: the answer and its time."""
-        step = self._awaiting_answer(answer.clock)
-        assert step is not None  # the validator guarantees it
-        step.at = workflow.now()
-        step.finding = f"{answer.by}: {answer.text}"
-        self._touch()
-        return self.status()
-
-    @record_answer.validator
-    def _validate_answer(self, answer: EscalationAnswer) -> None:
-        if self._awaiting_answer(answer.clock) is None:
-            which = "" if answer.clock is None else f" of clock {answer.clock!r}"
-            raise ValueError(f"application {self._app.id}: no escalation{which} awaits an answer")
-
-    @workflow.signal(name="close")
-    def close(self, request: CloseRequest) -> None:
-        """End the journey without a final status; running clocks stay unstopped in the record."""
-        if self._closed is None and self._status not in TERMINAL:
-            self._closed = f"{request.reason} ({request.by})"
-            self._touch()
-
-    # ---- the view ------------------------------------------------------------------------------
-
-    @workflow.query(name="status")
-    def status(self, at: datetime | None = None) -> ApplicationStatus:
-        """The journey as of `at` (the caller's clock) or of its last task: a query does not advance
-        workflow time, so a cabinet asking at night passes its own now to see the clock paused."""
-        now = max(at, workflow.now()) if at is not None else workflow.now()
-        periods = [period.model_copy() for period in self._periods]
-        last = periods[-1]
-        if last.left is None:
-            last.business_seconds = int(self._calendar.between(last.entered, now).total_seconds())
-        time_in_status: dict[str, int] = {}
-        for period in periods:
-            time_in_status[period.status.value] = (
-                time_in_status.get(period.status.value, 0) + period.business_seconds
-            )
-        return ApplicationStatus(
-            workflow_id=self._id,
-            as_of=now,
-            id=self._app.id,
-            partner=self._app.partner,
-            urgent=self._app.urgent,
-            calendar=self._app.calendar,
-            status=self._status,
-            finished=self._done,
-            closed_reason=self._closed,
-            responsible_now=self._app.responsible.for_duty(DUTY_OF_STATUS[self._status]),
-            periods=periods,
-            time_in_status=time_in_status,
-            clocks=[view(clock, now, self._calendar) for clock in self._clocks],
-            escalations=[step.model_copy() for step in self._escalations],
-            breaches=self._breaches,
-            process_flag=self._flag,
-            rejected=list(self._rejected),
-        )
+    # ---- the record and the UI -----------------------------------------------------------------
 
     async def _record(self) -> None:
-        await workflow.execute_activity(
-            "sla_record_application",
+        await workflow.execute_activity_method(
+            SlaActivities.record_application,
             self.status(),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=QUICK_RETRY,
@@ -501,90 +378,8 @@ class PartnerApplication:
 
     def _publish(self) -> None:
         """Keep the Temporal UI truthful: the status, the running clocks and the escalations."""
-        lines = [
-            f"**Application** {self._app.id} ({self._app.partner})"
-            + (" — urgent" if self._app.urgent else ""),
-            f"**Status** {self._status.value}" + (f" — closed: {self._closed}" if self._closed else ""),
-        ]
-        for clock in self._clocks:
-            state = "breached" if clock.breached_at else ("running" if clock.running else "stopped")
-            lines.append(f"**{clock.spec.name}** {state}, due {self._local(clock.due):%d.%m %H:%M %Z}")
-        awaiting = [s.clock for s in self._escalations if s.at is None]
-        if awaiting:
-            lines.append(f"**Awaiting answer** for {', '.join(awaiting)}")
-        if self._flag:
-            lines.append("**Process flag** raised (repeated breach)")
-        workflow.set_current_details("\n\n".join(lines))
-
-
-def _clamp(moment: datetime | None, earliest: datetime | None, now: datetime) -> datetime:
-    """A reported moment, but never in the future and never before the previous change."""
-    if moment is None or moment > now:
-        return now
-    return moment if earliest is None or moment >= earliest else earliest
-
-
-# ---- simulation ---------------------------------------------------------------------------------
-
-
-class TimedChange(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    at: datetime
-    change: StatusChange
-
-
-class SimulationRun(BaseModel):
-    """One scripted application: submitted at `submitted_at`, changes at their moments, and closed at
-    `horizon` (after every clock that could still run is past its breach) if it is not finished."""
-
-    model_config = ConfigDict(frozen=True)
-
-    workflow_id: str
-    application: ApplicationInput
-    submitted_at: datetime
-    changes: list[TimedChange]
-    horizon: datetime
-
-
-async def _outcome(
-    handle: workflow.ChildWorkflowHandle[PartnerApplication, ApplicationStatus],
-) -> ApplicationStatus:
-    return await handle
-
-
-async def _sleep_until(moment: datetime, summary: str) -> None:
-    if moment > workflow.now():
-        await workflow.sleep(moment - workflow.now(), summary=summary)
-
-
-@workflow.defn(name="SimulateApplication")
-class SimulateApplication:
-    @workflow.run
-    async def run(self, run: SimulationRun) -> ApplicationStatus:
-        await _sleep_until(run.submitted_at, "until the submission")
-        handle = await workflow.start_child_workflow(
-            PartnerApplication.run, run.application, id=run.workflow_id
-        )
-        outcome = asyncio.create_task(_outcome(handle))
-        for timed in sorted(run.changes, key=lambda t: t.at):
-            await _sleep_until(timed.at, timed.change.status.value)
-            if outcome.done():
-                break
-            try:
-                change = timed.change.model_copy(update={"at": timed.at})
-                await handle.signal(PartnerApplication.status_changed, change)
-            except ApplicationError:
-                break  # the journey has already finished; later events have nowhere to go
-        if not outcome.done() and run.horizon > workflow.now():
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    outcome.done,
-                    timeout=run.horizon - workflow.now(),
-                    timeout_summary="until every running clock is past its breach",
-                )
-        if not outcome.done():
-            await handle.signal(
-                PartnerApplication.close, CloseRequest(by="simulation", reason="end of script")
+        workflow.set_current_details(
+            timeline.details(
+                self._app, self._status, self._closed, self._clocks, self._escalations, self._flag
             )
-        return await outcome
+        )

@@ -1,20 +1,24 @@
-"""The channel interface every provider adapter implements, and how a send can fail.
+"""The one interface every provider implements, and how a send can fail.
+
+Every channel — SMS, e-mail, VK and Робот Даша's calls — goes through a `Provider`: `deliver` hands
+one message (or call) over and says who took it; `find` asks whether the provider already has it (a
+retry after a crash, an opted-out recipient whose message may be out). A failover chain is just a
+`Provider` made of providers (`renewals.channels.failover`), so the send activity never asks which
+kind it holds.
 
 A provider raises `PermanentSendError` for what no retry can fix (a bad number, a stop-listed
-recipient, a forbidden text); anything else it raises is transient and the activity retries it.
+recipient, a forbidden text); `ChannelPaused` for "stop sending through us" (no funds, auth);
+`TransientSendError` and anything else is retried by the activity.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from renewals.activity_io import (
-    PortalQuery,
-    PortalStatus,
-    RobotCallRequest,
-    RobotCallResult,
-    SendRequest,
-)
+from pydantic import BaseModel, ConfigDict
+
+from renewals.activity_io import PortalQuery, PortalStatus, SendRequest
+from renewals.journey_api import RobotOutcome
 from renewals.models import Channel
 
 
@@ -27,20 +31,54 @@ class PermanentSendError(Exception):
         self.message = message
 
 
-class MessageProvider(Protocol):
-    """Sends SMS, e-mail or VK messages; must honour `request.dedup_key` so a retry sends nothing."""
+class Delivery(BaseModel):
+    """Who took the message, under which id; a robot that answers at once also gives the outcome."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    message_id: str
+    outcome: RobotOutcome | None = None
+
+
+class Provider(Protocol):
+    """Delivers messages of one channel; must honour `request.dedup_key` so a retry sends nothing.
+
+    `accepted_by` is the provider the outbox says may already hold the message (a failover chain
+    sends it there only); a single provider ignores it. `reconciles`: `find` can prove the provider
+    has, or has not, the message (SMSC's status query); without it `find` answers None (cannot tell).
+    """
 
     name: str
+    reconciles: bool
+
+    async def deliver(self, request: SendRequest, accepted_by: str | None = None) -> Delivery: ...
+
+    async def find(self, request: SendRequest, accepted_by: str | None = None) -> Delivery | None: ...
+
+
+class SingleProvider:
+    """A provider of one service: implement `send` (and `lookup` if it can reconcile)."""
+
+    name: str = "provider"
+    reconciles: bool = False
 
     async def send(self, request: SendRequest) -> str:
-        """Deliver the message to the provider; returns the provider's message id."""
-        ...
+        """Hand the message over; returns the provider's message id."""
+        raise NotImplementedError
 
+    async def lookup(self, request: SendRequest) -> str | None:
+        """The message id if the provider already has the message (only when `reconciles`)."""
+        return None
 
-class RobotProvider(Protocol):
-    name: str
+    async def deliver(self, request: SendRequest, accepted_by: str | None = None) -> Delivery:
+        return Delivery(provider=self.name, message_id=await self.send(request))
 
-    async def place_call(self, request: RobotCallRequest) -> RobotCallResult: ...
+    async def find(self, request: SendRequest, accepted_by: str | None = None) -> Delivery | None:
+        if not self.reconciles:
+            return None
+        message_id = await self.lookup(request)
+        return Delivery(provider=self.name, message_id=message_id) if message_id else None
 
 
 class AgentPortal(Protocol):
@@ -48,20 +86,14 @@ class AgentPortal(Protocol):
 
 
 class Channels:
-    """The providers a worker sends through, one per channel."""
+    """The providers a worker sends through, one per channel, and the agent portal it asks."""
 
-    def __init__(
-        self,
-        messages: dict[Channel, MessageProvider],
-        robot: RobotProvider,
-        portal: AgentPortal,
-    ) -> None:
-        self.messages = messages
-        self.robot = robot
+    def __init__(self, providers: dict[Channel, Provider], portal: AgentPortal) -> None:
+        self.providers = providers
         self.portal = portal
 
-    def for_channel(self, channel: Channel) -> MessageProvider:
+    def provider(self, channel: Channel) -> Provider:
         try:
-            return self.messages[channel]
+            return self.providers[channel]
         except KeyError:
             raise PermanentSendError("ChannelNotConfigured", f"no provider for {channel}") from None

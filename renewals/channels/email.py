@@ -8,8 +8,8 @@ idempotency key and no status query. When the dialogue dies after DATA went out 
 for the final 250, a dropped connection) the server may have queued the message, and the retry sends
 it again — **at-least-once on ambiguous failures**. What keeps that harmless: the dedup key becomes
 a deterministic `Message-ID`, identical on every resend, so the second copy is recognisable as the
-same message (mail stores and clients collapse it, support can search for it; the sandbox gateway
-logs it as a repeat). Failures before DATA (connect, auth, a refused recipient) send nothing.
+same message (mail stores and clients collapse it, support can search for it; the fake providers'
+gateway logs it as a repeat). Failures before DATA (connect, auth, a refused recipient) send nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import aiosmtplib
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from renewals.activity_io import SendRequest
-from renewals.channels.base import PermanentSendError
+from renewals.channels.base import PermanentSendError, SingleProvider
 from renewals.channels.errors import ChannelPaused, ErrorType, ProviderUnavailable, RateLimited
 from renewals.privacy import mask_address
 
@@ -98,8 +98,8 @@ def classify_smtp_error(provider: str, exc: aiosmtplib.SMTPException) -> Excepti
     return ProviderUnavailable(f"{provider}: {type(exc).__name__}", provider=provider)
 
 
-class EmailProvider:
-    """`MessageProvider` for e-mail through any SMTP relay."""
+class EmailProvider(SingleProvider):
+    """E-mail through any SMTP relay (no status query: the Message-ID is derived from the key)."""
 
     def __init__(self, config: EmailConfig, name: str = "smtp") -> None:
         self.config = config

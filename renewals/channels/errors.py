@@ -16,9 +16,16 @@ Four outcomes, so the activity can react to each the right way:
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
+from typing import Any, Protocol
 
 import httpx
+
+from renewals.channels.base import PermanentSendError
+from renewals.phones import InvalidPhone, to_e164
+from renewals.privacy import mask_phone
 
 
 class ErrorType(StrEnum):
@@ -136,3 +143,59 @@ def http_status_error(provider: str, response: httpx.Response) -> Exception | No
             answered=status in (500, 502),
         )
     return None
+
+
+def dialable(raw: str) -> str:
+    """`raw` in E.164 for a provider, or `PermanentSendError(InvalidPhone)` with the number masked."""
+    try:
+        return to_e164(raw)
+    except InvalidPhone:
+        raise PermanentSendError(
+            ErrorType.INVALID_PHONE, f"not a valid phone number: {mask_phone(raw)}"
+        ) from None
+
+
+async def answered(provider: str, sending: Awaitable[httpx.Response]) -> httpx.Response:
+    """The provider's HTTP response; its transport failure or a status with a generic meaning raised
+    as what it means (see `transport_error`, `http_status_error`)."""
+    try:
+        response = await sending
+    except httpx.TransportError as exc:
+        raise transport_error(provider, exc) from None
+    error = http_status_error(provider, response)
+    if error is not None:
+        raise error
+    return response
+
+
+def json_object(
+    provider: str, response: httpx.Response, unreadable: Callable[[str], Exception] | None = None
+) -> dict[str, Any]:
+    """The response's body as a JSON object; anything else is `unreadable(what)` (by default: the
+    provider is unavailable, nothing was accepted)."""
+    fail = unreadable or (lambda what: ProviderUnavailable(f"{provider}: {what}", provider=provider))
+    try:
+        body = response.json()
+    except json.JSONDecodeError:
+        raise fail("answer is not JSON") from None
+    if not isinstance(body, dict):
+        raise fail("unexpected answer")
+    return body
+
+
+class HttpApiConfig(Protocol):
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def timeout_seconds(self) -> float: ...
+
+    @property
+    def connect_timeout_seconds(self) -> float: ...
+
+
+def api_client(config: HttpApiConfig, client: httpx.AsyncClient | None) -> tuple[httpx.AsyncClient, str]:
+    """The HTTP client an adapter talks through (a test's, or one with the config's timeouts), and
+    the API's base URL without a trailing slash."""
+    timeout = httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds)
+    return client or httpx.AsyncClient(timeout=timeout), config.base_url.rstrip("/")

@@ -1,7 +1,7 @@
 """Build the channels a worker sends through, from the settings.
 
-- `database`: the in-database sandbox (simulate, tests): every message is a row, nothing leaves.
-- `gateway`: the real adapters, pointed at the local sandbox gateway (`python -m fake_providers`).
+- `database`: the recording providers (simulate, tests): every message is a row, nothing leaves.
+- `gateway`: the real adapters, pointed at the local fake providers (`python -m fake_providers`).
 - `providers`: the real adapters with the configured credentials; SMS fails over along an ordered
   list of SMSC-speaking gateways (`smsc`, then `smsc_backup`, then each of `smsc_backups` in order).
 """
@@ -13,11 +13,11 @@ from typing import TypeVar
 
 from pydantic import SecretStr
 
-from renewals.channels.base import Channels, MessageProvider
+from renewals.channels.base import Channels, Provider
 from renewals.channels.email import EmailConfig, EmailProvider
 from renewals.channels.failover import FailoverProvider
 from renewals.channels.portal_http import PortalHttpClient, PortalHttpConfig
-from renewals.channels.recording import DatabasePortal, SandboxMessages, SandboxRobot
+from renewals.channels.recording import DatabasePortal, RecordingMessages, ScriptedRobot
 from renewals.channels.robot_http import RobotHttpConfig, RobotHttpProvider
 from renewals.channels.smsc import SmscConfig, SmscProvider
 from renewals.channels.vk import VkConfig, VkProvider
@@ -33,18 +33,22 @@ class ChannelConfigError(ValueError):
     """A channel needed by `channels=providers` has no configuration."""
 
 
-def sandbox_channels(db: Database, robot: SandboxRobot | None = None) -> Channels:
-    """Every channel through the in-database sandbox."""
-    messages = SandboxMessages(db)
+def recording_channels(db: Database, robot: ScriptedRobot | None = None) -> Channels:
+    """Every channel through the recording providers: each message a database row, nothing leaves."""
+    messages = RecordingMessages(db)
     return Channels(
-        {Channel.SMS: messages, Channel.EMAIL: messages, Channel.VK: messages},
-        robot or SandboxRobot(db),
+        {
+            Channel.SMS: messages,
+            Channel.EMAIL: messages,
+            Channel.VK: messages,
+            Channel.ROBOT_CALL: robot or ScriptedRobot(db),
+        },
         DatabasePortal(db),
     )
 
 
 def gateway_settings(settings: Settings) -> Settings:
-    """The provider configs that point every adapter at the local sandbox gateway."""
+    """The provider configs that point every adapter at the local fake providers."""
     url = settings.gateway_url.rstrip("/")
     secret = SecretStr("sandbox")
     timeout = settings.provider_timeout_seconds
@@ -71,7 +75,7 @@ def gateway_settings(settings: Settings) -> Settings:
 
 def build_channels(settings: Settings, db: Database) -> Channels:
     if settings.channels == "database":
-        return sandbox_channels(db)
+        return recording_channels(db)
     configured = gateway_settings(settings) if settings.channels == "gateway" else settings
     smsc, vk, smtp, robot, portal = (
         _required(configured.smsc, "smsc"),
@@ -83,15 +87,17 @@ def build_channels(settings: Settings, db: Database) -> Channels:
     backups = [*([configured.smsc_backup] if configured.smsc_backup else []), *configured.smsc_backups]
     sms = sms_provider([smsc, *backups], db, pause_seconds=settings.channel_pause_minutes * 60)
     return Channels(
-        {Channel.SMS: sms, Channel.VK: VkProvider(vk), Channel.EMAIL: EmailProvider(smtp)},
-        RobotHttpProvider(robot),
+        {
+            Channel.SMS: sms,
+            Channel.VK: VkProvider(vk),
+            Channel.EMAIL: EmailProvider(smtp),
+            Channel.ROBOT_CALL: RobotHttpProvider(robot),
+        },
         PortalHttpClient(portal),
     )
 
 
-def sms_provider(
-    configs: Sequence[SmscConfig], db: Database, pause_seconds: float = 900.0
-) -> MessageProvider:
+def sms_provider(configs: Sequence[SmscConfig], db: Database, pause_seconds: float = 900.0) -> Provider:
     """One SMSC adapter, or failover over several in this order: `smsc`, `smsc-backup`,
     `smsc-backup-2`, … (the names are stored in the outbox rows, so keep the order stable)."""
     if not configs:

@@ -8,12 +8,12 @@ The rule that keeps it safe: **a message is pinned to the provider that may have
 * A permanent recipient error (`PermanentSendError`) is raised as is: another provider would reject
   the same number. A rate limit is raised too: back off, don't spread the load.
 * P answered, but not whether it kept the message (HTTP 500/502, an error code we don't know:
-  `ProviderUnavailable(maybe_accepted=True, answered=True)`): ask P (`lookup`, SMSC's status query)
+  `ProviderUnavailable(maybe_accepted=True, answered=True)`): ask P (`find`, SMSC's status query)
   at once. It has the message → that is the delivery; it has none → move on; it can't say → keep the pin.
 * No answer at all (read timeout, dropped connection, 504): keep the pin and raise. P may still be
   working on the request, so a lookup now proves nothing; the activity's retry comes back to P only.
 * A retry that finds a pin (an earlier attempt, maybe cut short by a crash) goes to the pinned
-  provider only; it may move on only when that provider proves by `lookup` that it has nothing.
+  provider only; it may move on only when that provider proves by `find` that it has nothing.
 
 "No funds" or "auth failed" from a provider pauses *that provider* for `pause_seconds` (in this
 process) with an ALERT in the log, and sends go to the others meanwhile. When every provider refuses
@@ -28,22 +28,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
-
-from pydantic import BaseModel, ConfigDict
+from typing import Protocol
 
 from renewals.activity_io import SendRequest
-from renewals.channels.base import MessageProvider, PermanentSendError
+from renewals.channels.base import Delivery, PermanentSendError, Provider
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 
 log = logging.getLogger(__name__)
-
-
-class Delivery(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    provider: str
-    message_id: str
 
 
 class FailoverLedger(Protocol):
@@ -56,13 +47,6 @@ class FailoverLedger(Protocol):
     async def release(self, key: str, provider: str) -> None:
         """Forget the pin if it still names `provider` (it proved it has nothing)."""
         ...
-
-
-@runtime_checkable
-class Reconcilable(Protocol):
-    """A provider that can tell whether it already has a message (SMSC: `/sys/status.php`)."""
-
-    async def lookup(self, request: SendRequest) -> str | None: ...
 
 
 class InMemoryLedger:
@@ -92,11 +76,13 @@ def _proves_not_accepted(exc: Exception) -> bool:
 
 
 class FailoverProvider:
-    """A `MessageProvider` over several providers of one channel, tried in order."""
+    """A `Provider` over several providers of one channel, tried in order."""
+
+    reconciles = True  # through the provider the message is pinned to
 
     def __init__(
         self,
-        providers: Sequence[MessageProvider],
+        providers: Sequence[Provider],
         ledger: FailoverLedger | None = None,
         name: str = "failover",
         pause_seconds: float = 900.0,
@@ -113,9 +99,6 @@ class FailoverProvider:
         self.pause_seconds = pause_seconds
         self._clock = clock
         self._paused_until: dict[str, float] = {}
-
-    async def send(self, request: SendRequest) -> str:
-        return (await self.deliver(request)).message_id
 
     async def deliver(self, request: SendRequest, accepted_by: str | None = None) -> Delivery:
         """Send once; `accepted_by` (the outbox row's provider) overrides the ledger's pin."""
@@ -150,15 +133,12 @@ class FailoverProvider:
         (no pin, it has nothing, or it cannot tell)."""
         pinned = accepted_by or await self.ledger.pinned(request.dedup_key)
         provider = next((p for p in self.providers if p.name == pinned), None)
-        if provider is None or not isinstance(provider, Reconcilable):
-            return None
-        message_id = await provider.lookup(request)
-        return Delivery(provider=provider.name, message_id=message_id) if message_id else None
+        return await provider.find(request) if provider is not None else None
 
     def paused(self, provider: str) -> bool:
         return self._paused_until.get(provider, 0.0) > self._clock()
 
-    def _pause(self, provider: MessageProvider, error: ChannelPaused) -> None:
+    def _pause(self, provider: Provider, error: ChannelPaused) -> None:
         if not self.paused(provider.name):
             log.error(
                 "ALERT %s provider %s paused for %.0f s, sending through the others: %s: %s",
@@ -170,12 +150,12 @@ class FailoverProvider:
             )
         self._paused_until[provider.name] = self._clock() + self.pause_seconds
 
-    async def _try(self, provider: MessageProvider, request: SendRequest) -> Delivery:
+    async def _try(self, provider: Provider, request: SendRequest) -> Delivery:
         """One provider, one attempt; raises what proves nothing was accepted with the pin released."""
         key = request.dedup_key
         await self.ledger.pin(key, provider.name)
         try:
-            return Delivery(provider=provider.name, message_id=await provider.send(request))
+            return await provider.deliver(request)
         except (PermanentSendError, RateLimited):
             await self.ledger.release(key, provider.name)
             raise
@@ -184,12 +164,12 @@ class FailoverProvider:
             await self.ledger.release(key, provider.name)
             raise
         except ProviderUnavailable as exc:
-            if exc.maybe_accepted and not (exc.answered and isinstance(provider, Reconcilable)):
+            if exc.maybe_accepted and not (exc.answered and provider.reconciles):
                 raise  # no answer, or nobody to ask: the pin stays
             if exc.maybe_accepted:
-                existing = await self._lookup_or(provider, request, exc)
+                existing = await self._find_or(provider, request, exc)
                 if existing is not None:
-                    return Delivery(provider=provider.name, message_id=existing)
+                    return existing
                 exc = ProviderUnavailable(f"{exc.message}; it has no such message", provider=provider.name)
             await self.ledger.release(key, provider.name)
             raise exc from None
@@ -214,23 +194,20 @@ class FailoverProvider:
                 provider=pinned,
                 maybe_accepted=True,
             )
-            if not isinstance(provider, Reconcilable):
+            if not provider.reconciles:
                 await self.ledger.pin(request.dedup_key, pinned)
                 raise waiting from exc
-            existing = await self._lookup_or(provider, request, waiting)
+            existing = await self._find_or(provider, request, waiting)
             if existing is not None:
                 await self.ledger.pin(request.dedup_key, pinned)
-                return Delivery(provider=pinned, message_id=existing)
+                return existing
             failures.append(exc)
             return None
 
-    async def _lookup_or(
-        self, provider: MessageProvider, request: SendRequest, error: Exception
-    ) -> str | None:
-        """`provider.lookup`; if the lookup fails too, the pin stays and `error` is raised."""
-        assert isinstance(provider, Reconcilable)
+    async def _find_or(self, provider: Provider, request: SendRequest, error: Exception) -> Delivery | None:
+        """`provider.find`; if the lookup fails too, the pin stays and `error` is raised."""
         try:
-            return await provider.lookup(request)
+            return await provider.find(request)
         except Exception:
             await self.ledger.pin(request.dedup_key, provider.name)
             raise error from None

@@ -6,7 +6,6 @@ means the agent has not started it yet (`PortalStatus()`), not an error.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -14,7 +13,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from renewals.activity_io import PortalQuery, PortalStatus
-from renewals.channels.errors import ProviderUnavailable, http_status_error, transport_error
+from renewals.channels.errors import ProviderUnavailable, answered, api_client, json_object
 
 
 class PortalHttpConfig(BaseModel):
@@ -41,10 +40,7 @@ class PortalHttpClient:
 
     def __init__(self, config: PortalHttpConfig, client: httpx.AsyncClient | None = None) -> None:
         self.config = config
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds)
-        )
-        self._base = config.base_url.rstrip("/")
+        self._client, self._base = api_client(config, client)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -67,21 +63,11 @@ class PortalHttpClient:
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any] | None:
         headers = {"Authorization": f"Bearer {self.config.token.get_secret_value()}"}
-        try:
-            response = await self._client.get(self._base + path, params=params, headers=headers)
-        except httpx.TransportError as exc:
-            raise transport_error(self.name, exc) from None
+        response = await answered(
+            self.name, self._client.get(self._base + path, params=params, headers=headers)
+        )
         if response.status_code == 404:
             return None
-        error = http_status_error(self.name, response)
-        if error is not None:
-            raise error
         if response.status_code >= 400:
             raise ProviderUnavailable(f"{self.name}: HTTP {response.status_code}", provider=self.name)
-        try:
-            body = response.json()
-        except json.JSONDecodeError:
-            raise ProviderUnavailable(f"{self.name}: answer is not JSON", provider=self.name) from None
-        if not isinstance(body, dict):
-            raise ProviderUnavailable(f"{self.name}: unexpected answer", provider=self.name)
-        return body
+        return json_object(self.name, response)

@@ -1,7 +1,8 @@
-"""The development sandbox: channels that 'deliver' by recording each message in the database.
+"""Recording channels: providers that 'deliver' by recording each message in the database.
 
-It validates what a real provider would reject (an invalid phone, a malformed e-mail address) and
-deduplicates on the same key a real provider gets, so journeys behave as they will in production.
+`renewals simulate`, the tests and a worker with `channels=database` use them: nothing leaves the
+machine. They refuse what a real provider would (an invalid phone, a malformed e-mail address) and
+deduplicate on the same key a real provider gets, so journeys behave as they will in production.
 """
 
 from __future__ import annotations
@@ -9,46 +10,32 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-import phonenumbers
 from sqlalchemy import select
 
-from renewals.activity_io import (
-    PortalQuery,
-    PortalStatus,
-    RobotCallRequest,
-    RobotCallResult,
-    SendRequest,
-)
-from renewals.channels.base import PermanentSendError
+from renewals.activity_io import PortalQuery, PortalStatus, SendRequest
+from renewals.channels.base import Delivery, PermanentSendError, SingleProvider
 from renewals.db.database import Database
 from renewals.db.tables import PortalRenewalRow, SandboxMessageRow
 from renewals.db.upsert import insert_ignoring_conflict
 from renewals.journey_api import RobotOutcome
 from renewals.models import Channel
+from renewals.phones import is_valid_phone
 
 
-def is_valid_phone(raw: str) -> bool:
-    try:
-        return bool(phonenumbers.is_valid_number(phonenumbers.parse(raw, "RU")))
-    except phonenumbers.NumberParseException:
-        return False
-
-
-class SandboxLog:
-    """The sandbox's 'provider side': one row per accepted dedup key."""
+class MessageRecord:
+    """The recording providers' 'provider side': one row per accepted dedup key."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def accept(
-        self, key: str, channel: Channel, recipient: str, text: str, subject: str | None = None
-    ) -> int:
+    async def accept(self, request: SendRequest) -> int:
+        key = request.dedup_key
         values = {
             "dedup_key": key,
-            "channel": channel.value,
-            "recipient": recipient,
-            "subject": subject,
-            "text": text,
+            "channel": request.channel.value,
+            "recipient": request.recipient,
+            "subject": request.subject,
+            "text": request.text,
             "accepted_at": datetime.now(UTC),
         }
         async with self.db.session() as session, session.begin():
@@ -60,33 +47,34 @@ class SandboxLog:
             ).scalar_one()
 
 
-class SandboxMessages:
+def _refuse_invalid_address(request: SendRequest) -> None:
+    if request.channel in (Channel.SMS, Channel.ROBOT_CALL) and not is_valid_phone(request.recipient):
+        raise PermanentSendError("InvalidPhone", f"not a valid phone number: {request.recipient!r}")
+    if request.channel is Channel.EMAIL and "@" not in request.recipient:
+        raise PermanentSendError("InvalidEmail", "not an e-mail address")
+
+
+class RecordingMessages(SingleProvider):
     """SMS, e-mail and VK in one: validates the address as the real provider would, then records."""
 
-    name = "sandbox"
+    name = "recording"
 
     def __init__(self, db: Database) -> None:
-        self.log = SandboxLog(db)
+        self.record = MessageRecord(db)
 
     async def send(self, request: SendRequest) -> str:
-        if request.channel is Channel.SMS and not is_valid_phone(request.recipient):
-            raise PermanentSendError("InvalidPhone", f"not a valid phone number: {request.recipient!r}")
-        if request.channel is Channel.EMAIL and "@" not in request.recipient:
-            raise PermanentSendError("InvalidEmail", "not an e-mail address")
-        message_id = await self.log.accept(
-            request.dedup_key, request.channel, request.recipient, request.text, request.subject
-        )
-        return f"sandbox-{message_id}"
+        _refuse_invalid_address(request)
+        return f"recorded-{await self.record.accept(request)}"
 
 
-class SandboxRobot:
-    """Робот Даша in the sandbox: answers each call from a script, by default «no answer».
+class ScriptedRobot(SingleProvider):
+    """Робот Даша, recorded: answers each call at once from a script, by default «no answer».
 
     `script` maps a journey id to the outcomes of its successive calls, which is how
     `renewals simulate` plays a scenario's `robot` list.
     """
 
-    name = "sandbox-robot"
+    name = "recording-robot"
 
     def __init__(
         self,
@@ -94,17 +82,16 @@ class SandboxRobot:
         script: Mapping[str, Sequence[RobotOutcome]] | None = None,
         default: RobotOutcome = RobotOutcome.NO_ANSWER,
     ) -> None:
-        self.log = SandboxLog(db)
+        self.record = MessageRecord(db)
         self.script = script or {}
         self.default = default
 
-    async def place_call(self, request: RobotCallRequest) -> RobotCallResult:
-        if not is_valid_phone(request.phone):
-            raise PermanentSendError("InvalidPhone", f"not a valid phone number: {request.phone!r}")
-        call_id = await self.log.accept(request.dedup_key, Channel.ROBOT_CALL, request.phone, request.script)
+    async def deliver(self, request: SendRequest, accepted_by: str | None = None) -> Delivery:
+        _refuse_invalid_address(request)
+        call_id = await self.record.accept(request)
         outcomes = self.script.get(request.journey_id, ())
         outcome = outcomes[request.attempt - 1] if request.attempt <= len(outcomes) else self.default
-        return RobotCallResult(task_id=f"sandbox-call-{call_id}", outcome=outcome)
+        return Delivery(provider=self.name, message_id=f"recorded-call-{call_id}", outcome=outcome)
 
 
 class DatabasePortal:

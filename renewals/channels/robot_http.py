@@ -9,25 +9,24 @@ time zone. The answer is the provider's task id; the outcome arrives later at ou
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import time
 from typing import Any
 
 import httpx
-import phonenumbers
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from renewals.activity_io import RobotCallRequest, RobotCallResult
-from renewals.channels.base import PermanentSendError
+from renewals.activity_io import SendRequest
+from renewals.channels.base import PermanentSendError, SingleProvider
 from renewals.channels.errors import (
     ErrorType,
     ProviderUnavailable,
-    http_status_error,
-    transport_error,
+    answered,
+    api_client,
+    dialable,
+    json_object,
 )
 from renewals.journey_api import RobotOutcome
-from renewals.privacy import mask_phone
 
 CALL_TASKS_PATH = "/api/v1/call-tasks"
 
@@ -92,16 +91,6 @@ def parse_outcome_webhook(payload: Mapping[str, Any]) -> RobotCallOutcome:
     return RobotCallOutcome(task_id=task_id, client_task_id=client_task_id, outcome=_OUTCOMES[result])
 
 
-def _e164(raw: str) -> str:
-    try:
-        number = phonenumbers.parse(raw, "RU")
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number(number):
-        raise PermanentSendError(ErrorType.INVALID_PHONE, f"not a valid phone number: {mask_phone(raw)}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 _BODY_ERRORS = {
     "invalid_phone": ErrorType.INVALID_PHONE,
     "stop_listed": ErrorType.STOP_LISTED,
@@ -110,28 +99,27 @@ _BODY_ERRORS = {
 }
 
 
-class RobotHttpProvider:
-    """`RobotProvider` for Робот Даша over HTTP."""
+class RobotHttpProvider(SingleProvider):
+    """Робот Даша over HTTP: a call task per send, its outcome later by webhook (no status query).
+
+    The request's `recipient` is the phone, `text` the script, `attempt` the call's number."""
 
     def __init__(
         self, config: RobotHttpConfig, client: httpx.AsyncClient | None = None, name: str = "robot"
     ) -> None:
         self.config = config
         self.name = name
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds)
-        )
-        self._base = config.base_url.rstrip("/")
+        self._client, self._base = api_client(config, client)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def place_call(self, request: RobotCallRequest) -> RobotCallResult:
+    async def send(self, request: SendRequest) -> str:
         body = {
             "client_task_id": request.dedup_key,
             "campaign_id": self.config.campaign_id,
-            "phone": _e164(request.phone),
-            "script": request.script,
+            "phone": dialable(request.recipient),
+            "script": request.text,
             "attempt": request.attempt,
             "start_execution_time": self.config.window_start.strftime("%H:%M"),
             "end_execution_time": self.config.window_end.strftime("%H:%M"),
@@ -141,23 +129,12 @@ class RobotHttpProvider:
         task_id = answer.get("task_id")
         if not task_id:
             raise ProviderUnavailable(f"{self.name}: answer without task_id", provider=self.name)
-        return RobotCallResult(task_id=str(task_id), outcome=None)
+        return str(task_id)
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.config.api_key.get_secret_value()}"}
-        try:
-            response = await self._client.post(self._base + path, json=body, headers=headers)
-        except httpx.TransportError as exc:
-            raise transport_error(self.name, exc) from None
-        error = http_status_error(self.name, response)
-        if error is not None:
-            raise error
-        try:
-            answer = response.json()
-        except json.JSONDecodeError:
-            raise ProviderUnavailable(f"{self.name}: answer is not JSON", provider=self.name) from None
-        if not isinstance(answer, dict):
-            raise ProviderUnavailable(f"{self.name}: unexpected answer", provider=self.name)
+        response = await answered(self.name, self._client.post(self._base + path, json=body, headers=headers))
+        answer = json_object(self.name, response)
         if response.status_code >= 400:
             err = answer.get("error")
             code = str(err.get("code", "")) if isinstance(err, dict) else ""

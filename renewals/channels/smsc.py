@@ -13,26 +13,25 @@ that refuses a repeated id itself). Credentials go in a POST form, never in a UR
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
 import httpx
-import phonenumbers
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from renewals.activity_io import SendRequest
-from renewals.channels.base import PermanentSendError
+from renewals.channels.base import PermanentSendError, SingleProvider
 from renewals.channels.errors import (
     ChannelPaused,
     ErrorType,
     ProviderUnavailable,
     RateLimited,
-    http_status_error,
-    transport_error,
+    answered,
+    api_client,
+    dialable,
+    json_object,
 )
-from renewals.privacy import mask_phone
 
 SEND_PATH = "/sys/send.php"
 STATUS_PATH = "/sys/status.php"
@@ -97,13 +96,7 @@ def smsc_message_id(dedup_key: str) -> int:
 
 def normalise_phone(raw: str) -> str:
     """E.164 digits without '+', as SMSC wants; raises `PermanentSendError(InvalidPhone)`."""
-    try:
-        number = phonenumbers.parse(raw, "RU")
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number(number):
-        raise PermanentSendError(ErrorType.INVALID_PHONE, f"not a valid phone number: {mask_phone(raw)}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
+    return dialable(raw).lstrip("+")
 
 
 def to_report(message_id: str, phone: str, provider_status: int, error_code: int | None) -> DeliveryReport:
@@ -154,19 +147,17 @@ def classify_send_error(provider: str, code: int, text: str) -> Exception:
     return ProviderUnavailable(message, provider=provider, maybe_accepted=True, answered=True)
 
 
-class SmscProvider:
-    """`MessageProvider` for SMS via SMSC.ru (or any gateway speaking its HTTP API)."""
+class SmscProvider(SingleProvider):
+    """SMS via SMSC.ru (or any gateway speaking its HTTP API); reconciles through its status query."""
+
+    reconciles = True
 
     def __init__(
         self, config: SmscConfig, client: httpx.AsyncClient | None = None, name: str = "smsc"
     ) -> None:
         self.config = config
         self.name = name
-        self._client = client or httpx.AsyncClient(
-            base_url=config.base_url,
-            timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
-        )
-        self._base = config.base_url.rstrip("/")
+        self._client, self._base = api_client(config, client)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -215,23 +206,11 @@ class SmscProvider:
         return {"login": self.config.login, "psw": self.config.password.get_secret_value(), "fmt": "3"}
 
     async def _post(self, path: str, form: dict[str, str]) -> dict[str, Any]:
-        try:
-            response = await self._client.post(self._base + path, data=form)
-        except httpx.TransportError as exc:
-            raise transport_error(self.name, exc) from None
-        error = http_status_error(self.name, response)
-        if error is not None:
-            raise error
+        response = await answered(self.name, self._client.post(self._base + path, data=form))
         if response.status_code >= 400:
             raise ProviderUnavailable(f"{self.name}: HTTP {response.status_code}", provider=self.name)
         # A 2xx we can't read (SMSC answers "OK - 1 SMS, ID - …" when it ignores fmt=3) may be an accept.
-        try:
-            body = response.json()
-        except json.JSONDecodeError:
-            raise self._unreadable("answer is not JSON") from None
-        if not isinstance(body, dict):
-            raise self._unreadable("unexpected answer")
-        return body
+        return json_object(self.name, response, self._unreadable)
 
     def _unreadable(self, what: str) -> ProviderUnavailable:
         return ProviderUnavailable(

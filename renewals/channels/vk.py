@@ -16,7 +16,6 @@ possible delivery is never recorded as "not allowed".
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,14 +24,15 @@ import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from renewals.activity_io import SendRequest
-from renewals.channels.base import PermanentSendError
+from renewals.channels.base import PermanentSendError, SingleProvider
 from renewals.channels.errors import (
     ChannelPaused,
     ErrorType,
     ProviderUnavailable,
     RateLimited,
-    http_status_error,
-    transport_error,
+    answered,
+    api_client,
+    json_object,
 )
 
 
@@ -76,8 +76,8 @@ def classify_vk_error(provider: str, code: int, text: str, flood_retry_after: fl
     return ProviderUnavailable(message, provider=provider)  # 10 internal error, 1 unknown, …
 
 
-class VkProvider:
-    """`MessageProvider` for VK community messages."""
+class VkProvider(SingleProvider):
+    """VK community messages (VK dedups on `random_id`; there is no status query to reconcile with)."""
 
     def __init__(
         self,
@@ -88,10 +88,7 @@ class VkProvider:
     ) -> None:
         self.config = config
         self.name = name
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds)
-        )
-        self._base = config.base_url.rstrip("/")
+        self._client, self._base = api_client(config, client)
         self._clock = clock
         self._allowed_until: dict[str, float] = {}  # user id → when the positive answer expires
 
@@ -141,19 +138,8 @@ class VkProvider:
             "access_token": self.config.access_token.get_secret_value(),
             "v": self.config.api_version,
         }
-        try:
-            response = await self._client.post(f"{self._base}/{method}", data=form)
-        except httpx.TransportError as exc:
-            raise transport_error(self.name, exc) from None
-        error = http_status_error(self.name, response)
-        if error is not None:
-            raise error
-        try:
-            body = response.json()
-        except json.JSONDecodeError:
-            raise ProviderUnavailable(f"{self.name}: answer is not JSON", provider=self.name) from None
-        if not isinstance(body, dict):
-            raise ProviderUnavailable(f"{self.name}: unexpected answer", provider=self.name)
+        response = await answered(self.name, self._client.post(f"{self._base}/{method}", data=form))
+        body = json_object(self.name, response)
         if "error" in body:
             err = body["error"] if isinstance(body["error"], dict) else {}
             raise classify_vk_error(

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -73,9 +73,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-    def new_session(self) -> AsyncSession:
-        return self.session()
 
 
 def _ensure_parent(url: str) -> None:

@@ -73,13 +73,19 @@ class PolicyRow(Base):
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class OutboxRow(Base):
+class _Deduplicated:
+    """A row written once per idempotency key: an activity's retry finds it and adds nothing.
+    (`sort_order` keeps these two columns first, where the migrations put them.)"""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True, sort_order=-2)
+    dedup_key: Mapped[str] = mapped_column(String(200), unique=True, sort_order=-1)
+
+
+class OutboxRow(_Deduplicated, Base):
     """One row per (journey, touchpoint, channel): the audit log of every send and its fate."""
 
     __tablename__ = "outbox"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
     journey_id: Mapped[str] = mapped_column(String(160), index=True)
     touchpoint: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))
@@ -95,13 +101,11 @@ class OutboxRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class SandboxMessageRow(Base):
-    """What the development sandbox channel accepted: the 'provider side' log, one row per dedup key."""
+class SandboxMessageRow(_Deduplicated, Base):
+    """What the recording channels accepted (`renewals.channels.recording`): their 'provider side' log."""
 
     __tablename__ = "sandbox_messages"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
     channel: Mapped[str] = mapped_column(String(16))
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str | None] = mapped_column(Text)
@@ -109,13 +113,11 @@ class SandboxMessageRow(Base):
     accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class OperatorTaskRow(Base):
+class OperatorTaskRow(_Deduplicated, Base):
     """A call task for a renewal-centre operator; the journey waits for its outcome."""
 
     __tablename__ = "operator_tasks"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
     journey_id: Mapped[str] = mapped_column(String(160), index=True)
     policy_number: Mapped[str] = mapped_column(String(64))
     centre_id: Mapped[str] = mapped_column(String(64), index=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -64,20 +64,15 @@ async def import_file(
         if advance is not None:
             advance(1)
 
-    moved_agents: set[str] = set()  # a new phone or rates: their clients' journeys must hear of it
-    moved_centres: set[str] = set()
-    for _, agent in validated.agents:
-        change = await store_agent(db, agent)
-        report.counts[f"agent {change}"] += 1
-        if change is Change.UPDATED:
-            moved_agents.add(agent.id)
+    async def counted(kind: str, stored: Awaitable[Change]) -> bool:
+        """Count an agent's or centre's store; True if it changed, so its clients' journeys must hear."""
+        change = await stored
+        report.counts[f"{kind} {change}"] += 1
         step()
-    for _, centre in validated.centres:
-        change = await store_centre(db, centre)
-        report.counts[f"centre {change}"] += 1
-        if change is Change.UPDATED:
-            moved_centres.add(centre.id)
-        step()
+        return change is Change.UPDATED
+
+    moved_agents = {a.id for _, a in validated.agents if await counted("agent", store_agent(db, a))}
+    moved_centres = {c.id for _, c in validated.centres if await counted("centre", store_centre(db, c))}
     for start in range(0, len(validated.policies), BATCH):
         batch = validated.policies[start : start + BATCH]
         changes = await store_policies(db, [(record.policy, record.cancelled) for record in batch])

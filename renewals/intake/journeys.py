@@ -20,7 +20,7 @@ from typing import TypeVar
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from renewals.db.database import Database
 from renewals.db.tables_ops import JourneySyncRow
@@ -28,6 +28,7 @@ from renewals.intake.portfolio_store import StoredPolicy, policies_expiring
 from renewals.journey_api import EventType, JourneyEvent
 from renewals.models import Policy, journey_id
 from renewals.sendwindow import SendWindow
+from renewals.temporal.journeys import execution_status, send_event, start_journey, update_policy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,16 +66,6 @@ def policy_hash(policy: Policy) -> str:
     return hashlib.sha256(policy.model_dump_json().encode()).hexdigest()
 
 
-async def _execution_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
-    try:
-        description = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as error:
-        if error.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    return description.status
-
-
 async def _sync_row(db: Database, workflow_id: str) -> JourneySyncRow | None:
     async with db.session() as session:
         return await session.get(JourneySyncRow, workflow_id)
@@ -95,23 +86,22 @@ async def _save_sync(db: Database, workflow_id: str, policy: Policy, cancelled: 
 async def sync_journey(client: Client, db: Database, policy: Policy, cancelled: bool) -> tuple[Sync, str]:
     """Bring a running journey up to date: `policy_cancelled` once, or `update_policy` on a change."""
     workflow_id = journey_id(policy.number, policy.expires_on)
-    status = await _execution_status(client, workflow_id)
+    status = await execution_status(client, workflow_id)
     if status is None:
         return Sync.NO_JOURNEY, ""
     if status is not WorkflowExecutionStatus.RUNNING:
         return Sync.FINISHED, ""
     known = await _sync_row(db, workflow_id)
-    handle = client.get_workflow_handle(workflow_id)
     if cancelled:
         if known is not None and known.cancelled_signalled:
             return Sync.UNCHANGED, ""
-        await handle.signal("event", JourneyEvent(type=EventType.POLICY_CANCELLED, source="intake"))
+        await send_event(client, workflow_id, JourneyEvent(type=EventType.POLICY_CANCELLED, source="intake"))
         await _save_sync(db, workflow_id, policy, cancelled=True)
         return Sync.CANCELLED, ""
     if known is not None and known.policy_hash == policy_hash(policy):
         return Sync.UNCHANGED, ""
     try:
-        await handle.execute_update("update_policy", policy)
+        await update_policy(client, workflow_id, policy)
     except WorkflowUpdateFailedError as error:
         reason = str(getattr(error.cause, "message", None) or error.cause or error)
         log.warning("journey %s refused the policy update: %s", workflow_id, reason)
@@ -160,8 +150,6 @@ async def start_or_sync(
     elsewhere, or finished) does the slower describe-and-sync path run. With `started` given, the
     policies started here are appended to it for the caller to record in one batch (`save_started`);
     otherwise each is recorded at once."""
-    from starter.journeys import start_journey  # the one place that knows the workflow's start options
-
     policy = stored.policy
     workflow_id = journey_id(policy.number, policy.expires_on)
     if known is None and not stored.cancelled:
@@ -175,7 +163,7 @@ async def start_or_sync(
             else:
                 started.append(policy)
             return Start.STARTED, ""
-    status = await _execution_status(client, workflow_id)
+    status = await execution_status(client, workflow_id)
     if status is None:
         if stored.cancelled:
             return Start.CANCELLED, ""

@@ -1,24 +1,26 @@
-"""Intake's database side: known agents and centres, idempotent stores, and policies back as models.
+"""The one place policies are stored: policy terms with their client, agent and regional centre
+(idempotent upserts), and read back as models.
 
 `store_policy` says whether anything changed, so a re-import reports "unchanged" and pushes nothing
-to running journeys.
+to running journeys; `write_policies` writes a batch in a handful of statements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from pydantic import BaseModel
+from sqlalchemy import Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from renewals.db.database import Database
-from renewals.db.policies import write_policies
 from renewals.db.tables import AgentRow, ClientRow, PolicyRow, RegionalCentreRow
-from renewals.models import Agent, Bank, Client, Line, Policy, Product, RegionalCentre
+from renewals.models import Agent, Line, Policy, RegionalCentre
 
 
 class Change(StrEnum):
@@ -27,7 +29,13 @@ class Change(StrEnum):
     UNCHANGED = "unchanged"
 
 
-Term = tuple[str, date]  # (policy number, last day of cover)
+Term = tuple[str, date]  # (policy number, last day of cover): one row of `policies`
+ClientKey = tuple[str, str, str]  # a client is one row per (phone, last name, first name)
+# The columns of a term and of a client besides their keys, named as the models' fields.
+TERM_DETAILS = {"product", "product_code", "bank", "first_prolongation_year", "renewal_centre"}
+CLIENT_DETAILS = {"patronymic", "email", "vk_id", "timezone"}
+RATE_COLUMNS = {Line.KASKO: "rate_kasko", Line.OSAGO: "rate_osago", Line.IFL: "rate_ifl"}
+Row = TypeVar("Row", AgentRow, RegionalCentreRow)
 
 
 @dataclass(frozen=True)
@@ -36,14 +44,30 @@ class StoredPolicy:
     cancelled: bool
 
 
+# ---- agents and regional centres ------------------------------------------------------------------
+
+
+def agent_row(agent: Agent) -> AgentRow:
+    rates = {column: agent.renewal_rates.get(line) for line, column in RATE_COLUMNS.items()}
+    return AgentRow(id=agent.id, name=agent.name, phone=agent.phone, **rates)
+
+
 def agent_model(row: AgentRow) -> Agent:
-    rates = {Line.KASKO: row.rate_kasko, Line.OSAGO: row.rate_osago, Line.IFL: row.rate_ifl}
+    rates = {line: getattr(row, column) for line, column in RATE_COLUMNS.items()}
     return Agent(
         id=row.id,
         name=row.name,
         phone=row.phone,
         renewal_rates={line: rate for line, rate in rates.items() if rate is not None},
     )
+
+
+def centre_row(centre: RegionalCentre) -> RegionalCentreRow:
+    return RegionalCentreRow(**centre.model_dump())
+
+
+def centre_model(row: RegionalCentreRow) -> RegionalCentre:
+    return RegionalCentre.model_validate(row, from_attributes=True)
 
 
 async def known_agents(db: Database) -> dict[str, Agent]:
@@ -53,35 +77,38 @@ async def known_agents(db: Database) -> dict[str, Agent]:
 
 async def known_centres(db: Database) -> dict[str, RegionalCentre]:
     async with db.session() as session:
-        rows = (await session.scalars(select(RegionalCentreRow))).all()
-        return {row.id: RegionalCentre(id=row.id, name=row.name, phone=row.phone) for row in rows}
+        return {row.id: centre_model(row) for row in (await session.scalars(select(RegionalCentreRow))).all()}
 
 
 async def store_agent(db: Database, agent: Agent) -> Change:
-    known = (await known_agents(db)).get(agent.id)
-    if known == agent:
-        return Change.UNCHANGED
-    async with db.session() as session, session.begin():
-        await session.merge(
-            AgentRow(
-                id=agent.id,
-                name=agent.name,
-                phone=agent.phone,
-                rate_kasko=agent.renewal_rates.get(Line.KASKO),
-                rate_osago=agent.renewal_rates.get(Line.OSAGO),
-                rate_ifl=agent.renewal_rates.get(Line.IFL),
-            )
-        )
-    return Change.INSERTED if known is None else Change.UPDATED
+    return await _store(db, agent_row(agent), agent_model)
 
 
 async def store_centre(db: Database, centre: RegionalCentre) -> Change:
-    known = (await known_centres(db)).get(centre.id)
-    if known == centre:
-        return Change.UNCHANGED
+    return await _store(db, centre_row(centre), centre_model)
+
+
+async def _store(db: Database, row: Row, model: Callable[[Row], BaseModel]) -> Change:
+    """Write `row` unless the stored one already means the same model."""
     async with db.session() as session, session.begin():
-        await session.merge(RegionalCentreRow(id=centre.id, name=centre.name, phone=centre.phone))
-    return Change.INSERTED if known is None else Change.UPDATED
+        stored = await session.get(type(row), row.id)
+        if stored is not None and model(stored) == model(row):
+            return Change.UNCHANGED
+        await session.merge(row)
+    return Change.INSERTED if stored is None else Change.UPDATED
+
+
+# ---- policy terms ---------------------------------------------------------------------------------
+
+
+async def upsert_policy(db: Database, policy: Policy) -> int:
+    """Insert or update the policy term and everything it refers to; returns the policy row id."""
+    async with db.session() as session, session.begin():
+        await write_policies(session, [policy])
+        query = select(PolicyRow.id).where(
+            PolicyRow.number == policy.number, PolicyRow.expires_on == policy.expires_on
+        )
+        return (await session.execute(query)).scalar_one()
 
 
 async def store_policy(db: Database, policy: Policy, cancelled: bool) -> Change:
@@ -111,6 +138,79 @@ async def store_policies(db: Database, records: Sequence[tuple[Policy, bool]]) -
     return changes
 
 
+async def write_policies(
+    session: AsyncSession, policies: Sequence[Policy], cancelled: Sequence[bool] | None = None
+) -> None:
+    """Insert or update policy terms with their clients, agents and centres inside the caller's
+    transaction, in a handful of statements however many policies there are: an import writes a batch
+    at a time, and row by row the round trips would be the whole cost. `cancelled[i]` marks the i-th
+    term cancelled (a cancellation is never undone here)."""
+    marks = list(cancelled) if cancelled is not None else [False] * len(policies)
+    for agent in {p.agent.id: p.agent for p in policies}.values():
+        await session.merge(agent_row(agent))
+    centres = {p.regional_centre.id: p.regional_centre for p in policies if p.regional_centre}
+    for centre in centres.values():
+        await session.merge(centre_row(centre))
+    client_ids = await _write_clients(session, policies)
+
+    numbers = sorted({p.number for p in policies})
+    found = await session.scalars(select(PolicyRow).where(PolicyRow.number.in_(numbers)))
+    terms = {(row.number, row.expires_on): row for row in found.all()}
+    new_terms: dict[Term, dict[str, Any]] = {}
+    for policy, cancel in zip(policies, marks, strict=True):
+        values = {
+            **policy.model_dump(mode="json", include=TERM_DETAILS),
+            "client_id": client_ids[_client_key(policy)],
+            "agent_id": policy.agent.id,
+            "regional_centre_id": policy.regional_centre.id if policy.regional_centre else None,
+        }
+        key = (policy.number, policy.expires_on)
+        if key in terms:
+            row = terms[key]
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.cancelled = bool(row.cancelled) or cancel
+        else:
+            earlier = new_terms.get(key, {}).get("cancelled", False)
+            new_terms[key] = {"number": policy.number, "expires_on": policy.expires_on, **values}
+            new_terms[key]["cancelled"] = earlier or cancel
+    if new_terms:
+        await session.execute(insert(PolicyRow), list(new_terms.values()))
+    await session.flush()
+
+
+def _client_key(policy: Policy) -> ClientKey:
+    return (policy.client.phone, policy.client.last_name, policy.client.first_name)
+
+
+async def _write_clients(session: AsyncSession, policies: Sequence[Policy]) -> dict[ClientKey, int]:
+    """Reuse each client's row (refreshing its other fields) or insert it; returns the row ids."""
+    phones = sorted({p.client.phone for p in policies})
+
+    async def known() -> dict[ClientKey, ClientRow]:
+        found = await session.scalars(select(ClientRow).where(ClientRow.phone.in_(phones)))
+        return {(row.phone, row.last_name, row.first_name): row for row in found.all()}
+
+    rows = await known()
+    new: dict[ClientKey, dict[str, Any]] = {}
+    for policy in policies:
+        key = _client_key(policy)
+        details = policy.client.model_dump(include=CLIENT_DETAILS)
+        if key in rows:
+            for name, value in details.items():
+                setattr(rows[key], name, value)
+        else:  # the last row of a client in the batch wins, as it would one row at a time
+            new[key] = {"phone": key[0], "last_name": key[1], "first_name": key[2], **details}
+    await session.flush()
+    if new:
+        await session.execute(insert(ClientRow), list(new.values()))
+        rows = await known()
+    return {key: row.id for key, row in rows.items()}
+
+
+# ---- policies back as models ----------------------------------------------------------------------
+
+
 async def _load_terms(session: AsyncSession, keys: Sequence[Term]) -> dict[Term, StoredPolicy]:
     numbers = sorted({number for number, _ in keys})
     query = _policies_query().where(PolicyRow.number.in_(numbers))
@@ -136,31 +236,19 @@ def _policies_query() -> Select[PolicyRow, ClientRow, AgentRow, RegionalCentreRo
 def _stored(
     policy: PolicyRow, client: ClientRow, agent: AgentRow, centre: RegionalCentreRow | None
 ) -> StoredPolicy:
-    return StoredPolicy(
-        Policy(
-            number=policy.number,
-            product=Product(policy.product),
-            product_code=policy.product_code,
-            bank=Bank(policy.bank) if policy.bank else None,
-            expires_on=policy.expires_on,
-            first_prolongation_year=policy.first_prolongation_year,
-            renewal_centre=policy.renewal_centre,
-            client=Client(
-                last_name=client.last_name,
-                first_name=client.first_name,
-                patronymic=client.patronymic,
-                phone=client.phone,
-                email=client.email,
-                vk_id=client.vk_id,
-                timezone=client.timezone,
-            ),
-            agent=agent_model(agent),
-            regional_centre=(
-                RegionalCentre(id=centre.id, name=centre.name, phone=centre.phone) if centre else None
-            ),
-        ),
-        policy.cancelled,
+    term = {name: getattr(policy, name) for name in TERM_DETAILS}
+    model = Policy.model_validate(
+        {
+            "number": policy.number,
+            "expires_on": policy.expires_on,
+            **term,
+            "client": client,  # read by attribute, like the centre
+            "agent": agent_model(agent),
+            "regional_centre": centre,
+        },
+        from_attributes=True,
     )
+    return StoredPolicy(model, policy.cancelled)
 
 
 async def load_policy(db: Database, number: str, expires_on: date) -> StoredPolicy | None:

@@ -25,6 +25,7 @@ from temporalio.client import (
 from renewals.intake.daily_run import IntakeRequest
 
 SCHEDULE_ID = "renewals-daily-intake"
+WORKFLOW_TYPE = "DailyIntake"  # workflows/intake.py declares itself by this name
 
 
 def intake_schedule(
@@ -32,7 +33,7 @@ def intake_schedule(
 ) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            "DailyIntake",
+            WORKFLOW_TYPE,
             request,
             id=SCHEDULE_ID,
             task_queue=request.task_queue,

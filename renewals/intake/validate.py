@@ -10,13 +10,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 from pydantic import ValidationError
 
 from renewals.intake.records import SourceRow
 from renewals.models import Agent, Bank, Client, Line, Policy, Product, RegionalCentre
+from renewals.phones import to_e164
+from renewals.sendwindow import known_zone
 
 POLICY_FIELDS = (
     "number", "product", "product_code", "bank", "expires_on", "first_prolongation_year",
@@ -136,7 +136,7 @@ class _Row:
         if raw is None:
             return None
         try:
-            return normalise_phone(raw)
+            return to_e164(raw, russian=True)  # `8 916 123-45-67` → `+79161234567`
         except ValueError as error:
             self.fail(name, str(error))
             return None
@@ -161,19 +161,6 @@ class _Row:
             self.fail(name, f"{raw!r} is not a fraction 0..1 or a percentage like 75%")
             return None
         return rate
-
-
-def normalise_phone(raw: str) -> str:
-    """A Russian phone in E.164 (`8 916 123-45-67` → `+79161234567`), or ValueError saying why not."""
-    try:
-        parsed = phonenumbers.parse(raw, "RU")
-    except phonenumbers.NumberParseException as error:
-        raise ValueError(f"{raw!r} is not a phone number ({error})") from error
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"{raw!r} is not a valid phone number")
-    if phonenumbers.region_code_for_number(parsed) != "RU":
-        raise ValueError(f"{raw!r} is not a Russian number (+7 and a Russian operator code)")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def parse_date(raw: str) -> date:
@@ -273,7 +260,8 @@ def _product(r: _Row) -> Product | None:
     return product
 
 
-def _product_details(r: _Row, product: Product | None) -> tuple[str | None, Bank | None]:
+def _product_details(r: _Row, product: Product | None) -> dict[str, Any]:
+    """The policy's `product_code` and `bank`, which only some products have."""
     code, bank_raw = r.text("product_code"), r.text("bank")
     bank: Bank | None = None
     if product is Product.IFL:
@@ -292,7 +280,7 @@ def _product_details(r: _Row, product: Product | None) -> tuple[str | None, Bank
                 r.fail("bank", f"{bank_raw!r} is not a bank (SBER or OTHER)")
     elif bank_raw is not None and product is not None:
         r.fail("bank", f"a bank applies to MORTGAGE only, not to {product.value}")
-    return code, bank
+    return {"product_code": code, "bank": bank}
 
 
 def _number(r: _Row, product: Product | None) -> str | None:
@@ -329,8 +317,8 @@ def _client(r: _Row) -> Client | None:
         r.fail("email", f"{email!r} is not an e-mail address")
     timezone = r.text("timezone") or "Europe/Moscow"
     try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+        known_zone(timezone)
+    except ValueError:
         r.fail("timezone", f"{timezone!r} is not a time zone (e.g. Europe/Moscow, Asia/Novosibirsk)")
     if last is None or first is None or phone is None or r.problems:
         return None
@@ -349,14 +337,15 @@ def _policy(
     r: _Row, today: date, agents: dict[str, Agent], centres: dict[str, RegionalCentre]
 ) -> PolicyRecord | None:
     product = _product(r)
-    code, bank = _product_details(r, product)
-    number = _number(r, product)
-    expires_on = _expiry(r, today)
-    first_year, centre_supported, cancelled = (
-        r.flag("first_prolongation_year"),
-        r.flag("renewal_centre"),
-        r.flag("cancelled"),
-    )
+    fields: dict[str, Any] = {
+        "product": product,
+        **_product_details(r, product),
+        "number": _number(r, product),
+        "expires_on": _expiry(r, today),
+        "first_prolongation_year": r.flag("first_prolongation_year"),
+        "renewal_centre": r.flag("renewal_centre"),
+    }
+    cancelled = r.flag("cancelled")
     client = _client(r)
     agent_id, centre_id = r.required("agent_id"), r.text("centre_id")
     agent = agents.get(agent_id) if agent_id else None
@@ -365,23 +354,12 @@ def _policy(
     centre = centres.get(centre_id) if centre_id else None
     if centre_id is not None and centre is None:
         r.fail("centre_id", f"unknown regional centre {centre_id!r} (import it first, or add a centre row)")
-    if centre_supported and centre_id is None:
+    if fields["renewal_centre"] and centre_id is None:
         r.fail("centre_id", "a renewal-centre client needs its regional centre")
-    if r.problems or None in (product, number, expires_on, client, agent):
+    if r.problems or None in (product, fields["number"], fields["expires_on"], client, agent):
         return None
     try:
-        policy = Policy(
-            number=number,
-            product=product,
-            product_code=code,
-            bank=bank,
-            expires_on=expires_on,
-            first_prolongation_year=first_year,
-            renewal_centre=centre_supported,
-            client=client,
-            agent=agent,
-            regional_centre=centre,
-        )
+        policy = Policy.model_validate(fields | {"client": client, "agent": agent, "regional_centre": centre})
     except ValidationError as error:
         for problem in error.errors():
             field_name = ".".join(str(part) for part in problem["loc"])

@@ -9,32 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from renewals.journey_api import OperatorOutcome
-from renewals.operators.workbench import Refused, TaskView, Workbench
+from renewals.operators.workbench import Refused, Task, Workbench
 
-
-class Task(BaseModel):
-    id: int
-    journey_id: str
-    policy_number: str
-    centre_id: str
-    reason: str
-    text: str
-    status: str
-    outcome: str | None
-    operator: str | None
-    created_at: datetime
-    agent_id: str | None = Field(description="the agent who keeps this renewal")
-    agent_name: str | None
-    agent_phone: str | None
-    note: str | None
-    callback_at: datetime | None = Field(description="the promised call back, if the outcome was callback")
-    due_at: datetime = Field(description="when the task wants an operator: callback_at, else created_at")
+T = TypeVar("T")
 
 
 class ClaimRequest(BaseModel):
@@ -54,14 +37,10 @@ class OutcomeResponse(BaseModel):
     message: str
 
 
-def _task(view: TaskView) -> Task:
-    return Task.model_validate(view, from_attributes=True)
-
-
 def operator_router(workbench: Workbench, authorised: Callable[..., Awaitable[None]]) -> APIRouter:
     router = APIRouter(prefix="/operators", tags=["operator workbench"], dependencies=[Depends(authorised)])
 
-    async def refusing(call: Awaitable[Any]) -> Any:
+    async def refusing(call: Awaitable[T]) -> T:
         try:
             return await call
         except Refused as refusal:
@@ -71,17 +50,17 @@ def operator_router(workbench: Workbench, authorised: Callable[..., Awaitable[No
     async def list_tasks(centre_id: str, include_closed: bool = False, due: bool = False) -> list[Task]:
         """`due=true`: only open tasks due now (a promised call back waits for its time)."""
         due_by = datetime.now(UTC) if due else None
-        return [_task(view) for view in await workbench.tasks(centre_id, include_closed, due_by)]
+        return await workbench.tasks(centre_id, include_closed, due_by)
 
     @router.post("/tasks/{task_id}/claim", response_model=Task)
     async def claim(task_id: int, body: ClaimRequest) -> Task:
-        return _task(await refusing(workbench.claim(task_id, body.operator)))
+        return await refusing(workbench.claim(task_id, body.operator))
 
     @router.post("/tasks/{task_id}/outcome", response_model=OutcomeResponse)
     async def outcome(task_id: int, body: OutcomeRequest) -> OutcomeResponse:
         result = await refusing(
             workbench.record_outcome(task_id, body.outcome, body.note, body.callback_at, body.operator)
         )
-        return OutcomeResponse(task=_task(result.task), stage=result.stage, message=result.message)
+        return OutcomeResponse(task=result.task, stage=result.stage, message=result.message)
 
     return router

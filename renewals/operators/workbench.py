@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 from sqlalchemy import select, update
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -18,11 +19,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from renewals.db.database import Database
 from renewals.db.tables import AgentRow, OperatorTaskRow, PolicyRow
 from renewals.db.tables_ops import OperatorClaimRow
-from renewals.journey_api import JourneyStatus, OperatorOutcome, OperatorOutcomeReport
+from renewals.journey_api import OperatorOutcome, OperatorOutcomeReport
 from renewals.models import journey_id
+from renewals.temporal.journeys import report_operator_outcome
 
 log = logging.getLogger(__name__)
 NOBODY = "-"  # the claim row's operator when an outcome was recorded on an unclaimed task
+# A task's fields that its row holds as they are.
+TASK_COLUMNS = ("id", "journey_id", "policy_number", "centre_id", "reason", "text", "status", "outcome")
 
 
 class Refused(Exception):
@@ -43,8 +47,9 @@ class InvalidOutcome(Refused):
     status = 422
 
 
-@dataclass(frozen=True)
-class TaskView:
+class Task(BaseModel):  # an operator task as the workbench shows it: the CLI's table, the API's answer
+    model_config = ConfigDict(frozen=True)
+
     id: int
     journey_id: str
     policy_number: str
@@ -55,21 +60,21 @@ class TaskView:
     outcome: str | None
     operator: str | None
     created_at: datetime
-    agent_id: str | None  # whose client this is: the renewal stays with this agent
+    agent_id: str | None = Field(description="the agent who keeps this renewal")
     agent_name: str | None
     agent_phone: str | None
-    note: str | None = None  # the operator's last note
-    callback_at: datetime | None = None  # a promised call back: the task is due again then
+    note: str | None  # the operator's last note
+    callback_at: datetime | None = Field(description="the promised call back, if the outcome was callback")
 
+    @computed_field(description="when the task wants an operator: callback_at, else created_at")  # type: ignore[prop-decorator]
     @property
     def due_at(self) -> datetime:
-        """When the task wants an operator: at the promised call back, else since it was opened."""
         return self.callback_at or self.created_at
 
 
 @dataclass(frozen=True)
 class OutcomeResult:
-    task: TaskView
+    task: Task
     stage: str | None  # the journey's stage after the outcome; None if it had already finished
     message: str
 
@@ -81,7 +86,7 @@ class Workbench:
 
     async def tasks(
         self, centre_id: str, include_closed: bool = False, due_by: datetime | None = None
-    ) -> list[TaskView]:
+    ) -> list[Task]:
         """A centre's tasks, the most overdue first. With `due_by`, only open tasks due by then: a
         task with a promised call back drops out of the list until its time comes."""
         query = select(OperatorTaskRow).where(OperatorTaskRow.centre_id == centre_id)
@@ -94,10 +99,10 @@ class Workbench:
             views = [view for view in views if view.due_at <= due_by]
         return sorted(views, key=lambda view: (view.due_at, view.id))
 
-    async def task(self, task_id: int) -> TaskView:
+    async def task(self, task_id: int) -> Task:
         return await self._view(await self._row(task_id))
 
-    async def claim(self, task_id: int, operator: str) -> TaskView:
+    async def claim(self, task_id: int, operator: str) -> Task:
         if not operator.strip():
             raise InvalidOutcome("an operator name is required")
         async with self.db.session() as session, session.begin():
@@ -142,10 +147,9 @@ class Workbench:
         report = OperatorOutcomeReport(
             task_id=str(task_id), outcome=outcome, note=note, callback_at=callback_at
         )
-        handle = self.client.get_workflow_handle(row.journey_id, result_type=JourneyStatus)
         stage: str | None
         try:
-            status = await handle.execute_update("operator_outcome", report, result_type=JourneyStatus)
+            status = await report_operator_outcome(self.client, row.journey_id, report)
             stage, message = status.stage.value, f"recorded; journey is now {status.stage.value}"
         except WorkflowUpdateFailedError as error:
             reason = str(getattr(error.cause, "message", None) or error.cause or error)
@@ -203,14 +207,13 @@ class Workbench:
         return row
 
     async def _claimant(self, task_id: int) -> str | None:
-        claim = await self._claim_row(task_id)
-        return claim.operator if claim and claim.operator != NOBODY else None
+        return _operator(await self._claim_row(task_id))
 
     async def _claim_row(self, task_id: int) -> OperatorClaimRow | None:
         async with self.db.session() as session:
             return await session.get(OperatorClaimRow, task_id)
 
-    async def _view(self, row: OperatorTaskRow) -> TaskView:
+    async def _view(self, row: OperatorTaskRow) -> Task:
         async with self.db.session() as session:
             terms = (
                 await session.execute(
@@ -221,23 +224,21 @@ class Workbench:
             ).all()
         agent = next((a for number, ends, a in terms if journey_id(number, ends) == row.journey_id), None)
         claim = await self._claim_row(row.id)
-        return TaskView(
-            id=row.id,
-            journey_id=row.journey_id,
-            policy_number=row.policy_number,
-            centre_id=row.centre_id,
-            reason=row.reason,
-            text=row.text,
-            status=row.status,
-            outcome=row.outcome,
-            operator=claim.operator if claim and claim.operator != NOBODY else None,
+        return Task(
+            **{name: getattr(row, name) for name in TASK_COLUMNS},
             created_at=_utc(row.created_at),
+            operator=_operator(claim),
             agent_id=agent.id if agent else None,
             agent_name=agent.name if agent else None,
             agent_phone=agent.phone if agent else None,
             note=claim.note if claim else None,
             callback_at=_utc(claim.callback_at) if claim and claim.callback_at else None,
         )
+
+
+def _operator(claim: OperatorClaimRow | None) -> str | None:
+    """Who claimed the task, if anyone did."""
+    return claim.operator if claim and claim.operator != NOBODY else None
 
 
 def _utc(moment: datetime) -> datetime:

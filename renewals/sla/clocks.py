@@ -37,16 +37,28 @@ class ClockRun(BaseModel):
     def running(self) -> bool:
         return self.stopped is None
 
-    def next_moment(self, strict: bool = False) -> datetime | None:
-        """The next instant this clock needs the journey awake for, if any. `strict` (journeys
-        started after the `sla-v2` patch) checks the breach just after `due`, not at it."""
+    def next_moment(self) -> datetime | None:
+        """The next instant this clock needs the journey awake for, if any: its warning, then just
+        after `due` (the breach check, see BREACH_CHECK_DELAY)."""
         if not self.running:
             return None
         if self.warn_at is not None and self.warned is None and self.warn_at < self.due:
             return self.warn_at
         if self.breached_at is None:
-            return self.due + BREACH_CHECK_DELAY if strict else self.due
+            return self.due + BREACH_CHECK_DELAY
         return None
+
+    def warning_due(self, now: datetime) -> bool:
+        """Its warning moment has come while it runs, before `due` (a warning after the breach
+        would tell nobody anything in time)."""
+        return (
+            self.running
+            and self.warn_at is not None
+            and self.warned is None
+            and self.warn_at <= now
+            and self.warn_at < self.due
+            and not self.overran(now)
+        )
 
     def overran(self, now: datetime) -> bool:
         """Ran past `due` (strictly): still running after it, or stopped after it."""

@@ -10,9 +10,9 @@ import re
 from datetime import datetime, time
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from renewals.sendwindow import zone
+from renewals.sendwindow import TimeZoneName
 
 
 class SlaStatus(StrEnum):
@@ -99,18 +99,9 @@ class SupportCalendar(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    timezone: str = "Europe/Moscow"
+    timezone: TimeZoneName = "Europe/Moscow"
     open: time = time(9, 0)
     close: time = time(18, 0)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            zone(value)
-        except (KeyError, ValueError) as error:
-            raise ValueError(f"unknown time zone {value!r}") from error
-        return value
 
     @model_validator(mode="after")
     def _opens_before_closing(self) -> SupportCalendar:
@@ -240,7 +231,7 @@ class EscalationRequest(BaseModel):
     paid: bool
     responsible: Responsible
     breach_number: int
-    urgent: bool = False  # later field: histories recorded before it carry no value
+    urgent: bool = False  # an urgent application's notices go through the urgent line
 
     @property
     def dedup_key(self) -> str:

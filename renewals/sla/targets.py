@@ -29,21 +29,14 @@ class SlaTargets(BaseModel):
     urgent_warning_minutes: int = Field(default=10, gt=0)
 
     def clocks(self) -> list[ClockSpec]:
+        """Calculation (submitted → calculated) and issuance (paid → issued) in business time; for
+        urgent applications also the first reaction (submitted → any change), in wall time: the
+        urgent line answers around the clock."""
+        calculation = (self.calculation_warning_minutes, self.calculation_minutes)
+        issuance = (self.issuance_target_minutes, self.issuance_limit_minutes)
         return [
-            ClockSpec(
-                name="calculation",
-                starts_at=SlaStatus.SUBMITTED,
-                stops_at=SlaStatus.CALCULATED,
-                warn_minutes=self.calculation_warning_minutes,
-                limit_minutes=self.calculation_minutes,
-            ),
-            ClockSpec(
-                name="issuance",
-                starts_at=SlaStatus.PAID,
-                stops_at=SlaStatus.ISSUED,
-                warn_minutes=self.issuance_target_minutes,
-                limit_minutes=self.issuance_limit_minutes,
-            ),
+            _clock("calculation", SlaStatus.SUBMITTED, SlaStatus.CALCULATED, calculation),
+            _clock("issuance", SlaStatus.PAID, SlaStatus.ISSUED, issuance),
             ClockSpec(
                 name="urgent_reaction",
                 starts_at=SlaStatus.SUBMITTED,
@@ -54,6 +47,14 @@ class SlaTargets(BaseModel):
                 urgent_only=True,
             ),
         ]
+
+
+def _clock(name: str, starts_at: SlaStatus, stops_at: SlaStatus, minutes: tuple[int, int]) -> ClockSpec:
+    """A business-time clock from `starts_at` to `stops_at`: (warning, limit) minutes."""
+    warn, limit = minutes
+    return ClockSpec(
+        name=name, starts_at=starts_at, stops_at=stops_at, warn_minutes=warn, limit_minutes=limit
+    )
 
 
 class SlaSettings(BaseSettings):

@@ -14,19 +14,17 @@ from renewals.db.database import Database
 from renewals.operators.api import operator_router
 from renewals.operators.workbench import Workbench
 from renewals.webhooks.auth import authentic
-from renewals.webhooks.payloads import (
-    Callback,
-    EmailCallback,
-    PortalCallback,
-    RobotCallback,
-    SmsCallback,
-    VkCallback,
-    WebhookResult,
-)
+from renewals.webhooks.payloads import CALLBACKS, Callback, WebhookResult
 from renewals.webhooks.service import UnknownJourney, WebhookService
 
 log = logging.getLogger(__name__)
-SOURCES = ("sms", "email", "vk", "robot", "portal", "operators")
+SUMMARIES = {
+    "sms": "SMS gateway: delivery status and replies (STOP = opt-out)",
+    "email": "E-mail provider: delivered, bounced, opened",
+    "vk": "VK community messages: delivered, read, reply",
+    "robot": "Робот Даша: call outcome",
+    "portal": "Альфа-Полис: draft, quote, payment, renewal",
+}
 
 
 def _authenticator(secrets: Mapping[str, str], source: str) -> Callable[..., Awaitable[None]]:
@@ -75,11 +73,8 @@ def create_app(db: Database, client: Client, secrets: Mapping[str, str]) -> Fast
             receive
         )
 
-    route("sms", SmsCallback, "SMS gateway: delivery status and replies (STOP = opt-out)")
-    route("email", EmailCallback, "E-mail provider: delivered, bounced, opened")
-    route("vk", VkCallback, "VK community messages: delivered, read, reply")
-    route("robot", RobotCallback, "Робот Даша: call outcome")
-    route("portal", PortalCallback, "Альфа-Полис: draft, quote, payment, renewal")
+    for source, model in CALLBACKS.items():
+        route(source, model, SUMMARIES[source])
     app.include_router(operator_router(Workbench(db, client), _authenticator(secrets, "operators")))
 
     @app.get("/health", tags=["service"])

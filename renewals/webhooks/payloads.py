@@ -54,6 +54,16 @@ class PortalCallback(Callback):
     type: Literal["draft_created", "quote_created", "payment_received", "renewed"]
 
 
+# Each source's callback model: the service's routes `/webhooks/<source>`, in this order.
+CALLBACKS: dict[str, type[Callback]] = {
+    "sms": SmsCallback,
+    "email": EmailCallback,
+    "vk": VkCallback,
+    "robot": RobotCallback,
+    "portal": PortalCallback,
+}
+
+
 class WebhookResult(BaseModel):
     status: Literal["accepted", "duplicate", "journey_finished"]
     journey_id: str

@@ -23,8 +23,15 @@ from renewals.db.tables import OutboxRow
 from renewals.db.tables_ops import WebhookEventRow
 from renewals.db.upsert import insert_ignoring_conflict
 from renewals.intake.portfolio_store import current_term
-from renewals.journey_api import EventType, JourneyEvent, RobotOutcomeReport
+from renewals.journey_api import (
+    EVENT_SIGNAL,
+    ROBOT_OUTCOME_SIGNAL,
+    EventType,
+    JourneyEvent,
+    RobotOutcomeReport,
+)
 from renewals.models import journey_id
+from renewals.temporal.journeys import execution_status, send_event, send_robot_outcome
 from renewals.webhooks.payloads import (
     Callback,
     EmailCallback,
@@ -60,12 +67,22 @@ class Target:
 @dataclass(frozen=True)
 class Action:
     kind: str  # the fact stored for the funnel: delivered, opened, read, replied, opt_out, agreed…
-    signal: str  # "event" or "robot_outcome"
-    payload: Any
+    payload: JourneyEvent | RobotOutcomeReport
+
+    @property
+    def signal(self) -> str:
+        """The journey signal it goes as ("event" or "robot_outcome"): stored, and told the sender."""
+        return ROBOT_OUTCOME_SIGNAL if isinstance(self.payload, RobotOutcomeReport) else EVENT_SIGNAL
+
+    async def send(self, client: Client, journey_id: str) -> None:
+        if isinstance(self.payload, RobotOutcomeReport):
+            await send_robot_outcome(client, journey_id, self.payload)
+        else:
+            await send_event(client, journey_id, self.payload)
 
 
 def _event(kind: str, type_: EventType, source: str) -> Action:
-    return Action(kind, "event", JourneyEvent(type=type_, source=source))
+    return Action(kind, JourneyEvent(type=type_, source=source))
 
 
 def action_for(source: str, callback: Callback, target: Target) -> Action:
@@ -85,7 +102,7 @@ def action_for(source: str, callback: Callback, target: Target) -> Action:
         return _event(callback.type, EventType.VK_READ, source)
     if isinstance(callback, RobotCallback):
         report = RobotOutcomeReport(outcome=callback.outcome, task_id=callback.task_id)
-        return Action(callback.outcome.value, "robot_outcome", report)
+        return Action(callback.outcome.value, report)
     if isinstance(callback, PortalCallback):
         return _event(callback.type, EventType(callback.type), source)
     raise TypeError(f"no mapping for {type(callback).__name__}")
@@ -136,7 +153,7 @@ class WebhookService:
         status: Any = "accepted" if running else "journey_finished"
         if running:
             try:
-                await self.client.get_workflow_handle(target.journey_id).signal(action.signal, action.payload)
+                await action.send(self.client, target.journey_id)
             except RPCError as error:
                 if error.status is not RPCStatusCode.NOT_FOUND:
                     await self._forget(source, callback.event_id)
@@ -147,13 +164,10 @@ class WebhookService:
 
     async def _running(self, workflow_id: str) -> bool:
         """True if the journey runs, False if it has finished; UnknownJourney if Temporal has none."""
-        try:
-            description = await self.client.get_workflow_handle(workflow_id).describe()
-        except RPCError as error:
-            if error.status is RPCStatusCode.NOT_FOUND:
-                raise UnknownJourney(f"no journey {workflow_id}") from error
-            raise
-        return description.status is WorkflowExecutionStatus.RUNNING
+        status = await execution_status(self.client, workflow_id)
+        if status is None:
+            raise UnknownJourney(f"no journey {workflow_id}")
+        return status is WorkflowExecutionStatus.RUNNING
 
     async def _claim(self, source: str, event_id: str, target: Target, action: Action) -> bool:
         """True for exactly one caller per callback: the row is inserted if new, then taken with a

@@ -12,10 +12,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.service import TLSConfig
 
 from renewals.settings import Settings
+
+
+async def connect(settings: Settings) -> Client:
+    """A client for the configured Temporal, carrying pydantic models as JSON."""
+    return await Client.connect(**connect_options(settings), data_converter=pydantic_data_converter)
 
 
 def connect_options(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Make a Temporal namespace ready for journeys: register the custom search attributes.
 
-On the dev server or a self-hosted cluster `renewals setup` adds what is missing through the
-OperatorService. Temporal Cloud does not let a namespace's API key or certificate do that (search
-attributes are managed through Cloud's control plane), so there it lists what is present and prints the
-`tcld` command a namespace admin runs for the rest — and exits 0, because nothing is wrong.
+On the dev server or a self-hosted cluster `renewals setup` (starter/setup.py) adds what is missing
+through the OperatorService. Temporal Cloud does not let a namespace's API key or certificate do that
+(search attributes are managed through Cloud's control plane), so there it lists what is present and
+prints the `tcld` command a namespace admin runs for the rest — and exits 0, because nothing is wrong.
 """
 
 from __future__ import annotations
@@ -126,15 +126,3 @@ async def register_search_attributes(
     if result.manual:
         raise RuntimeError(result.report())
     return result.added
-
-
-async def main(settings: Settings | None = None) -> int:
-    """`renewals setup`: works against the dev server, a self-hosted cluster and Temporal Cloud."""
-    from renewals.settings import get_settings
-    from worker import connect
-
-    settings = settings or get_settings()
-    client = await connect(settings)
-    result = await setup_namespace(client, settings.temporal_namespace, ALL_KEYS, cloud=is_cloud(settings))
-    print(result.report())
-    return 0

@@ -1,0 +1,100 @@
+"""Phase 3, memory: the worker's RSS while 1k, 10k, 100k … journeys sleep (their first touchpoint is
+10 days away)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from datetime import date, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bench.infra import RssSampler, Server, memory_kib, process, wait_for_text, wait_until
+from bench.phases.common import START_CONCURRENCY, at_least, bounded, worker_env
+from renewals.models import Policy
+from renewals.sendwindow import SendWindow
+
+AGENT = {"id": "A-1", "name": "Петрова Анна", "phone": "+79031112233"}
+CENTRE = {"id": "msk", "name": "Москва", "phone": "+74957770000"}
+
+
+def sleeping_policy(i: int, expires_on: date) -> Policy:
+    """A renewal-centre КАСКО policy; its journey's first touchpoint is weeks away."""
+    client = {
+        "last_name": "Иванов",
+        "first_name": "Иван",
+        "phone": f"+7916{i:07d}",
+        "email": f"m{i}@example.org",
+        "vk_id": str(10_000 + i),
+    }
+    return Policy.model_validate(
+        {
+            "number": f"7200K/001/{i:06d}/26",
+            "product": "KASKO",
+            "expires_on": expires_on,
+            "renewal_centre": True,
+            "client": client,
+            "agent": AGENT,
+            "regional_centre": CENTRE,
+        }
+    )
+
+
+async def measure(server: Server, steps: list[int], workdir: Path) -> dict[str, Any]:
+    from renewals.temporal.journeys import start_journey
+
+    client = server.client
+    queue = f"mem-{uuid.uuid4().hex[:8]}"
+    db_url = f"sqlite+aiosqlite:///{workdir}/{queue}.db"
+    log = workdir / f"{queue}-worker.log"
+    expires_on = datetime.now(ZoneInfo("Europe/Moscow")).date() + timedelta(days=40)
+    window = SendWindow()
+    results: list[dict[str, Any]] = []
+    with process([sys.executable, "worker.py"], log, worker_env(server, queue, db_url, None)) as worker:
+        await wait_for_text(log, "worker serving", worker, 120)
+        await asyncio.sleep(2)
+        idle = memory_kib(worker.pid)["VmRSS"]
+        done = 0
+        for target in steps:
+            policies = [sleeping_policy(i, expires_on) for i in range(done, target)]
+            with RssSampler(worker.pid, interval=0.5) as rss:
+                t0 = time.monotonic()
+                await bounded(
+                    (partial(start_journey, client, p, queue, window) for p in policies), START_CONCURRENCY
+                )
+                start_seconds = time.monotonic() - t0
+                query = f"TaskQueue = '{queue}' AND JourneyStage = 'scheduled'"
+                asleep = partial(at_least, client, query, target)
+                await wait_until(asleep, 3600, f"{target} sleeping", every=1)
+                settled_seconds = time.monotonic() - t0
+                await asyncio.sleep(3)
+                now = memory_kib(worker.pid)["VmRSS"]
+            done = target
+            results.append(
+                {
+                    "sleeping": target,
+                    "started_this_step": len(policies),
+                    "start_seconds": round(start_seconds, 1),
+                    "start_rate_per_s": round(len(policies) / start_seconds, 1),
+                    "all_asleep_after_s": round(settled_seconds, 1),
+                    "rss_mib": round(now / 1024, 1),
+                    "rss_peak_in_step_mib": round(rss.peak_kib / 1024, 1),
+                }
+            )
+            print(
+                f"  memory: {target} sleeping, worker RSS {now / 1024:.0f} MiB "
+                f"(peak {rss.peak_kib / 1024:.0f}), took {settled_seconds:.0f} s",
+                flush=True,
+            )
+        peak = memory_kib(worker.pid)["VmHWM"]
+    rss_values = [r["rss_mib"] for r in results]
+    return {
+        "idle_rss_mib": round(idle / 1024, 1),
+        "steps": results,
+        "worker_peak_rss_mib": round(peak / 1024, 1),
+        "flat_ratio_last_to_first": round(rss_values[-1] / rss_values[0], 2) if rss_values else None,
+    }

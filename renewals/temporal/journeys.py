@@ -1,0 +1,118 @@
+"""Every call a caller makes on a renewal journey, by the wire names in `renewals.journey_api`.
+
+Starting: deterministic id, search attributes and summaries for the UI. A duplicate start attaches to
+the running journey (USE_EXISTING) and a finished term is never started again (REJECT_DUPLICATE), so
+intake can be re-run as often as it likes. Errors (`RPCError`, `WorkflowUpdateFailedError`) reach the
+caller unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from renewals import journey_api as api
+from renewals import models
+from renewals.journey_api import (
+    JourneyEvent,
+    JourneyInput,
+    JourneyStatus,
+    OperatorOutcomeReport,
+    RobotOutcomeReport,
+)
+from renewals.models import Policy
+from renewals.rules import segment_of
+from renewals.sendwindow import SendWindow
+from renewals.templates import PRODUCT_NAMES, format_date
+
+
+def summary(policy: Policy) -> str:
+    """One line an operator reads in the workflow list (no personal data)."""
+    product = PRODUCT_NAMES[policy.product]
+    return (
+        f"Пролонгация {product} № {policy.number} до {format_date(policy.expires_on)} "
+        f"({segment_of(policy).value}, агент {policy.agent.id})"
+    )
+
+
+def details(policy: Policy) -> str:
+    centre = policy.regional_centre
+    lines = [
+        f"**Policy** {policy.number} · {policy.product.value}"
+        + (f" · code {policy.product_code}" if policy.product_code else "")
+        + (f" · bank {policy.bank.value}" if policy.bank else ""),
+        f"**Last day of cover** {policy.expires_on:%d.%m.%Y}",
+        f"**Segment** {segment_of(policy).value}"
+        + (" · first prolongation year" if policy.first_prolongation_year else ""),
+        f"**Agent** {policy.agent.id}",
+        f"**Renewal centre** {centre.name} ({centre.id})" if centre else "**Renewal centre** —",
+        f"**Client time zone** {policy.client.timezone}",
+    ]
+    return "\n\n".join(lines)
+
+
+async def start_journey(
+    client: Client, policy: Policy, task_queue: str, window: SendWindow, attach: bool = True
+) -> WorkflowHandle[Any, JourneyStatus]:
+    """Start the term's journey. `attach=False` raises `WorkflowAlreadyStartedError` instead of
+    attaching when the term's journey already runs (intake wants to know, to sync it instead)."""
+    return await client.start_workflow(
+        api.WORKFLOW_TYPE,
+        JourneyInput(policy=policy, window=window),
+        id=models.journey_id(policy.number, policy.expires_on),
+        task_queue=task_queue,
+        result_type=JourneyStatus,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING if attach else WorkflowIDConflictPolicy.FAIL,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        static_summary=summary(policy),
+        static_details=details(policy),
+    )
+
+
+def _handle(client: Client, journey_id: str) -> WorkflowHandle[Any, JourneyStatus]:
+    return client.get_workflow_handle(journey_id, result_type=JourneyStatus)
+
+
+async def send_event(client: Client, journey_id: str, event: JourneyEvent) -> None:
+    await _handle(client, journey_id).signal(api.EVENT_SIGNAL, event)
+
+
+async def send_robot_outcome(client: Client, journey_id: str, report: RobotOutcomeReport) -> None:
+    await _handle(client, journey_id).signal(api.ROBOT_OUTCOME_SIGNAL, report)
+
+
+async def report_operator_outcome(
+    client: Client, journey_id: str, report: OperatorOutcomeReport
+) -> JourneyStatus:
+    status: JourneyStatus = await _handle(client, journey_id).execute_update(
+        api.OPERATOR_OUTCOME_UPDATE, report, result_type=JourneyStatus
+    )
+    return status
+
+
+async def update_policy(client: Client, journey_id: str, policy: Policy) -> JourneyStatus:
+    status: JourneyStatus = await _handle(client, journey_id).execute_update(
+        api.POLICY_UPDATE, policy, result_type=JourneyStatus
+    )
+    return status
+
+
+async def journey_status(client: Client, journey_id: str) -> JourneyStatus:
+    status: JourneyStatus = await _handle(client, journey_id).query(
+        api.STATUS_QUERY, result_type=JourneyStatus
+    )
+    return status
+
+
+async def execution_status(client: Client, journey_id: str) -> WorkflowExecutionStatus | None:
+    """The journey's execution status (running, completed…), or None when there is no such workflow."""
+    try:
+        description = await client.get_workflow_handle(journey_id).describe()
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return description.status

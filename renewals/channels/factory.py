@@ -115,6 +115,6 @@ def _required(config: T | None, name: str) -> T:
     if config is None:
         raise ChannelConfigError(
             f"RENEWALS_CHANNELS=providers needs the {name} provider configured "
-            f"(RENEWALS_{name.upper()}__…, see README)"
+            f"(RENEWALS_{name.upper()}__…, see docs/providers.md)"
         )
     return config

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from renewals.db.database import Database
 from renewals.intake.daily_run import IntakeResult, IntakeRun
-from renewals.intake.journeys import start_due_journeys
+from renewals.intake.journey_sync import start_due_journeys
 from renewals.sendwindow import SendWindow, zone
 
 

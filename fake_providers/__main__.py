@@ -7,12 +7,15 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import BaseModel
 
-from fake_providers.app import Gateway, create_app
+from fake_providers.app import create_app
 from fake_providers.config import FaultConfig, GatewayConfig
+from fake_providers.gateway import Gateway
 from fake_providers.smtp import SmtpSink
 
 
@@ -39,12 +42,20 @@ def build(config: GatewayConfig, host: str, smtp_port: int | None) -> FastAPI:
     return app
 
 
+def _fields(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
+    """The parsed flags that are fields of `model` (each flag's dest is the field's name)."""
+    return {name: value for name, value in vars(args).items() if name in model.model_fields}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fake_providers", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8900)
     parser.add_argument("--smtp-port", type=int, default=8925, help="0 picks a free port; -1 disables")
-    parser.add_argument("--log", type=Path, default=None, help="append-only JSONL message log")
+    # GatewayConfig's fields
+    parser.add_argument(
+        "--log", dest="log_path", metavar="LOG", type=Path, default=None, help="append-only JSONL message log"
+    )
     parser.add_argument("--sms-webhook-url", default=None, help="e.g. http://127.0.0.1:8080/webhooks/sms")
     parser.add_argument("--robot-webhook-url", default=None, help="e.g. http://127.0.0.1:8080/webhooks/robot")
     # Secrets by environment, so they stay out of the process list; the flags exist for quick trials.
@@ -58,34 +69,35 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("GATEWAY_ROBOT_WEBHOOK_SECRET"),
         help="HMAC secret of the webhook source 'robot' (default: $GATEWAY_ROBOT_WEBHOOK_SECRET)",
     )
-    parser.add_argument("--callback-delay", type=float, default=0.0, help="seconds before a callback")
+    parser.add_argument(
+        "--callback-delay",
+        dest="callback_delay_seconds",
+        metavar="CALLBACK_DELAY",
+        type=float,
+        default=0.0,
+        help="seconds before a callback",
+    )
+    # FaultConfig's fields
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--rate-limit-rate", type=float, default=0.0)
     parser.add_argument("--timeout-rate", type=float, default=0.0, help="accept, then hold the answer")
     parser.add_argument("--stall-rate", type=float, default=0.0, help="hold, then drop without accepting")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
-    parser.add_argument("--invalid-phone", action="append", default=[])
+    parser.add_argument(
+        "--latency",
+        dest="latency_seconds",
+        metavar="LATENCY",
+        type=float,
+        default=0.0,
+        help="seconds added to every answer",
+    )
+    parser.add_argument(
+        "--invalid-phone", dest="invalid_phones", metavar="INVALID_PHONE", action="append", default=[]
+    )
     parser.add_argument("--insufficient-funds", action="store_true")
     args = parser.parse_args(argv)
-    config = GatewayConfig(
-        log_path=args.log,
-        sms_webhook_url=args.sms_webhook_url,
-        sms_webhook_secret=args.sms_webhook_secret,
-        robot_webhook_url=args.robot_webhook_url,
-        robot_webhook_secret=args.robot_webhook_secret,
-        callback_delay_seconds=args.callback_delay,
-        faults=FaultConfig(
-            seed=args.seed,
-            error_rate=args.error_rate,
-            rate_limit_rate=args.rate_limit_rate,
-            timeout_rate=args.timeout_rate,
-            stall_rate=args.stall_rate,
-            latency_seconds=args.latency,
-            invalid_phones=args.invalid_phone,
-            insufficient_funds=args.insufficient_funds,
-        ),
-    )
+    faults = FaultConfig.model_validate(_fields(args, FaultConfig))
+    config = GatewayConfig.model_validate({**_fields(args, GatewayConfig), "faults": faults})
     smtp_port = None if args.smtp_port < 0 else args.smtp_port
     uvicorn.run(build(config, args.host, smtp_port), host=args.host, port=args.port, log_level="info")
 

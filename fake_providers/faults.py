@@ -19,6 +19,7 @@ class Fault(StrEnum):
 
 
 def digits(phone: str) -> str:
+    """A number as the providers log and key it, and faults match it: its digits only."""
     return "".join(ch for ch in phone if ch.isdigit())
 
 

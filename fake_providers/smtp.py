@@ -14,8 +14,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from fake_providers.app import Gateway
 from fake_providers.faults import Fault
+from fake_providers.gateway import Exchange, Gateway
 
 
 class _Handler:
@@ -40,22 +40,20 @@ class _Handler:
         )
         assert isinstance(message, EmailMessage)
         message_id = str(message.get("Message-ID", "")).strip()
-        recipients = ",".join(envelope.rcpt_tos)
+        exchange = Exchange(gw, "email", "data", message_id, ",".join(envelope.rcpt_tos))
         fault = faults.decide("email")
         if fault is Fault.ERROR:
-            gw.requests.add("email", "data", message_id, recipients, "error")
-            return "451 4.3.0 Temporary server error"
+            return exchange.answer("error", "451 4.3.0 Temporary server error")
         if fault is Fault.RATE_LIMIT:
-            gw.requests.add("email", "data", message_id, recipients, "rate_limit")
-            return "451 4.7.1 Rate limit exceeded, try later"
+            return exchange.answer("rate_limit", "451 4.7.1 Rate limit exceeded, try later")
         if fault is Fault.STALL:
-            await gw.stall("email", "data", message_id, recipients)
+            await exchange.stall()
             return "451 4.4.2 Timeout, message not accepted"
         body = message.get_body(preferencelist=("plain",))
         record, first = gw.log.accept(
             "email",
             message_id or f"no-message-id-{len(gw.log.records()) + 1}",
-            recipients,
+            exchange.recipient,
             body.get_content() if body is not None else "",
             provider_id=lambda seq: message_id or f"email-{seq}",
             dedup=False,

@@ -46,7 +46,7 @@ def register(commands: Commands) -> None:
 
 async def _import(args: argparse.Namespace, settings: Settings, db: Database) -> int:
     from renewals.intake.importer import import_file
-    from renewals.intake.journeys import sync_journeys
+    from renewals.intake.journey_sync import sync_journeys
     from renewals.intake.records import FileFormatError
 
     try:
@@ -82,7 +82,7 @@ async def _import(args: argparse.Namespace, settings: Settings, db: Database) ->
 
 
 async def _start(args: argparse.Namespace, settings: Settings, db: Database) -> int:
-    from renewals.intake.journeys import Start, start_due_journeys
+    from renewals.intake.journey_sync import Start, start_due_journeys
 
     horizon = args.horizon_days or settings.intake_horizon_days
     client = await ops.client(settings)

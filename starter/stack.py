@@ -168,7 +168,7 @@ async def start_sample_journeys(client: Client, db: Database, settings: Settings
     them, so the next intake knows what they were told; a journey that already exists is left alone."""
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
-    from renewals.intake.journeys import save_started
+    from renewals.intake.journey_sync import save_started
     from renewals.intake.portfolio_store import load_policy, upsert_policy
     from renewals.models import Policy, journey_id
     from renewals.rules import segment_of

@@ -105,7 +105,7 @@ def test_parse_outcome_webhook_rejects_garbage(payload: dict[str, Any]) -> None:
         parse_outcome_webhook(payload)
 
 
-# ---- against the sandbox gateway -------------------------------------------------------------------
+# ---- against the fake providers -------------------------------------------------------------------
 
 
 async def test_gateway_dedups_and_posts_the_signed_outcome() -> None:

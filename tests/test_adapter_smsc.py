@@ -192,7 +192,7 @@ def test_parse_status_callback() -> None:
         parse_status_callback({"phone": "7"})
 
 
-# ---- against the sandbox gateway -------------------------------------------------------------------
+# ---- against the fake providers -------------------------------------------------------------------
 
 
 def gateway_smsc(gateway: Gateway, **overrides: object) -> SmscProvider:

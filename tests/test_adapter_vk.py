@@ -168,7 +168,7 @@ async def test_read_timeout_may_have_been_accepted() -> None:
     assert caught.value.maybe_accepted
 
 
-# ---- against the sandbox gateway -------------------------------------------------------------------
+# ---- against the fake providers -------------------------------------------------------------------
 
 
 def gateway_vk(gateway: Gateway) -> VkProvider:

@@ -1,7 +1,7 @@
-"""The crash test: thousands of journeys due at once through the sandbox gateway, the worker killed
+"""The crash test: thousands of journeys due at once through the fake providers, the worker killed
 with SIGKILL mid-burst and restarted — every expected message in the gateway log exactly once.
 
-The gateway logs every accepted request, a repeated dedup key too (README, "The sandbox gateway"),
+The gateway logs every accepted request, a repeated dedup key too (docs/fake-providers.md),
 so a second SMS or a VK message under a new key would show here. What may legitimately repeat: a
 VK or robot request the provider dropped as a repeat (it reached nobody), and an e-mail that was in
 the SMTP server's hands at the kill — SMTP cannot deduplicate, so the resend arrives with the same
@@ -32,7 +32,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from fake_providers.store import messages_per_key, read_jsonl
+from fake_providers.request_log import messages_per_key, read_jsonl
 from renewals.models import Agent, Policy, Product, RegionalCentre
 from renewals.models import Client as PolicyClient
 from renewals.sendwindow import SendWindow, zone

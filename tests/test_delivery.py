@@ -1,4 +1,4 @@
-"""Delivery guarantees through the real adapters and the sandbox gateway's real HTTP/SMTP APIs:
+"""Delivery guarantees through the real adapters and the fake providers' real HTTP/SMTP APIs:
 under injected faults every message arrives exactly once, permanent errors are recorded and not
 retried, and an SMS provider outage fails over without sending anything twice. Then the send
 activities themselves: the outbox claim, reconciling a resumed send, robot calls, paused channels."""

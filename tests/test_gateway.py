@@ -1,4 +1,4 @@
-"""The sandbox gateway itself: the JSONL log, admin API, seeded faults, the entry point."""
+"""The fake providers' gateway itself: the JSONL log, admin API, seeded faults, the entry point."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from fake_providers import FaultConfig, Gateway, GatewayConfig, create_app
 from fake_providers.__main__ import build
 from fake_providers.faults import Fault, FaultInjector
-from fake_providers.store import messages_per_key, read_jsonl
+from fake_providers.request_log import messages_per_key, read_jsonl
 from renewals.channels.base import PermanentSendError
 from renewals.channels.email import EmailConfig, EmailProvider
 from renewals.channels.smsc import SmscConfig, SmscProvider

@@ -20,7 +20,7 @@ from renewals.db.database import Database
 from renewals.db.tables import PolicyRow
 from renewals.db.tables_ops import JourneySyncRow
 from renewals.intake.importer import BATCH, import_file
-from renewals.intake.journeys import start_due_journeys
+from renewals.intake.journey_sync import start_due_journeys
 from renewals.intake.portfolio_store import load_policy
 from renewals.models import journey_id
 from renewals.search_attributes import ALL as SEARCH_ATTRIBUTES

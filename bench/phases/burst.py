@@ -112,7 +112,7 @@ async def measure(
     """Our burst. With `spread_minutes` the window spreads the morning's sends (each journey at its own
     offset, `SendWindow.spread_offset`), and each send's lateness is against its own journey's moment."""
     from renewals.intake.importer import import_file
-    from renewals.intake.journeys import start_due_journeys
+    from renewals.intake.journey_sync import start_due_journeys
     from renewals.models import journey_id
 
     client = server.client

@@ -31,7 +31,7 @@ class MessageRecord(BaseModel):
 
     seq: int
     channel: str  # sms | vk | email | robot
-    key: str  # the provider-level dedup key (README, "The sandbox gateway")
+    key: str  # the provider-level dedup key: SMSC id:phone, VK random_id:user_id, Message-ID, client_task_id
     provider_id: str  # what the provider answered: SMSC id, VK message id, Message-ID, task id
     recipient: str
     text: str

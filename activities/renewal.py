@@ -36,7 +36,7 @@ from renewals.delivery import ChannelPauses, OptOuts
 from renewals.journey_api import RobotOutcome
 from renewals.models import Channel
 from renewals.outbox import OPTED_OUT, Outbox, OutboxState
-from renewals.privacy import mask_address
+from renewals.privacy import mask_address, scrub_exception
 from renewals.sendwindow import zone
 
 log = logging.getLogger(__name__)
@@ -87,12 +87,18 @@ class JourneyActivities:
                 if state.resumed:
                     request = request.model_copy(update={"resumed": True})
                 delivery = await provider.deliver(request, accepted_by=state.provider)
-        except PermanentSendError as error:
-            raise await self._failed(request.dedup_key, request.channel, request.recipient, error) from error
-        except ChannelPaused as error:
-            raise await self._pause(request.channel, error) from error
-        except TransientSendError as error:
-            raise _retry(error) from error
+        except Exception as error:
+            # A provider's error text may quote the address or the text it was sent: masked, with
+            # every exception chained to it, before the outbox, Temporal or a log sees it.
+            scrub_exception(error, request.recipient, request.text, request.subject)
+            if isinstance(error, PermanentSendError):
+                failed = await self._failed(request.dedup_key, request.channel, request.recipient, error)
+                raise failed from error
+            if isinstance(error, ChannelPaused):
+                raise await self._pause(request.channel, error) from error
+            if isinstance(error, TransientSendError):
+                raise _retry(error) from error
+            raise
         # A robot that answers at once (the recording one) has its outcome kept: a retry returns it too.
         reason = f"{_OUTCOME_PREFIX}{delivery.outcome.value}" if delivery.outcome is not None else None
         await self.outbox.mark(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.infra import ROOT, dev_server, gateway, machine_facts
-from bench.phases import baseline, burst, memory, simulate
+from bench.phases import baseline, burst, codec, memory, simulate
 from bench.report import render_markdown, render_table, targets
 
 DEFAULT_OUT = ROOT / "bench" / "results"
@@ -81,7 +81,27 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="also run our burst with the window's morning spread over this many minutes, on the first "
         "server mode (RENEWALS_WINDOW_SPREAD_MINUTES; 0 skips it; default 2)",
     )
-    parser.add_argument("--skip", default="", help="phases to skip: baseline, ours, memory (comma-separated)")
+    parser.add_argument(
+        "--codec",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure the payload codec's cost: our burst of N journeys with and without it (fresh "
+        "in-memory servers) and `renewals simulate` with and without it (default 0: off; "
+        "`--codec 200` ≈ 2 min here)",
+    )
+    parser.add_argument(
+        "--codec-scenarios",
+        type=int,
+        default=100,
+        help="scenarios for the codec's simulate comparison (default 100; 0: bursts only)",
+    )
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="phases to skip: baseline, ours, memory (comma-separated; `--skip baseline,ours,memory "
+        "--simulate 0 --codec 200` runs the codec comparison alone)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go (bench/results)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch files (default: a temp dir)")
     return parser.parse_args(argv)
@@ -100,7 +120,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "bursts": {},
     }
     print(f"bench: N={args.journeys}, scratch {workdir}", flush=True)
-    for mode in [m.strip() for m in args.servers.split(",") if m.strip()]:
+    modes = [m.strip() for m in args.servers.split(",") if m.strip()]
+    for mode in modes if not {"baseline", "ours"} <= skip else []:
         on_server: dict[str, Any] = {}
         async with dev_server(mode, workdir) as server:
             if "baseline" not in skip:
@@ -128,6 +149,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.simulate:
         print(f"[simulate] 1 and {args.simulate} scenarios …", flush=True)
         result["simulate"] = simulate.measure(workdir, args.simulate)
+    if args.codec:
+        result["codec"] = await codec.measure(
+            args.codec, args.codec_scenarios, workdir, args.worker_variants, args.workers, args.lead
+        )
     result["targets"] = targets(result)
     result["wall_seconds"] = round(time.monotonic() - began, 1)
     return result
@@ -175,11 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / f"run-{stamp}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     render_table(result)
     print(f"results: {args.out / 'latest.json'}, {args.out / 'latest.md'} ({result['wall_seconds']} s)")
-    correct = all(
-        b.get(part, {}).get("correctness", {}).get("exactly_once", True)
-        for b in result["bursts"].values()
-        for part in ("ours", "ours_spread")
-    )
+    bursts = [b.get(part, {}) for b in result["bursts"].values() for part in ("ours", "ours_spread")]
+    bursts += list(result.get("codec", {}).get("burst", {}).values())
+    correct = all(b.get("correctness", {}).get("exactly_once", True) for b in bursts)
     return 0 if correct else 1
 
 

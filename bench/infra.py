@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -16,10 +17,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from renewals.encryption import Keyring, data_converter
 from renewals.temporal.runtime import cli_runtime
 from renewals.temporal.setup import ALL_KEYS
 from starter.binaries import find_binary
@@ -171,10 +174,12 @@ class RssSampler:
 @dataclass
 class Server:
     env: WorkflowEnvironment
-    client: Client
+    client: Client  # encrypted like production (`keyring`: passed to our workers by `worker_env`)
     address: str
     pid: int | None
     mode: str
+    keyring: Keyring
+    plain: Client  # the default converter, for the bare-Temporal baseline
 
 
 @asynccontextmanager
@@ -183,11 +188,12 @@ async def dev_server(mode: str, workdir: Path) -> AsyncIterator[Server]:
     db_file = None
     if mode == "sqlite":
         db_file = str(workdir / f"temporal-{time.time_ns()}.db")
+    keyring = Keyring.generate("bench")
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
         dev_server_database_filename=db_file,
         search_attributes=list(ALL_KEYS),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(keyring),
         runtime=cli_runtime(),
         ui=False,
         dev_server_log_level="error",
@@ -196,9 +202,60 @@ async def dev_server(mode: str, workdir: Path) -> AsyncIterator[Server]:
         address = env.client.service_client.config.target_host
         port = address.rsplit(":", 1)[1]
         pids = [p for p in children_named(os.getpid(), "start-dev") if port in _cmdline(p)]
-        yield Server(env, env.client, address, pids[0] if pids else None, mode)
+        plain = Client(env.client.service_client, namespace=env.client.namespace)
+        yield Server(env, env.client, address, pids[0] if pids else None, mode, keyring, plain)
     finally:
         await env.shutdown()
+
+
+def pydantic_client(server: Server) -> Client:
+    """A client on `server` with our converter but no payload codec: what the bench starts journeys
+    with for the `nocodec` worker variant (the codec-cost comparison)."""
+    return Client(
+        server.env.client.service_client,
+        namespace=server.env.client.namespace,
+        data_converter=data_converter(None),
+    )
+
+
+async def stored_payloads(server: Server, workflow_id: str) -> dict[str, Any]:
+    """What Temporal stores for one workflow: its input's `encoding` (`binary/encrypted` with the codec,
+    `json/plain` without: proof of which converter a run really used), and every payload in its
+    history (count, encrypted count, data bytes)."""
+    history = await server.plain.get_workflow_handle(workflow_id).fetch_history()
+    found: list[tuple[str, Payload]] = []
+    for event in history.events:
+        _collect_payloads(event, found, "")
+    clear = Counter(path for path, p in found if p.metadata.get("encoding") != b"binary/encrypted")
+    started = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    return {
+        "input_encoding": started[0].metadata.get("encoding", b"").decode() if started else None,
+        "history_events": len(history.events),
+        "payloads": len(found),
+        "encrypted_payloads": len(found) - sum(clear.values()),
+        "payload_bytes": sum(len(p.data) for _, p in found),
+        "unencrypted_by_field": dict(clear),
+    }
+
+
+def _collect_payloads(message: Message, found: list[tuple[str, Payload]], path: str) -> None:
+    for descriptor, value in message.ListFields():
+        where = f"{path}.{descriptor.name}" if path else descriptor.name
+        kind = descriptor.message_type
+        if kind is None:
+            continue
+        if kind.GetOptions().map_entry:  # map<string, Message>: look at the values
+            kind = kind.fields_by_name["value"].message_type
+            if kind is None:
+                continue
+            items = list(value.values())
+        else:
+            items = [value] if isinstance(value, Message) else list(value)
+        for item in items:
+            if kind.full_name == Payload.DESCRIPTOR.full_name:
+                found.append((where, item))
+            else:
+                _collect_payloads(item, found, where)
 
 
 def _cmdline(pid: int) -> str:

@@ -99,6 +99,14 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _other(cpu: dict[str, Any], cores: int) -> float | None:
+    """CPU the machine spent outside this bench's processes during a drain, % of one core."""
+    if "machine_busy_pct_of_all_cores" not in cpu:
+        return None
+    ours = sum(v for k, v in cpu.items() if k.endswith("_cpu_pct") and isinstance(v, int | float))
+    return round(max(0.0, float(cpu["machine_busy_pct_of_all_cores"]) * cores - ours), 1)
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "—"
@@ -158,14 +166,7 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             oc.get("machine_busy_pct_of_all_cores"),
         )
         cores = result["machine"]["cores"] or 1
-
-        def other(c: dict[str, Any], cores: int = cores) -> float | None:
-            if "machine_busy_pct_of_all_cores" not in c:
-                return None
-            ours_pct = sum(v for k, v in c.items() if k.endswith("_cpu_pct") and isinstance(v, int | float))
-            return round(max(0.0, float(c["machine_busy_pct_of_all_cores"]) * cores - ours_pct), 1)
-
-        add("other processes' CPU (not this bench), % of a core", other(bc), other(oc), False)
+        add("other processes' CPU (not this bench), % of a core", _other(bc, cores), _other(oc, cores), False)
         spread = burst.get("ours_spread") or {}
         if spread:
             sl = spread["send_lateness_s"]
@@ -226,6 +227,86 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+CODEC_COLUMNS = ("figure (payload codec, issue 11)", "without codec", "with codec", "with/without")
+
+
+def codec_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(figure, without the codec, with it, with/without) from the `--codec` phase."""
+    phase = result.get("codec")
+    if not phase:
+        return []
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(name: str, off: Any, on: Any, ratio: bool = True) -> None:
+        numeric = isinstance(off, int | float) and isinstance(on, int | float) and not isinstance(on, bool)
+        rows.append((name, _fmt(off), _fmt(on), _fmt(_ratio(on, off)) if ratio and numeric else ""))
+
+    off, on = phase["burst"].get("nocodec") or {}, phase["burst"].get("codec") or {}
+    if off and on:
+        n = phase["n"]
+        add(
+            f"burst of {n} (in-memory server): `renewals start`, journeys/s",
+            off["start_rate_per_s"],
+            on["start_rate_per_s"],
+        )
+        add("drain, journeys/s", off["drain_journeys_per_s"], on["drain_journeys_per_s"])
+        add("drain, sends/s", off["drain_messages_per_s"], on["drain_messages_per_s"])
+        add("drain duration, s", off["drain_seconds"], on["drain_seconds"])
+        for q in ("p50", "p95", "p99", "max"):
+            add(f"send lateness {q}, s", off["send_lateness_s"][q], on["send_lateness_s"][q])
+        oc, cc = off["cpu_during_drain"], on["cpu_during_drain"]
+        add("worker CPU during drain, % of a core", oc.get("worker_cpu_pct"), cc.get("worker_cpu_pct"))
+        per = phase.get("cost", {}).get("worker_cpu_ms_per_journey", {})
+        add("worker CPU during drain, ms per journey", per.get("nocodec"), per.get("codec"))
+        add("dev server CPU during drain, % of a core", oc.get("server_cpu_pct"), cc.get("server_cpu_pct"))
+        cores = result["machine"]["cores"] or 1
+        add("other processes' CPU (not this bench), % of a core", _other(oc, cores), _other(cc, cores), False)
+        add(
+            "worker RSS peak during drain, MiB",
+            off["worker_rss_peak_during_drain_mib"],
+            on["worker_rss_peak_during_drain_mib"],
+        )
+        add(
+            "workflow input as Temporal stores it",
+            off["workflow_input_encoding"],
+            on["workflow_input_encoding"],
+        )
+        ho, hc = off.get("one_journey_history") or {}, on.get("one_journey_history") or {}
+        add("one journey's history so far: payloads (encrypted)", _count(ho), _count(hc))
+        add("one journey's history so far: payload bytes", ho.get("payload_bytes"), hc.get("payload_bytes"))
+
+        def once(part: dict[str, Any]) -> str:
+            c = part["correctness"]
+            return f"{c['messages']}/{c['expected']} {'ok' if c['exactly_once'] else 'FAILED'}"
+
+        add("exactly once (messages / expected)", once(off), once(on))
+    sim_off, sim_on = phase["simulate"].get("nocodec") or {}, phase["simulate"].get("codec") or {}
+    if sim_off and sim_on:
+        for key in sim_on:
+            if key.startswith("scenarios_"):
+                a, b = sim_off[key], sim_on[key]
+                add(
+                    f"`renewals simulate`, {key.split('_')[1]} scenario(s), wall s"
+                    + ("" if a["ok"] and b["ok"] else " (a run FAILED)"),
+                    a["seconds"],
+                    b["seconds"],
+                )
+        add("`renewals simulate`, per 45-day journey, s", sim_off["per_journey_s"], sim_on["per_journey_s"])
+    for name, one in (phase.get("per_payload") or {}).items():
+        label = name.replace("_", " ")
+        add(f"codec alone, {label}: bytes", one["plain_bytes"], one["encrypted_bytes"])
+        add(
+            f"codec alone, {label}: CPU µs to encrypt + decrypt",
+            None,
+            round(one["encrypt_us"] + one["decrypt_us"], 1),
+        )
+    return rows
+
+
+def _count(history: dict[str, Any]) -> str:
+    return f"{history['payloads']} ({history['encrypted_payloads']})" if "payloads" in history else "—"
+
+
 def render_table(result: dict[str, Any]) -> None:
     console = Console(width=max(Console().width, 130))
     m = result["machine"]
@@ -237,14 +318,29 @@ def render_table(result: dict[str, Any]) -> None:
         table.add_column(column, justify="left" if column == "figure" else "right")
     for row in figure_rows(result):
         table.add_row(*row)
-    console.print(table)
+    if table.row_count:
+        console.print(table)
+    rows = codec_rows(result)
+    if rows:
+        phase = result["codec"]
+        load = " / ".join(f"{x:.2f}" for x in phase.get("load_average_before", []))
+        costs = Table(
+            title=f"cost of the payload codec: burst N={phase['n']}, simulate {phase['scenarios']} scenarios"
+            + (f"; load average at start {load}" if load else "")
+        )
+        for column in CODEC_COLUMNS:
+            costs.add_column(column, justify="left" if column == CODEC_COLUMNS[0] else "right")
+        for row in rows:
+            costs.add_row(*row)
+        console.print(costs)
     goals = Table(title="targets (issue 5)")
     for column in ("target", "value", "met"):
         goals.add_column(column)
     for t in result["targets"]:
         met = "—" if t["met"] is None else ("yes" if t["met"] else "[red]NO[/red]")
         goals.add_row(t["target"], _fmt(t["value"]), met)
-    console.print(goals)
+    if goals.row_count:
+        console.print(goals)
 
 
 def render_markdown(result: dict[str, Any]) -> str:
@@ -254,13 +350,30 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, {m['os']}; Python {m['python']}, "
         f"temporalio {m['temporalio']}, {m['temporal_cli'].splitlines()[0] if m['temporal_cli'] else ''}; "
-        f"commit {m['git_commit']}. N = {result['n']}. Whole run: {result.get('wall_seconds')} s.",
-        "",
-        "| figure | bare Temporal | ours | ours/bare |",
-        "|---|---:|---:|---:|",
+        f"commit {m['git_commit']}."
+        + (f" N = {result['n']}." if result["bursts"] else "")
+        + f" Whole run: {result.get('wall_seconds')} s.",
     ]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in figure_rows(result)]
-    lines += ["", "## Targets", "", "| target | value | met |", "|---|---:|---|"]
+    figures = figure_rows(result)
+    if figures:
+        lines += ["", "| figure | bare Temporal | ours | ours/bare |", "|---|---:|---:|---:|"]
+        lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in figures]
+    rows = codec_rows(result)
+    if rows:
+        phase = result["codec"]
+        load = " / ".join(f"{x:.2f}" for x in phase.get("load_average_before", []))
+        lines += [
+            "",
+            f"## Cost of the payload codec (burst N = {phase['n']}, simulate {phase['scenarios']} scenarios)",
+            "",
+            f"Load average (1/5/15 min) when the phase began: {load or '—'}.",
+            "",
+            "| " + " | ".join(CODEC_COLUMNS) + " |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    if result["targets"]:
+        lines += ["", "## Targets", "", "| target | value | met |", "|---|---:|---|"]
     for t in result["targets"]:
         met = "—" if t["met"] is None else ("yes" if t["met"] else "**no**")
         lines.append(f"| {t['target']} | {_fmt(t['value'])} | {met} |")

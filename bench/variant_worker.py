@@ -11,6 +11,9 @@ Variants:
 - `nocheck`: the SMSC adapter sends without its `/sys/status.php` pre-check (one HTTP call less per SMS).
 - `quiet`: logging at WARNING (no INFO line per send).
 - `cacheN` (e.g. `cache200`): the journey worker keeps at most N workflows in its sticky cache.
+- `nocodec`: the worker's client uses the plain pydantic converter (`data_converter(None)`): payloads go
+  to Temporal unencrypted. Only for measuring the codec's cost (`python -m bench --codec N`); the bench
+  client that starts the journeys must then be unencrypted too (`bench.infra.pydantic_client`).
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ def apply(variants: list[str]) -> None:
             smsc.SmscProvider.__init__ = no_check  # type: ignore[method-assign]
         elif variant == "quiet":
             logging.getLogger("activities").setLevel(logging.WARNING)
+        elif variant == "nocodec":
+            setattr(production, "connect", _connect_without_codec)  # noqa: B010 (worker.py imported it by name)
         else:
             raise SystemExit(f"unknown variant {variant!r}")
     if worker_kwargs or journey_kwargs:
@@ -68,6 +73,16 @@ def apply(variants: list[str]) -> None:
             return real(client, task_queue=task_queue, **(kwargs | extra))
 
         production.Worker = functools.wraps(real)(patched)  # type: ignore[misc]
+
+
+async def _connect_without_codec(settings: Any) -> Any:
+    """`renewals.temporal.connection.connect` without the payload codec (same address, TLS, namespace)."""
+    from temporalio.client import Client
+
+    from renewals.encryption import data_converter
+    from renewals.temporal.connection import connect_options
+
+    return await Client.connect(**connect_options(settings), data_converter=data_converter(None))
 
 
 def main() -> None:

@@ -16,7 +16,8 @@ from renewals.sendwindow import SendWindow
 
 
 class _Contract(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: a payload that fails to validate is logged by the SDK without its values.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 def dedup_key(journey_id: str, touchpoint: str, channel: Channel) -> str:

@@ -91,7 +91,8 @@ class EntryStatus(StrEnum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: a payload that fails to validate is logged by the SDK without its values.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 class JourneyInput(_Frozen):

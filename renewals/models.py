@@ -52,7 +52,11 @@ class Channel(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    # hide_input_in_errors: a ValidationError's text (in a log, a traceback, a terminal) never quotes
+    # the input — a client's name, phone or e-mail; `errors()` still has it for code that needs it.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, hide_input_in_errors=True
+    )
 
 
 # A phone that goes into a client text (an agent's, a centre's): must be a real number; kept in E.164.

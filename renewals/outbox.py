@@ -59,7 +59,9 @@ class Outbox:
             opted_out = None
             if opt_out_key:
                 opted_out = (
-                    await connection.execute(select(OptOutRow.reason).where(OptOutRow.address == opt_out_key))
+                    await connection.execute(
+                        select(OptOutRow.reason).where(OptOutRow.address_hash == opt_out_key)
+                    )
                 ).scalar_one_or_none()
             status = "pending" if opted_out is None else "suppressed"
             reason = None if opted_out is None else f"{OPTED_OUT}: {opted_out}"

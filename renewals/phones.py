@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import phonenumbers
 
+from renewals.privacy import mask_phone
+
 
 class InvalidPhone(ValueError):
-    """A number that cannot be dialled; the message says why, quoting the input (callers that log
-    or raise it towards a client's record mask it themselves)."""
+    """A number that cannot be dialled; the message says why, quoting the input masked
+    (`'+7916***4567' is not a valid phone number`): it may be a client's number, and it ends up in
+    rejects files, terminals and logs."""
 
 
 def to_e164(raw: str, *, russian: bool = False) -> str:
@@ -20,11 +23,11 @@ def to_e164(raw: str, *, russian: bool = False) -> str:
     try:
         parsed = phonenumbers.parse(raw, "RU")
     except phonenumbers.NumberParseException as error:
-        raise InvalidPhone(f"{raw!r} is not a phone number ({error})") from error
+        raise InvalidPhone(f"{mask_phone(raw)!r} is not a phone number ({error})") from error
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidPhone(f"{raw!r} is not a valid phone number")
+        raise InvalidPhone(f"{mask_phone(raw)!r} is not a valid phone number")
     if russian and phonenumbers.region_code_for_number(parsed) != "RU":
-        raise InvalidPhone(f"{raw!r} is not a Russian number (+7 and a Russian operator code)")
+        raise InvalidPhone(f"{mask_phone(raw)!r} is not a Russian number (+7 and a Russian operator code)")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -72,6 +72,18 @@ class Settings(BaseSettings):
     webhooks_host: str = "127.0.0.1"
     webhooks_port: int = 8080
 
+    # Personal data (152-FZ; renewals/encryption). Keys "id:base64(32 bytes)", the first one encrypts new
+    # payloads, the others only decrypt (rotation: put the new key first, keep the old ones after it).
+    # Without keys, the development keyring data_dir/encryption-keys.json (made on first use).
+    encryption_keys: list[SecretStr] = []
+    encryption_key_file: Path | None = None  # a JSON list of {"id", "key"} or "id:base64" lines
+    data_dir: Path = Path(".data")  # development state: the dev keyring
+    codec_server_port: int = 8081  # the codec server the Temporal UI decodes payloads through
+    codec_server_token: SecretStr | None = None  # the bearer token the codec server requires
+    ui_origin: str = "http://127.0.0.1:8233"  # the only origin the codec server answers (CORS)
+    optout_hash_key: SecretStr | None = None  # HMAC key of the do-not-contact list (None: a dev key)
+    temporal_retention_days: int = 90  # how long the namespace keeps closed workflows' histories
+
     # Provider rate limits, sends per second across all workers (None: unlimited).
     sms_per_second: float | None = None
     email_per_second: float | None = None

@@ -18,6 +18,7 @@ from datetime import date
 
 from renewals.models import Channel, Policy, Product
 from renewals.phones import for_reading
+from renewals.privacy import mask_email
 
 PRODUCT_NAMES: dict[Product, str] = {
     Product.KASKO: "КАСКО",
@@ -163,9 +164,10 @@ def check_nda(name: str, text: str) -> None:
     for what, pattern in _NDA_PATTERNS:
         found = pattern.search(text)
         if found:
+            # The client's own e-mail may be what it found: never quoted in clear.
+            quoted = mask_email(found.group(0)) if "@" in found.group(0) else found.group(0)
             raise NdaViolation(
-                f"template {name!r}: client text contains {what} ({found.group(0)!r}), "
-                "which the agent NDA forbids"
+                f"template {name!r}: client text contains {what} ({quoted!r}), which the agent NDA forbids"
             )
 
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from starter import intake, operator, reports, serve, setup, simulate, stack, status
+from starter import codec, intake, operator, privacy, reports, serve, setup, simulate, stack, status
 from starter.commands import Commands
 from starter.sla import commands as sla
 
@@ -27,6 +27,8 @@ REGISTER: tuple[Callable[[Commands], None], ...] = (
     operator.register,
     reports.register,  # dashboard, funnel
     serve.register_webhooks,
+    codec.register,  # codec-server
+    privacy.register,  # purge, forget
 )
 
 

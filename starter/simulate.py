@@ -176,7 +176,6 @@ def _run_chunk(scenarios: list[Scenario], ids: dict[str, str]) -> list[tuple[str
 
 async def _run_scenarios(scenarios: list[Scenario], ids: dict[str, str]) -> list[tuple[str, JourneyStatus]]:
     from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
-    from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import UnsandboxedWorkflowRunner
 
@@ -184,6 +183,7 @@ async def _run_scenarios(scenarios: list[Scenario], ids: dict[str, str]) -> list
     from renewals.channels.factory import recording_channels
     from renewals.channels.recording import ScriptedRobot
     from renewals.db.database import Database
+    from renewals.encryption import settings_converter
     from renewals.temporal.runtime import cli_runtime
     from renewals.temporal.setup import register_search_attributes
     from starter.binaries import find_binary
@@ -191,8 +191,10 @@ async def _run_scenarios(scenarios: list[Scenario], ids: dict[str, str]) -> list
     from workflows.simulation import SimulateScenario
 
     server = find_binary("temporal-test-server")
+    # Encrypted like production; without configured keys a random keyring that dies with the process.
+    converter = settings_converter(get_settings(), ephemeral=True)
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=server, data_converter=pydantic_data_converter, runtime=cli_runtime()
+        test_server_existing_path=server, data_converter=converter, runtime=cli_runtime()
     )
     scratch = tempfile.TemporaryDirectory(prefix="renewals-simulate-")
     db = Database(f"sqlite+aiosqlite:///{scratch.name}/simulate.db")

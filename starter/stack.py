@@ -6,6 +6,11 @@ fake_providers`); migrates the SQLite app database, imports the sample portfolio
 journeys (idempotently, recording them in `journey_sync` exactly as `renewals start` does, so a later
 `renewals start` finds them "already running"), then runs the worker and the webhook service (the
 gateway's delivery reports and Робот Даша's outcomes come back through it, signed) until Ctrl-C.
+
+Payloads are encrypted (renewals/encryption): the stack also runs the codec server in development mode
+(`renewals codec-server --dev`: on 127.0.0.1:RENEWALS_CODEC_SERVER_PORT, the dev server's UI served from
+loopback without a token) and starts the dev server with `--ui-codec-endpoint` pointing at it, so the
+local UI shows journeys decoded.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from starter.commands import Commands
 from starter.serve import webhook_secrets
 
 if TYPE_CHECKING:
+    import uvicorn
     from temporalio.client import Client
 
     from renewals.db.database import Database
@@ -55,11 +61,16 @@ def _listening(address: str) -> bool:
 
 
 def start_dev_server(
-    settings: Settings, data: Path = DATA, ui_port: int = UI_PORT
+    settings: Settings, data: Path = DATA, ui_port: int = UI_PORT, codec_endpoint: str | None = None
 ) -> subprocess.Popen[bytes] | None:
-    """The dev server with a persistent SQLite store, or None if a server already answers."""
+    """The dev server with a persistent SQLite store, its UI decoding payloads through `codec_endpoint`,
+    or None if a server already answers."""
     if _listening(settings.temporal_address):
         console.print(f"Temporal already answers on {settings.temporal_address}: using it")
+        if codec_endpoint:
+            console.print(
+                f"(its UI decodes payloads only if started with --ui-codec-endpoint {codec_endpoint})"
+            )
         return None
     host, _, port = settings.temporal_address.rpartition(":")
     data.mkdir(exist_ok=True)
@@ -78,6 +89,7 @@ def start_dev_server(
         str(ui_port),
         "--log-level",
         "warn",
+        *(["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []),
         *cli_flags(),
     ]
     console.print(f"Starting the Temporal dev server (log: {data / 'temporal.log'})")
@@ -123,6 +135,20 @@ def start_gateway(
         f"Starting the fake provider gateway on {settings.gateway_url} (messages: {data / 'gateway.jsonl'})"
     )
     return subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, env=env)
+
+
+def stack_codec_server(settings: Settings, ui_port: int = UI_PORT) -> uvicorn.Server | None:
+    """The codec server in development mode for the dev server's UI (both spellings of its loopback
+    address), or None if something already answers on its port."""
+    from starter.codec import codec_server
+
+    address = f"127.0.0.1:{settings.codec_server_port}"
+    if _listening(address):
+        console.print(f"A codec server already answers on {address}: the UI decodes through it")
+        return None
+    host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
+    origins = dict.fromkeys([f"http://{host}:{ui_port}", f"http://localhost:{ui_port}", settings.ui_origin])
+    return codec_server(settings, dev=True, ui_origins=list(origins), log_level="warning", embedded=True)
 
 
 def _webhooks_url(settings: Settings) -> str:
@@ -228,13 +254,21 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
     if settings.channels == "database":  # the stack sends through the fake providers' real APIs
         settings = settings.model_copy(update={"channels": "gateway"})
     hooks = stack_secrets(settings)
+    codec_endpoint = f"http://127.0.0.1:{settings.codec_server_port}"
+    codec = stack_codec_server(settings, ui_port)
     processes = [
         p
-        for p in (start_dev_server(settings, data, ui_port), start_gateway(settings, data, hooks))
+        for p in (
+            start_dev_server(settings, data, ui_port, codec_endpoint),
+            start_gateway(settings, data, hooks),
+        )
         if p is not None
     ]
     db = Database(settings.database_url)
+    codec_serving: asyncio.Task[None] | None = None
     try:
+        if codec is not None:
+            codec_serving = asyncio.create_task(codec.serve())
         if settings.channels == "gateway":
             await wait_for_port(settings.gateway_url.split("://", 1)[-1].rstrip("/"))
         client = await wait_for_temporal(settings)
@@ -243,6 +277,7 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
         await start_sample_journeys(client, db, settings)
         console.print(
             f"\nTemporal UI: http://127.0.0.1:{ui_port}/namespaces/{settings.temporal_namespace}/workflows"
+            f" (payloads decoded by the codec server {codec_endpoint})"
             "\nTry the query:  JourneyStage = 'scheduled' AND Product = 'KASKO'"
             f"\nWebhooks and the operator workbench: {_webhooks_url(settings)}/docs"
             "\nWorker running; Ctrl-C stops the stack.\n"
@@ -268,6 +303,9 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
         await asyncio.gather(worker.run(), webhooks.serve())
     finally:
         await db.dispose()
+        if codec is not None and codec_serving is not None:
+            codec.should_exit = True  # a graceful stop: it closes its socket
+            await asyncio.wait([codec_serving], timeout=10)  # never raises: the processes get stopped
         for process in processes:
             process.terminate()
         for process in processes:

@@ -3,6 +3,7 @@ CI) and a fresh time-skipping Temporal environment with a journey worker per tes
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +13,12 @@ import pytest
 from sqlalchemy import text
 
 from renewals.db.database import Database
+from tests.keys import TEST_KEY
+
+# Every Settings() of the tests, the CLI run in-process and the workers and commands the tests start as
+# subprocesses (they inherit os.environ) encrypt with the fixed test key, like tests.keys.TEST_CONVERTER;
+# never the development keyring under .data/.
+os.environ["RENEWALS_ENCRYPTION_KEYS"] = json.dumps([TEST_KEY])
 
 POSTGRES_URL = os.environ.get("RENEWALS_TEST_POSTGRES_URL")
 DATABASES = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]

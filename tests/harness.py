@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.renewal import JourneyActivities
@@ -23,6 +22,7 @@ from renewals.models import Channel, Policy, journey_id
 from renewals.sendwindow import zone
 from renewals.temporal.setup import register_search_attributes
 from starter.binaries import find_binary
+from tests.keys import TEST_CONVERTER
 from worker import build_worker
 from workflows.renewal import RenewalJourney
 
@@ -77,7 +77,7 @@ async def journey_harness(
 ) -> AsyncIterator[Harness]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
     )
     own_db = db is None
     database = db or Database(f"sqlite+aiosqlite:///{tmp_path}/journeys.db")

@@ -1,6 +1,9 @@
 """Record the one stored history per workflow type that tests/test_replay.py replays:
 `python -m tests.record_history` writes tests/histories/<workflow type>.json.
 
+The histories are recorded through the codec with the fixed test keyring (tests/keys.py: the harness and
+tests/sla_support.py run on `TEST_CONVERTER`), so every payload in them is encrypted, as in production.
+
 From 0.1.0 on, re-record only together with a `workflow.patched()`-guarded change, and keep the old
 history next to the new one (`<workflow type>.<patch id>.json`) until the patch is retired
 (docs/versioning.md): never overwrite an old history to make the replay test pass.

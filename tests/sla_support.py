@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import TypeVar
 
 from temporalio.client import WorkflowHandle, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -30,6 +29,7 @@ from renewals.sla.models import (
 from renewals.sla.targets import SlaTargets
 from renewals.temporal.setup import register_search_attributes
 from starter.binaries import find_binary
+from tests.keys import TEST_CONVERTER
 from workflows.runner import SANDBOXED_RUNNER
 from workflows.sla import PartnerApplication
 
@@ -47,7 +47,7 @@ class RecordingNotifier:
 
 def start_time_skipping() -> Awaitable[WorkflowEnvironment]:
     return WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
+        test_server_existing_path=find_binary("temporal-test-server"), data_converter=TEST_CONVERTER
     )
 
 

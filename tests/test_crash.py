@@ -29,7 +29,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from fake_providers.request_log import messages_per_key, read_jsonl
@@ -40,6 +39,7 @@ from renewals.temporal.journeys import start_journey
 from renewals.temporal.runtime import cli_runtime
 from renewals.temporal.setup import ALL_KEYS
 from starter.binaries import find_binary
+from tests.keys import TEST_CONVERTER
 
 ROOT = Path(__file__).resolve().parent.parent
 JOURNEYS = int(os.environ.get("RENEWALS_CRASH_JOURNEYS", "2000"))
@@ -63,7 +63,7 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
         search_attributes=list(ALL_KEYS),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         runtime=cli_runtime(),
         ui=False,
     )

@@ -1,7 +1,9 @@
 """`renewals simulate` and `renewals sla simulate` give, byte for byte, the JSON recorded in tests/golden/
 before the consolidation (issue 10): a refactor that changes what a client receives, or when, fails here.
-(Recorded by the code of commit cf1e6ed, with `at` to the minute: the time-skipping server's clock runs
-on while a workflow task or an activity is processed, so seconds can differ between two runs.)
+(Recorded by the code of commit cf1e6ed with its one output line changed to cut `at` to the minute:
+the time-skipping server's clock runs on while a workflow task or an activity is processed, so the
+seconds differed between two runs. A shift of less than a minute therefore goes unnoticed here; the
+journey tests assert exact moments where they matter.)
 
 Re-record only for an intended change of behaviour:
 `renewals simulate examples/scenarios.json > tests/golden/simulate_scenarios.json` (likewise for SLA).

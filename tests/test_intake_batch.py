@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from renewals.db.database import Database
@@ -27,6 +26,7 @@ from renewals.search_attributes import ALL as SEARCH_ATTRIBUTES
 from renewals.sendwindow import SendWindow
 from renewals.temporal.runtime import cli_runtime
 from starter.binaries import find_binary
+from tests.keys import TEST_CONVERTER
 
 TODAY = date.today()
 EXPIRES = TODAY + timedelta(days=40)
@@ -96,7 +96,7 @@ async def dev_server() -> AsyncIterator[Client]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
         search_attributes=list(SEARCH_ATTRIBUTES),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         runtime=cli_runtime(),
         ui=False,
     )

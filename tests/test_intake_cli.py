@@ -9,7 +9,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.renewal import JourneyActivities
@@ -22,6 +21,7 @@ from renewals.settings import Settings
 from renewals.temporal.runtime import cli_runtime
 from starter.binaries import find_binary
 from starter.ops import ops
+from tests.keys import TEST_CONVERTER
 from worker import build_worker
 
 QUEUE = "intake-cli-test"
@@ -35,7 +35,7 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
         search_attributes=list(ALL),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         runtime=cli_runtime(),
         ui=False,
     )

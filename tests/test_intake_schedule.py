@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -32,6 +31,7 @@ from renewals.temporal.setup import register_search_attributes
 from starter.binaries import find_binary
 from starter.cli import main as cli_main
 from tests.factories import policy
+from tests.keys import TEST_CONVERTER
 from worker import build_worker
 from workflows.intake import DailyIntake
 
@@ -41,7 +41,7 @@ QUEUE = "intake-test"
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"), data_converter=pydantic_data_converter
+        test_server_existing_path=find_binary("temporal-test-server"), data_converter=TEST_CONVERTER
     )
     await register_search_attributes(environment.client)
     yield environment
@@ -122,7 +122,7 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
         search_attributes=list(ALL),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         runtime=cli_runtime(),
         ui=False,
     )

@@ -1,4 +1,5 @@
-"""Replay the stored history of each workflow type against today's workflow code.
+"""Replay the stored history of each workflow type against today's workflow code, through the codec
+(the histories are encrypted with the fixed test key, tests/keys.py).
 
 A change that journeys already running would see (a different command, a different order) fails
 here: it needs `workflow.patched()` and the old history kept next to a new one (docs/versioning.md,
@@ -14,9 +15,11 @@ from typing import Any
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
+from renewals.encryption import UnknownKey, data_converter
+from tests.keys import OLD_TEST_KEYRING, TEST_CONVERTER, TEST_KEYRING, reencrypted
 from tests.record_history import HISTORIES, RECORDERS
 from workflows.renewal import RenewalJourney
 from workflows.runner import SANDBOXED_RUNNER
@@ -29,11 +32,15 @@ def _history(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
 
 
-async def _replay(workflow_class: type, path: Path) -> Exception | None:
+async def _replay(
+    workflow_class: type, history: Path | WorkflowHistory, converter: DataConverter = TEST_CONVERTER
+) -> Exception | None:
     replayer = Replayer(
-        workflows=[workflow_class], workflow_runner=SANDBOXED_RUNNER, data_converter=pydantic_data_converter
+        workflows=[workflow_class], workflow_runner=SANDBOXED_RUNNER, data_converter=converter
     )
-    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
+    if isinstance(history, Path):
+        history = _history(history)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     return result.replay_failure
 
 
@@ -76,3 +83,27 @@ async def test_stored_histories_replay_without_nondeterminism(workflow_type: str
 async def test_replay_refuses_a_workflow_changed_without_a_patch(workflow_type: str) -> None:
     failure = await _replay(CHANGED[workflow_type], HISTORIES / f"{workflow_type}.json")
     assert failure is not None
+
+
+async def test_a_history_under_a_rotated_out_key_replays_while_that_key_is_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Journeys started before a key rotation replay as long as the old key stays configured (after the
+    current one); without it, the replay fails, and the worker's log names the missing key id."""
+    stored = _history(HISTORIES / "RenewalJourney.json")
+    old_history = await reencrypted(stored, TEST_KEYRING, OLD_TEST_KEYRING)
+    rotated = OLD_TEST_KEYRING.rotated(TEST_KEYRING.current, TEST_KEYRING.key(TEST_KEYRING.current))
+    assert rotated.current == TEST_KEYRING.current  # new payloads: the new key; the old one decrypts
+    assert await _replay(RenewalJourney, old_history, data_converter(rotated)) is None
+
+    failure = await _replay(RenewalJourney, old_history, TEST_CONVERTER)
+    assert failure is not None and 'r#type: "UnknownKey"' in str(failure)
+    missing = f"payload encrypted with key id {OLD_TEST_KEYRING.current!r}, which is not configured"
+    refusals = [r.exc_info[1] for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], UnknownKey)]
+    assert refusals and missing in str(refusals[0])
+
+
+async def test_a_history_written_before_encryption_still_replays_through_the_codec() -> None:
+    stored = _history(HISTORIES / "RenewalJourney.json")
+    clear = await reencrypted(stored, TEST_KEYRING, None)
+    assert await _replay(RenewalJourney, clear) is None

@@ -1,7 +1,8 @@
 """`renewals stack` for real: its own code starts a dev server with the Web UI (on free ports), the fake
 gateway, the sample journeys and the worker. The UI answers, every journey carries all its search
 attributes and summaries, `renewals start` afterwards finds them running, and `renewals setup` lists the
-attributes without adding them again — or, on Temporal Cloud, prints the `tcld` command instead."""
+attributes without adding them again — or, on Temporal Cloud, prints the `tcld` command instead. The UI
+decodes payloads through the stack's codec server, which serves the UI's origin and nobody else."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from google.protobuf import json_format
 from pydantic import SecretStr
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import WorkflowExecution as Execution
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError
@@ -60,6 +65,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runni
         gateway_url=f"http://127.0.0.1:{free_port()}",
         gateway_smtp_port=free_port(),
         webhooks_port=free_port(),
+        codec_server_port=free_port(),
         task_queue="stack-test",
     )
     ui_port = free_port()
@@ -72,6 +78,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runni
         with contextlib.suppress(asyncio.CancelledError):
             await running
     assert not _listening(settings.temporal_address)  # Ctrl-C stops the dev server it started
+    assert not _listening(f"127.0.0.1:{settings.codec_server_port}")  # and its codec server
 
 
 async def described_with_attributes(client: Client, workflow_id: str) -> WorkflowExecutionDescription:
@@ -203,3 +210,29 @@ async def test_the_stack_serves_webhooks_that_refuse_unsigned_callbacks(stack: R
             "/webhooks/robot", json={"event_id": "e1", "message_id": "x", "outcome": "agreed"}
         )
         assert unsigned.status_code == 401
+
+
+async def test_the_ui_decodes_journeys_through_the_stacks_codec_server(stack: RunningStack) -> None:
+    codec = f"http://127.0.0.1:{stack.settings.codec_server_port}"
+    async with httpx.AsyncClient(base_url=stack.ui, timeout=10) as ui:
+        assert (await ui.get("/api/v1/settings")).json()["Codec"]["Endpoint"] == codec
+    policy = next(p for p in stack.portfolio if p.client.last_name == "Иванов")
+    history = await stack.client.workflow_service.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(
+            namespace="default", execution=Execution(workflow_id=journey_id(policy.number, policy.expires_on))
+        )
+    )
+    sealed = history.history.events[0].workflow_execution_started_event_attributes.input
+    assert "Иванов".encode() not in sealed.SerializeToString()  # what Temporal stores and shows
+    body = json_format.MessageToJson(sealed)
+    headers = {"Content-Type": "application/json", "X-Namespace": "default"}
+    async with httpx.AsyncClient(base_url=codec, timeout=10) as server:
+        local_ui = await server.post("/decode", content=body, headers={**headers, "Origin": stack.ui})
+        assert local_ui.status_code == 200 and local_ui.headers["access-control-allow-origin"] == stack.ui
+        assert "Иванов" in json_format.Parse(local_ui.content, Payloads()).payloads[0].data.decode()
+        anyone = await server.post("/decode", content=body, headers=headers)  # no token, not the UI
+        assert anyone.status_code == 401 and "payloads" not in anyone.json()
+        foreign = await server.post(
+            "/decode", content=body, headers={**headers, "Origin": "http://evil.example"}
+        )
+        assert foreign.status_code == 403

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.renewal import JourneyActivities
@@ -37,6 +36,7 @@ from renewals.webhooks.app import create_app
 from renewals.webhooks.auth import sign
 from starter.binaries import find_binary
 from tests.factories import policy
+from tests.keys import TEST_CONVERTER
 from worker import build_worker
 
 QUEUE = "webhook-test"
@@ -92,7 +92,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=find_binary("temporal"),
         search_attributes=list(ALL),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         runtime=cli_runtime(),
         ui=False,
     )

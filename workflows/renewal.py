@@ -64,8 +64,8 @@ with workflow.unsafe.imports_passed_through():
         touchpoints_for,
         unmet,
     )
-    from workflows.renewal_record import JourneyRecord
-    from workflows.renewal_sends import Failed, JourneySends
+from workflows.renewal_record import JourneyRecord
+from workflows.renewal_sends import Failed, JourneySends
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -357,7 +357,8 @@ class RenewalJourney:
             self._robot_stopped = True
             return
         self._robot_calls += 1
-        closing = self._window.closing(self._record.local_today(), self._record.tz)
+        today = self._record.local_today()
+        closing = self._window.closing(today, self._record.tz)
         sent = await self._sends.deliver(
             touchpoint,
             phone,
@@ -376,9 +377,9 @@ class RenewalJourney:
         outcome = sent.outcome
         if outcome is None:  # the provider reports by webhook: wait until today's calling hours end
             self._awaited_robot_task = task_id
-            await self._wait(
+            await self._wait(  # in the client's zone as it is now (an update may have moved it)
                 lambda: task_id in self._robot_outcomes or self._finished,
-                closing,
+                self._window.closing(today, self._record.tz),
                 "waiting for Робот Даша's outcome",
             )
             self._awaited_robot_task = None

@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import NamedTuple, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
@@ -22,11 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from renewals.rules import OPERATOR_RULE, Touchpoint, opted_out_at_send
     from renewals.sendwindow import SendWindow
     from renewals.templates import RenderedMessage, render
-    from workflows.renewal_record import JourneyRecord
+from workflows.renewal_record import JourneyRecord
+from workflows.retries import ACTIVITY_TIMEOUT, QUICK_RETRY, SEND_RETRY
 
-SEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=10))
-QUICK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
 T = TypeVar("T")
 
 

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -48,9 +47,7 @@ with workflow.unsafe.imports_passed_through():
         StepFinding,
         transition_error,
     )
-
-QUICK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
+from workflows.retries import ACTIVITY_TIMEOUT, QUICK_RETRY
 
 Step = Callable[[SlaActivities, EscalationRequest], Awaitable[StepFinding]]
 _AUTOMATIC_STEPS: tuple[tuple[EscalationStepName, Step], ...] = (

@@ -17,7 +17,7 @@ from bench.phases.common import START_CONCURRENCY, at_least, bounded, percentile
 
 
 async def measure(server: Server, n: int, workdir: Path, parallel: bool = True) -> dict[str, Any]:
-    client = server.client
+    client = server.plain  # the bare worker: Temporal's default converter, no codec
     queue = f"bare-{uuid.uuid4().hex[:8]}"
     log = workdir / f"{queue}.log"
     command = [sys.executable, "-m", "bench.bare", "--address", server.address, "--queue", queue]

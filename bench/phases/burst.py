@@ -19,7 +19,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bench.bare import SENDS
-from bench.infra import CpuMeter, Gateway, RssSampler, Server, process, wait_for_text, wait_until
+from bench.infra import (
+    CpuMeter,
+    Gateway,
+    RssSampler,
+    Server,
+    process,
+    pydantic_client,
+    stored_payloads,
+    wait_for_text,
+    wait_until,
+)
 from bench.phases.common import percentiles, worker_env
 from renewals.db.database import Database
 from renewals.sendwindow import SendWindow
@@ -115,7 +125,8 @@ async def measure(
     from renewals.intake.journey_sync import start_due_journeys
     from renewals.models import journey_id
 
-    client = server.client
+    # The `nocodec` worker variant reads plain payloads: the journeys must be started without the codec too.
+    client = pydantic_client(server) if "nocodec" in variants.split(",") else server.client
     queue = f"ours-{uuid.uuid4().hex[:8]}"
     series = int(queue[-3:], 16) % 1000
     db_url = f"sqlite+aiosqlite:///{workdir}/{queue}.db"
@@ -188,6 +199,12 @@ async def measure(
         if spy is not None:
             spy.wait(timeout=600)
         messages = tail.lines
+        try:  # evidence of the converter used; never worth losing the burst's figures over
+            stored = await stored_payloads(
+                server, journey_id(policy_number(series, 0), today + timedelta(days=30))
+            )
+        except Exception as error:
+            stored = {"input_encoding": None, "error": repr(error)[:300]}
     offsets = {
         i: window.spread_offset(journey_id(policy_number(series, i), today + timedelta(days=30)))
         for i in range(n)
@@ -208,6 +225,8 @@ async def measure(
         "n": n,
         "spread_minutes": spread_minutes,
         "worker_variants": variants or None,
+        "workflow_input_encoding": stored["input_encoding"],
+        "one_journey_history": stored,
         "worker_processes": workers,
         "sends_per_journey": SENDS,
         "client_zone": str(tz),

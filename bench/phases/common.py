@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -49,6 +50,7 @@ def worker_env(server: Server, queue: str, db_url: str, gateway: Gateway | None)
         "RENEWALS_CHANNELS": "gateway" if gateway else "database",
         # The bench measures our code and Temporal, not VK's contractual 20 requests/s (see report).
         "RENEWALS_VK_PER_SECOND": "100000",
+        "RENEWALS_ENCRYPTION_KEYS": json.dumps(server.keyring.to_lines()),  # the bench client's keys
     }
     if gateway:
         env |= {"RENEWALS_GATEWAY_URL": gateway.url, "RENEWALS_GATEWAY_SMTP_PORT": str(gateway.smtp_port)}

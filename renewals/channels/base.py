@@ -60,7 +60,7 @@ class Provider(Protocol):
 class SingleProvider:
     """A provider of one service: implement `send` (and `lookup` if it can reconcile)."""
 
-    name: str = "provider"
+    name: str
     reconciles: bool = False
 
     async def send(self, request: SendRequest) -> str:

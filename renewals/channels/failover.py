@@ -33,6 +33,7 @@ from typing import Protocol
 from renewals.activity_io import SendRequest
 from renewals.channels.base import Delivery, PermanentSendError, Provider
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
+from renewals.privacy import scrub_exception
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ class FailoverProvider:
             await self.ledger.release(key, provider.name)
             raise
         except ChannelPaused as exc:
+            scrub_exception(exc, request.recipient, request.text, request.subject)  # before it is logged
             self._pause(provider, exc)
             await self.ledger.release(key, provider.name)
             raise

@@ -20,6 +20,7 @@ from renewals.db.upsert import insert_ignoring_conflict
 from renewals.journey_api import RobotOutcome
 from renewals.models import Channel
 from renewals.phones import is_valid_phone
+from renewals.privacy import mask_phone
 
 
 class MessageRecord:
@@ -49,7 +50,7 @@ class MessageRecord:
 
 def _refuse_invalid_address(request: SendRequest) -> None:
     if request.channel in (Channel.SMS, Channel.ROBOT_CALL) and not is_valid_phone(request.recipient):
-        raise PermanentSendError("InvalidPhone", f"not a valid phone number: {request.recipient!r}")
+        raise PermanentSendError("InvalidPhone", f"not a valid phone number: {mask_phone(request.recipient)}")
     if request.channel is Channel.EMAIL and "@" not in request.recipient:
         raise PermanentSendError("InvalidEmail", "not an e-mail address")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -10,6 +11,9 @@ from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# aiosqlite's DEBUG lines print every statement with its bound values (phones, addresses, texts):
+# a worker run at DEBUG must not write them, so its logger stops at INFO whatever the root level.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def alembic_config() -> Config:
@@ -49,7 +53,9 @@ class Database:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
             if schema:
                 kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # hide_parameters: a database error's text (logged, raised out of an activity) shows the SQL
+        # but not the bound values, which are phones, addresses and message texts.
+        self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _begin_immediate)

@@ -157,11 +157,13 @@ class JourneyRow(Base):
 
 
 class OptOutRow(Base):
-    """A do-not-contact address (phone, e-mail or VK id), checked at every send across all journeys."""
+    """A do-not-contact address (phone, e-mail or VK id), checked at every send across all journeys.
+    Kept as a keyed hash, never in clear (`renewals.delivery.address_hash`; in `renewals simulate`'s
+    per-journey lists, "<journey id>|<hash>")."""
 
     __tablename__ = "opt_outs"
 
-    address: Mapped[str] = mapped_column(String(254), primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(254), primary_key=True)
     reason: Mapped[str] = mapped_column(Text)
     journey_id: Mapped[str | None] = mapped_column(String(160))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

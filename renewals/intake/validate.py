@@ -2,6 +2,8 @@
 
 A row is checked field by field and all its problems are reported at once, so one round of fixing
 the rejects file is enough. The domain models are built only from rows that passed every check.
+A reason never quotes a client's phone or e-mail in clear (`'+7916***4567' is not a valid phone
+number`): reasons are printed and logged; the row itself, in the rejects file, keeps the value.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import ValidationError
 from renewals.intake.records import SourceRow
 from renewals.models import Agent, Bank, Client, Line, Policy, Product, RegionalCentre
 from renewals.phones import to_e164
+from renewals.privacy import mask_email
 from renewals.sendwindow import known_zone
 
 POLICY_FIELDS = (
@@ -314,7 +317,7 @@ def _client(r: _Row) -> Client | None:
     phone = r.phone("phone")
     email = r.text("email")
     if email is not None and not _EMAIL.match(email):
-        r.fail("email", f"{email!r} is not an e-mail address")
+        r.fail("email", f"{mask_email(email)!r} is not an e-mail address")
     timezone = r.text("timezone") or "Europe/Moscow"
     try:
         known_zone(timezone)

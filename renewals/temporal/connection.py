@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.service import TLSConfig
 
+from renewals.encryption.converter import settings_converter
 from renewals.settings import Settings
 
 
 async def connect(settings: Settings) -> Client:
-    """A client for the configured Temporal, carrying pydantic models as JSON."""
-    return await Client.connect(**connect_options(settings), data_converter=pydantic_data_converter)
+    """A client for the configured Temporal: pydantic models as JSON, encrypted (renewals/encryption)."""
+    options = connect_options(settings)
+    converter = settings_converter(settings, address=options["target_host"])
+    return await Client.connect(**options, data_converter=converter)
 
 
 def connect_options(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:

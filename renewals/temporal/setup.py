@@ -1,9 +1,11 @@
-"""Make a Temporal namespace ready for journeys: register the custom search attributes.
+"""Make a Temporal namespace ready for journeys: register the custom search attributes and set the
+retention period of closed workflows' histories.
 
 On the dev server or a self-hosted cluster `renewals setup` (starter/setup.py) adds what is missing
-through the OperatorService. Temporal Cloud does not let a namespace's API key or certificate do that
-(search attributes are managed through Cloud's control plane), so there it lists what is present and
-prints the `tcld` command a namespace admin runs for the rest — and exits 0, because nothing is wrong.
+through the OperatorService and sets the retention through the WorkflowService's UpdateNamespace.
+Temporal Cloud does not let a namespace's API key or certificate do either (search attributes and
+retention are managed through Cloud's control plane), so there it lists what is present and prints the
+`tcld` commands a namespace admin runs for the rest — and exits 0, because nothing is wrong.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.namespace.v1 import NamespaceConfig
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
@@ -126,3 +131,93 @@ async def register_search_attributes(
     if result.manual:
         raise RuntimeError(result.report())
     return result.added
+
+
+# ---- retention of closed workflows ----------------------------------------------------------------
+
+CLOUD_MAX_RETENTION_DAYS = 90  # Temporal Cloud's range is 1–90 days
+DAY = 86400  # seconds
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    namespace: str
+    wanted_days: int
+    before_days: float | None  # None: the server would not say (Temporal Cloud, restricted roles)
+    changed: bool = False
+    manual: bool = False  # left for a namespace admin (`tcld`)
+    warning: str | None = None
+
+    def tcld_command(self) -> str:
+        return (
+            f"tcld namespace retention set --namespace {self.namespace} --retention-days {self.wanted_days}"
+        )
+
+    def report(self) -> str:
+        before = "unknown" if self.before_days is None else f"{self.before_days:g} days"
+        if self.manual:
+            lines = [
+                f"retention of closed journeys: {before}, wanted {self.wanted_days} days: this connection "
+                "may not change it (Temporal Cloud). A namespace admin runs:",
+                f"  {self.tcld_command()}",
+            ]
+        elif self.changed:
+            lines = [f"retention of closed journeys: set to {self.wanted_days} days (was {before})"]
+        else:
+            lines = [f"retention of closed journeys: {self.wanted_days} days (unchanged)"]
+        return "\n".join([*lines, *([f"warning: {self.warning}"] if self.warning else [])])
+
+
+def retention_warning(days: int, intake_horizon_days: int, cloud: bool) -> str | None:
+    """What is wrong with `days` for journeys (see `set_retention`), or None."""
+    if days < intake_horizon_days + 2:
+        return (
+            f"{days} days is shorter than the longest journey ({intake_horizon_days} days of intake "
+            "horizon + the last day of cover): a journey that ended early could be started again by intake "
+            "once Temporal has forgotten it"
+        )
+    if cloud and days > CLOUD_MAX_RETENTION_DAYS:
+        return f"Temporal Cloud keeps closed workflows at most {CLOUD_MAX_RETENTION_DAYS} days"
+    return None
+
+
+async def set_retention(
+    client: Client, namespace: str, days: int, cloud: bool = False, intake_horizon_days: int = 60
+) -> RetentionResult:
+    """Set how long the namespace keeps a closed journey's history (`settings.temporal_retention_days`).
+
+    The period runs from the journey's close, and its history holds the client's personal data
+    (encrypted, see renewals/encryption), so it should be as short as the journeys allow. The floor is
+    the longest a journey lives, plus a margin: intake starts a term's journey up to
+    `intake_horizon_days` before the last day of cover and reruns daily, and only the closed run that
+    Temporal still keeps makes a rerun's start a duplicate (REJECT_DUPLICATE) — a journey that ended
+    early (an opt-out on its first day) must be remembered until its term is over, else intake would
+    start it again. The default, 90 days, is that horizon (60) plus a month for late provider reports,
+    agents' and operators' questions and complaints about a message; it is also Temporal Cloud's
+    maximum. What the application database keeps is limited separately (`renewals purge`).
+    """
+    warning = retention_warning(days, intake_horizon_days, cloud)
+    try:
+        described = await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace)
+        )
+        before: float | None = described.config.workflow_execution_retention_ttl.seconds / DAY
+    except RPCError as error:
+        if error.status not in NOT_ALLOWED:
+            raise
+        before = None
+    if before == days:
+        return RetentionResult(namespace, days, before, warning=warning)
+    if cloud:
+        return RetentionResult(namespace, days, before, manual=True, warning=warning)
+    request = UpdateNamespaceRequest(
+        namespace=namespace,
+        config=NamespaceConfig(workflow_execution_retention_ttl=Duration(seconds=days * DAY)),
+    )
+    try:
+        await client.workflow_service.update_namespace(request)
+    except RPCError as error:
+        if error.status in NOT_ALLOWED:
+            return RetentionResult(namespace, days, before, manual=True, warning=warning)
+        raise
+    return RetentionResult(namespace, days, before, changed=True, warning=warning)

@@ -8,6 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from renewals.db.database import Database
@@ -41,6 +43,14 @@ def _authenticator(secrets: Mapping[str, str], source: str) -> Callable[..., Awa
     return verify
 
 
+async def _invalid_request(_: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422, without the `input` it echoes: a callback carries a client's reply and the
+    provider's copy of the address, which an error answer has no need to repeat."""
+    problems = error.errors() if isinstance(error, RequestValidationError) else []
+    detail = [{key: problem[key] for key in ("type", "loc", "msg") if key in problem} for problem in problems]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
 def create_app(db: Database, client: Client, secrets: Mapping[str, str]) -> FastAPI:
     """`secrets` maps a source (sms, email, vk, robot, portal, operators) to its shared secret."""
     app = FastAPI(
@@ -48,6 +58,7 @@ def create_app(db: Database, client: Client, secrets: Mapping[str, str]) -> Fast
         version="1",
         description="Callbacks become signals to the right renewal journey; operators record outcomes.",
     )
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     service = WebhookService(db, client)
 
     async def deliver(source: str, callback: Callback) -> WebhookResult:

@@ -9,14 +9,15 @@ from typing import Any
 
 from temporalio.api.testservice.v1 import LockTimeSkippingRequest, UnlockTimeSkippingRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.sla import EscalationNotifier, SlaActivities
 from renewals import search_attributes as sa
 from renewals.db.database import Database
+from renewals.encryption import settings_converter
 from renewals.sendwindow import zone
+from renewals.settings import get_settings
 from renewals.sla.models import ApplicationStatus
 from renewals.temporal.runtime import cli_runtime
 from renewals.temporal.setup import register_search_attributes
@@ -76,7 +77,7 @@ async def simulate(
     """A fresh time-skipping server; snapshots go to `database_url` or a scratch SQLite file."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=settings_converter(get_settings(), ephemeral=True),  # random keys unless configured
         runtime=cli_runtime(),
     )
     scratch = tempfile.TemporaryDirectory(prefix="renewals-sla-")

@@ -189,3 +189,24 @@ async def test_a_policy_update_that_would_change_the_plan_is_refused(tmp_path: P
                 policy("OSAGO", number="PLAN-1", first_prolongation_year=True, renewal_centre=True),
             )
     assert "renewal_centre, first_prolongation_year cannot change" in str(refused.value.cause)
+
+
+@pytest.mark.parametrize("task_id", ["someone-elses-task", None])
+async def test_a_robot_outcome_for_a_call_the_journey_never_placed_changes_nothing(
+    tmp_path: Path, task_id: str | None
+) -> None:
+    """A signed callback naming a task this journey never placed (or none, before any call) must not
+    stop Робот Даша or open an operator task."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/foreign.db")
+    robot = WebhookRobot()
+    async with journey_harness(tmp_path, channels_with(db, robot=robot), db) as h:
+        handle = await h.start(policy("KASKO", number="FOREIGN-1", renewal_centre=True), INTAKE)
+        await h.skip_to(msk(3, 20, 12))  # day −31: no call placed yet
+        report = RobotOutcomeReport(outcome=RobotOutcome.AGREED, task_id=task_id)
+        await handle.signal(RenewalJourney.on_robot_outcome, report)
+        await h.skip_to(msk(3, 24, 23))  # −27 evening: the −29, −28 and −27 calls were placed
+        status = await handle.query(RenewalJourney.status)
+    await db.dispose()
+    assert robot.calls == ["d-29-robot_call", "d-28-robot_call", "d-27-robot_call"]
+    assert status.stage is Stage.ROBOT_CALLING
+    assert not [e for e in status.timeline if e.channel is Channel.OPERATOR_TASK]

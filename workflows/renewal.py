@@ -96,6 +96,7 @@ class RenewalJourney:
         self._robot_calls = 0
         self._robot_outcomes: dict[str, RobotOutcome] = {}
         self._latest_robot_task: str | None = None
+        self._robot_tasks: set[str] = set()  # the calls this journey placed (the provider's task ids)
         self._operator_tasks: dict[str, bool] = {}  # task id → still open
         self._awaited_robot_task: str | None = None  # the call whose outcome today's wait is for
         self._handoff_owed: str | None = None  # a late robot contact: open an operator task soon
@@ -127,6 +128,8 @@ class RenewalJourney:
             self._robot_outcomes[task_id] = report.outcome
         if task_id == self._awaited_robot_task or self._finished:
             return
+        if task_id not in self._robot_tasks:
+            return  # not a call of this journey (yet): a call still in flight finds its outcome kept above
         handoff = self._apply_robot_outcome(report.outcome)
         if handoff is not None:
             self._handoff_owed = handoff  # signal handlers cannot await: the run loop opens it
@@ -374,6 +377,7 @@ class RenewalJourney:
             return
         task_id = sent.provider_message_id
         self._latest_robot_task = task_id
+        self._robot_tasks.add(task_id)
         outcome = sent.outcome
         if outcome is None:  # the provider reports by webhook: wait until today's calling hours end
             self._awaited_robot_task = task_id

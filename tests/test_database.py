@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, select
 
 from renewals.activity_io import PortalQuery, SendRequest, SuppressionRecord
-from renewals.channels.recording import DatabasePortal, RecordingMessages
+from renewals.channels.base import PermanentSendError
+from renewals.channels.recording import DatabasePortal, RecordingMessages, ScriptedRobot
 from renewals.db.database import Database
 from renewals.db.tables import Base, OutboxRow, PortalRenewalRow, SandboxMessageRow
 from renewals.models import Channel
@@ -74,7 +76,7 @@ async def test_suppression_record_settles_a_pending_row_but_never_a_sent_one(any
     assert rows == {"d-5-sms": "failed", "d-30-sms": "sent"}
 
 
-async def test_sandbox_accepts_each_dedup_key_once(any_db: Database) -> None:
+async def test_recording_channel_accepts_each_dedup_key_once(any_db: Database) -> None:
     recording = RecordingMessages(any_db)
     first = await recording.send(_request())
     second = await recording.send(_request())
@@ -82,6 +84,19 @@ async def test_sandbox_accepts_each_dedup_key_once(any_db: Database) -> None:
     async with any_db.session() as session:
         count = (await session.execute(select(func.count()).select_from(SandboxMessageRow))).scalar_one()
     assert count == 1
+
+
+@pytest.mark.parametrize("channel", [Channel.SMS, Channel.ROBOT_CALL])
+async def test_recording_channel_refuses_a_bad_number_without_quoting_it(
+    any_db: Database, channel: Channel
+) -> None:
+    """Issue 12: the error reaches logs and the journey's history; the number in it is masked."""
+    bad = _request().model_copy(update={"recipient": "+7916123456789000", "channel": channel})
+    provider = RecordingMessages(any_db) if channel is Channel.SMS else ScriptedRobot(any_db)
+    with pytest.raises(PermanentSendError) as refused:
+        await provider.deliver(bad)
+    assert refused.value.error_type == "InvalidPhone"
+    assert "916123456789000" not in str(refused.value) and "+7916***9000" in str(refused.value)
 
 
 async def test_database_portal_reads_the_renewal_status(any_db: Database) -> None:

@@ -137,10 +137,32 @@ class Policy(_Model):
         return self
 
 
+# Latin and Cyrillic capitals that look the same. An ОСАГО series (the RSA format «ХХХ 0123456789»)
+# is Cyrillic; every other number shape (`7100K/046/000101/26`) is written in Latin letters.
+_CYRILLIC = "АВЕКМНОРСТУХ"
+_LATIN = "ABEKMHOPCTYX"
+_TO_CYRILLIC = str.maketrans(_LATIN, _CYRILLIC)
+_TO_LATIN = str.maketrans(_CYRILLIC, _LATIN)
+_OSAGO = re.compile(r"^([A-ZА-ЯЁ]{3})[ /]?(\d{10})$")
+_AROUND_SLASH = re.compile(r"\s*/\s*")
+
+
+def normal_policy_number(raw: str) -> str:
+    """The one normal form of a policy number: the database key, the duplicate check's key and (through
+    `journey_id`) the journey id. Upper case, spaces collapsed, none around slashes; look-alike letters
+    in one script: Cyrillic in an ОСАГО series (`XXX0123456789`, `ХХХ/0123456789` → `ХХХ 0123456789`),
+    Latin elsewhere. A number already in normal form is returned unchanged."""
+    text = _AROUND_SLASH.sub("/", _SPACES.sub(" ", raw.strip().upper()))
+    osago = _OSAGO.match(text)
+    if osago:
+        return f"{osago.group(1).translate(_TO_CYRILLIC)} {osago.group(2)}"
+    return text.translate(_TO_LATIN)
+
+
 def journey_id(policy_number: str, expires_on: date) -> str:
     """One journey per policy term: a duplicate start finds the same id and never a second journey.
-    The number goes in without spaces or slashes, upper case."""
-    normalised = _SPACES.sub("", policy_number).replace("/", "-").upper()
+    The number goes in normalised (`normal_policy_number`), without spaces or slashes."""
+    normalised = _SPACES.sub("", normal_policy_number(policy_number)).replace("/", "-")
     return f"renewal-{normalised}-{expires_on:%Y%m%d}"
 
 

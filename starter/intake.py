@@ -50,20 +50,35 @@ async def _import(args: argparse.Namespace, settings: Settings, db: Database) ->
     from renewals.intake.records import FileFormatError
 
     try:
-        with ops.progress() as progress:
-            total, advance = ops.tracked(progress, f"import {args.file.name}")
-            report = await import_file(db, args.file, date.today(), args.rejects, total, advance)
+        if err.is_terminal:
+            with ops.progress() as progress:
+                total, advance = ops.tracked(progress, f"import {args.file.name}")
+                report = await import_file(
+                    db, args.file, date.today(), args.rejects, total, advance, keep_changed=not args.no_sync
+                )
+        else:  # a log file gets the report lines only, never a bar drawn at a guessed width
+            report = await import_file(
+                db, args.file, date.today(), args.rejects, keep_changed=not args.no_sync
+            )
     except (FileFormatError, OSError) as error:
-        err.print(f"[red]cannot import[/]: {error}")
+        err.print(f"[red]cannot import[/]: {error}", soft_wrap=True)  # one line, never wrapped
         return 2
     for rejection in report.rejections:
-        err.print(str(rejection), markup=False, highlight=False)
+        err.print(str(rejection), markup=False, highlight=False, soft_wrap=True)
     counts = ", ".join(f"{name}: {count}" for name, count in sorted(report.counts.items()))
     out.print(
-        f"{report.file}: {report.rows} rows; {counts or 'nothing stored'}; rejected: {report.rejected_rows}"
+        f"{report.file}: {report.rows} rows; {counts or 'nothing stored'}; rejected: {report.rejected_rows}",
+        markup=False,
+        soft_wrap=True,
     )
     if report.rejects_file is not None:
-        out.print(f"rejected rows written to {report.rejects_file} (fix them there and import that file)")
+        out.print(
+            f"rejected rows written to {report.rejects_file} (fix them there and import that file)",
+            markup=False,
+            soft_wrap=True,
+        )
+    if report.rows and not report.changed and all(name.endswith(" unchanged") for name in report.counts):
+        out.print("unchanged: nothing stored, no journey to update", soft_wrap=True)
     if report.changed and not args.no_sync:
         try:
             client = await ops.client(settings)
@@ -76,7 +91,9 @@ async def _import(args: argparse.Namespace, settings: Settings, db: Database) ->
             for policy, result, reason in await sync_journeys(client, db, report.changed):
                 synced[result.value] = synced.get(result.value, 0) + 1
                 if reason:
-                    err.print(f"{policy.number}: journey refused the change: {reason}", markup=False)
+                    err.print(
+                        f"{policy.number}: journey refused the change: {reason}", markup=False, soft_wrap=True
+                    )
             out.print("running journeys: " + ", ".join(f"{k}: {v}" for k, v in sorted(synced.items())))
     return 0 if report.ok else 1
 

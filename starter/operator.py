@@ -35,15 +35,15 @@ def register(commands: Commands) -> None:
     )
     ops.ops_command(tasks, _on_workbench(_tasks))
     claim = operator_commands.add_parser("claim", help="claim a task")
-    claim.add_argument("task", type=int)
+    claim.add_argument("task", help="the task id")
     claim.add_argument("--operator", required=True)
     ops.ops_command(claim, _on_workbench(_claim))
     outcome = operator_commands.add_parser("outcome", help="record a task's outcome")
-    outcome.add_argument("task", type=int)
+    outcome.add_argument("task", help="the task id")
     outcome.add_argument("outcome", choices=[o.value for o in OperatorOutcome])
     outcome.add_argument("--note")
     outcome.add_argument("--callback-at", help="ISO time with offset, e.g. 2027-03-20T15:00+03:00")
-    outcome.add_argument("--operator")
+    outcome.add_argument("--operator", help="required: who records it (the claimer, if the task is claimed)")
     ops.ops_command(outcome, _on_workbench(_outcome))
 
 
@@ -58,10 +58,10 @@ def _on_workbench(handler: WorkbenchHandler) -> OpsHandler:
         try:
             return await handler(args, workbench)
         except Refused as refusal:
-            err.print(f"refused: {refusal.reason}", markup=False)
+            err.print(f"refused: {refusal.reason}", markup=False, soft_wrap=True)
             return 2
         except ValueError as error:
-            err.print(f"refused: {error}", markup=False)
+            err.print(f"refused: {error}", markup=False, soft_wrap=True)
             return 2
 
     return refusing
@@ -91,15 +91,20 @@ async def _tasks(args: argparse.Namespace, workbench: Workbench) -> int:
 
 
 async def _claim(args: argparse.Namespace, workbench: Workbench) -> int:
-    view = await workbench.claim(args.task, args.operator)
+    from renewals.operators.workbench import parse_task_id
+
+    view = await workbench.claim(parse_task_id(args.task), args.operator)
     out.print(f"task {view.id} claimed by {view.operator} (agent {view.agent_id} keeps it)")
     return 0
 
 
 async def _outcome(args: argparse.Namespace, workbench: Workbench) -> int:
+    from renewals.operators.workbench import parse_task_id
+
+    task = parse_task_id(args.task)
     callback_at = _parse_moment(args.callback_at) if args.callback_at else None
     result = await workbench.record_outcome(
-        args.task, OperatorOutcome(args.outcome), args.note, callback_at, args.operator
+        task, OperatorOutcome(args.outcome), args.note, callback_at, args.operator
     )
     out.print(f"task {result.task.id}: {args.outcome} — {result.message}; agent {result.task.agent_id} kept")
     return 0

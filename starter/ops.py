@@ -3,7 +3,9 @@ the migrated database, the Temporal client, the consoles and the progress bar.
 
 `ops(argv, settings)` runs one of them as a coroutine, for callers that already run an event loop
 (tests); `renewals ...` runs the same through `ops_command`. Exit codes: 0 done, 1 done with rejected
-rows or failed items, 2 unusable input (bad arguments, unreadable file, refusal).
+rows or failed items, 2 unusable input (bad arguments, unreadable file, refusal) or Temporal not
+answering: every Temporal call of a command gives up after `CALL_TIMEOUT` seconds with one line saying
+what it waited for (a worker on the task queue, or the server).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 out = Console() if sys.stdout.isatty() else Console(width=180)
 err = Console(stderr=True)
 
+CALL_TIMEOUT = 30.0  # seconds a command waits for one Temporal call (a worker's answer, the server)
+
 OpsHandler = Callable[[argparse.Namespace, Settings, "Database"], Awaitable[int]]
 
 
@@ -48,7 +52,10 @@ async def ops(argv: list[str], settings: Settings | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from temporalio.service import RPCError, RPCStatusCode
+
     from renewals.db.database import Database
+    from renewals.temporal.connection import TemporalTimeout
 
     settings = settings or Settings()
     db = Database(settings.database_url)
@@ -56,14 +63,25 @@ async def _run(args: argparse.Namespace, settings: Settings | None = None) -> in
         await db.migrate()
         code: int = await args.ops_handler(args, settings, db)
         return code
+    except TemporalTimeout as timeout:
+        err.print(f"{args.command}: {timeout}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except RPCError as error:  # a listing's page (not intercepted one by one) past its RPC timeout
+        if error.status is not RPCStatusCode.DEADLINE_EXCEEDED:
+            raise
+        what = f"waiting for Temporal at {settings.temporal_address}: is the server reachable?"
+        err.print(f"{args.command}: gave up after {CALL_TIMEOUT:g}s {what}", markup=False, soft_wrap=True)
+        return 2
     finally:
         await db.dispose()
 
 
-async def client(settings: Settings) -> Client:
+async def client(settings: Settings, timeout: bool = True) -> Client:
+    """The command's Temporal client: each call gives up after `CALL_TIMEOUT` seconds (a
+    `TemporalTimeout`, one line on stderr and exit 2); `timeout=False` for a long-running service."""
     from renewals.temporal.connection import connect
 
-    return await connect(settings)
+    return await connect(settings, CALL_TIMEOUT if timeout else None)
 
 
 def progress() -> Progress:

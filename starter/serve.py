@@ -51,7 +51,7 @@ async def _webhooks(args: argparse.Namespace, settings: Settings, db: Database) 
         err.print(
             "[yellow]no webhook secrets configured[/] (RENEWALS_WEBHOOK_SECRETS): every callback gets 401"
         )
-    app = create_app(db, await ops.client(settings), secrets)
+    app = create_app(db, await ops.client(settings, timeout=False), secrets)
     host = args.host or settings.webhooks_host
     port = args.port or settings.webhooks_port
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))

@@ -18,6 +18,7 @@ from renewals.intake.importer import import_file
 from renewals.intake.portfolio_store import load_policy
 from renewals.intake.records import FileFormatError
 from renewals.intake.validate import POLICY_FIELDS
+from renewals.models import journey_id
 from renewals.settings import Settings
 from starter.ops import ops
 
@@ -256,3 +257,160 @@ async def test_cli_exit_code_says_whether_anything_was_rejected(tmp_path: Path) 
     assert rejects.exists()
     assert await ops(["import", str(tmp_path / "missing.csv")], settings) == 2
     assert await ops(["import"], settings) == 2  # usage error
+
+
+# ---- issue 12: a reader that never swallows a row -------------------------------------------------
+
+
+def csv_lines(path: Path, rows: list[dict[str, str]], broken: dict[int, str] | None = None) -> Path:
+    """`rows` as CSV lines; `broken[i]` replaces the i-th row's line with raw text."""
+    write_csv(path, rows)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for index, text in (broken or {}).items():
+        lines[index + 1] = text
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def test_an_unmatched_quote_rejects_its_row_and_later_rows_are_rows(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    rows = [
+        AGENT,
+        CENTRE,
+        GOOD,
+        GOOD | {"number": "7100K/046/000102/26"},
+        GOOD | {"number": "7100K/046/000103/26"},
+    ]
+    source = csv_lines(tmp_path / "in.csv", rows, {3: 'policy,"7100K/046/000102/26,KASKO,,,2027-01-12'})
+    report = await import_file(sqlite_db, source, TODAY)
+    assert [(r.line, r.field) for r in report.rejections] == [(5, "row")]
+    assert "quote" in report.rejections[0].reason
+    assert report.rows == 5 and report.rejected_rows == 1
+    assert report.counts["policy inserted"] == 2  # line 6 is a row of its own, not part of a cell
+    assert await load_policy(sqlite_db, "7100K/046/000103/26", date(2027, 1, 12)) is not None
+    assert report.rejects_file is not None
+    [_, rejected] = report.rejects_file.read_text(encoding="utf-8").splitlines()
+    assert "7100K/046/000102/26" in rejected and "quote" in rejected
+
+
+async def test_jsonl_lines_end_at_newlines_only(sqlite_db: Database, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    named = GOOD | {"last_name": "Иванов\u2028Петров", "patronymic": "Ив\x85ч"}
+    lines = [json.dumps(r, ensure_ascii=False) for r in (AGENT, CENTRE, named)]
+    lines.append(json.dumps(GOOD | {"phone": "12"}, ensure_ascii=False))
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = await import_file(sqlite_db, source, TODAY)
+    assert report.rows == 4
+    assert [(r.line, r.field) for r in report.rejections] == [(4, "phone")]
+
+
+async def test_look_alike_policy_numbers_are_one_policy(sqlite_db: Database, tmp_path: Path) -> None:
+    osago = GOOD | {"product": "OSAGO", "number": "ХХХ 0123456789"}  # Cyrillic series
+    rows = [
+        AGENT,
+        CENTRE,
+        osago,
+        osago | {"number": "ХХХ0123456789"},
+        osago | {"number": "XXX 0123456789"},  # Latin look-alikes
+        osago | {"number": "xxx/0123456789"},
+        GOOD,
+        GOOD | {"number": "7100К / 046/000101/26"},  # a Cyrillic К, spaces round a slash
+    ]
+    report = await import_file(sqlite_db, write_csv(tmp_path / "in.csv", rows), TODAY)
+    assert [(r.line, r.field) for r in report.rejections] == [
+        (5, "number"),
+        (6, "number"),
+        (7, "number"),
+        (9, "number"),
+    ]
+    assert all("look-alike duplicate of line" in r.reason for r in report.rejections)
+    assert "duplicate of line 4" in report.rejections[0].reason
+    assert report.counts["policy inserted"] == 2 and await count(sqlite_db, PolicyRow) == 2
+    # a later file with a look-alike number finds the stored policy, and the journey id is one
+    again = await import_file(
+        sqlite_db, write_csv(tmp_path / "b.csv", [osago | {"number": "XXX0123456789"}]), TODAY
+    )
+    assert again.counts == {"policy unchanged": 1}
+    ids = {journey_id(n, date(2027, 1, 12)) for n in ("ХХХ 0123456789", "XXX0123456789", "ххх/0123456789")}
+    assert ids == {"renewal-ХХХ0123456789-20270112"}  # the id of a number already normal is as before
+    assert journey_id("TEST-centre-draft", date(2027, 4, 20)) == "renewal-TEST-CENTRE-DRAFT-20270420"
+    assert journey_id("7100K/046/000101/26", date(2027, 1, 12)) == "renewal-7100K-046-000101-26-20270112"
+
+
+@pytest.mark.parametrize(
+    ("data", "phrase"),
+    [
+        ("номер;фамилия\nХХХ 0123456789;Иванов\n".encode("cp1251"), "Windows-1251 (cp1251)"),
+        (b"kind,number\npolicy,\xff\xfe\n", "not UTF-8 (line 2"),
+    ],
+)
+async def test_a_file_not_in_utf8_exits_2_with_one_line(
+    data: bytes, phrase: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "excel.csv"
+    source.write_bytes(data)
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/cli.db")
+    assert await ops(["import", str(source), "--no-sync"], settings) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert str(source) in line and phrase in line
+
+
+async def test_a_trailing_delimiter_in_the_header_is_tolerated(sqlite_db: Database, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "in.csv", [AGENT, CENTRE, GOOD])
+    lines = source.read_text(encoding="utf-8").splitlines()
+    source.write_text("\n".join(line + "," for line in lines) + "\n", encoding="utf-8")
+    report = await import_file(sqlite_db, source, TODAY)
+    assert report.ok, [str(r) for r in report.rejections]
+    assert report.counts["policy inserted"] == 1
+
+
+async def test_formulas_are_neutralised_in_the_rejects_file(sqlite_db: Database, tmp_path: Path) -> None:
+    bad = GOOD | {"first_name": '=HYPERLINK("http://x")', "agent_id": "@SUM(A1)", "phone": "+7916"}
+    report = await import_file(sqlite_db, write_csv(tmp_path / "in.csv", [AGENT, CENTRE, bad]), TODAY)
+    assert report.rejects_file is not None
+    with report.rejects_file.open(encoding="utf-8", newline="") as rejects:
+        [row] = list(csv.DictReader(rejects))
+    assert row["first_name"] == '\'=HYPERLINK("http://x")' and row["agent_id"] == "'@SUM(A1)"
+    assert row["phone"] == "+7916"  # a phone is not a formula
+    assert all(not cell.startswith(("=", "@")) for cell in row.values())
+
+
+async def test_repeats_are_reported_and_an_unchanged_reimport_is_a_no_op(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    second = GOOD | {"number": "7100K/046/000102/26", "timezone": "Asia/Novosibirsk"}
+    rows = [AGENT, AGENT | {"agent_name": "Сидорова Ольга"}, CENTRE, CENTRE, GOOD, second]
+    source = write_csv(tmp_path / "in.csv", rows)
+    first = await import_file(sqlite_db, source, TODAY)
+    assert [(r.line, r.field) for r in first.rejections] == [(3, "agent_id"), (5, "centre_id"), (7, "client")]
+    assert "repeated: already defined on line 2" in first.rejections[0].reason
+    assert "same client" in first.rejections[2].reason and "timezone" in first.rejections[2].reason
+    stored = await load_policy(sqlite_db, GOOD["number"], date(2027, 1, 12))
+    assert stored is not None and stored.policy.client.timezone == "Europe/Moscow"
+    assert stored.policy.agent.name == "Петрова Анна"  # the first definition, not silently the second
+    again = await import_file(sqlite_db, source, TODAY)
+    assert again.counts == {"policy unchanged": 1, "agent unchanged": 1, "centre unchanged": 1}
+    assert again.changed == []  # no update_policy to any journey
+
+
+async def test_a_changed_client_reaches_all_their_journeys(sqlite_db: Database, tmp_path: Path) -> None:
+    other = GOOD | {"number": "7100K/046/000102/26"}
+    await import_file(sqlite_db, write_csv(tmp_path / "a.csv", [AGENT, CENTRE, GOOD, other]), TODAY)
+    moved = GOOD | {"timezone": "Asia/Novosibirsk"}
+    report = await import_file(sqlite_db, write_csv(tmp_path / "b.csv", [moved]), TODAY)
+    assert report.counts == {"policy updated": 1}
+    assert sorted(p.number for p, _ in report.changed) == [GOOD["number"], other["number"]]
+    assert all(p.client.timezone == "Asia/Novosibirsk" for p, _ in report.changed)
+
+
+async def test_the_cli_says_an_unchanged_reimport_changed_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/cli.db")
+    source = str(write_csv(tmp_path / "ok.csv", [AGENT, CENTRE, GOOD | {"expires_on": "2030-01-01"}]))
+    assert await ops(["import", source, "--no-sync"], settings) == 0
+    capsys.readouterr()
+    assert await ops(["import", source], settings) == 0  # no Temporal needed: nothing to tell
+    output = capsys.readouterr().out
+    assert "unchanged: nothing stored, no journey to update" in output

@@ -128,3 +128,35 @@ async def test_concurrent_start_starts_each_term_once_and_records_it(
         await session.delete(await session.get(JourneySyncRow, finished))
     third = await start_due_journeys(dev_server, sqlite_db, TODAY, 60, queue, SendWindow(), concurrency=30)
     assert third.counts == {"already running": 119, "already finished": 1}
+
+
+async def test_import_memory_does_not_grow_with_the_file(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamed: memory is one batch plus the few keys a row the duplicate checks keep."""
+    import gc
+    import tracemalloc
+
+    from renewals.intake import importer
+
+    monkeypatch.setattr(importer, "BATCH", 100)
+    peaks = []
+    for start, n in ((20_000, 100), (0, 300), (10_000, 1_500)):  # the first warms the caches up
+        gc.collect()
+        source = write(tmp_path / f"p{n}.jsonl", [AGENT, CENTRE, *(policy_row(start + i) for i in range(n))])
+        tracemalloc.start()
+        report = await importer.import_file(sqlite_db, source, TODAY, keep_changed=False)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert report.ok and report.counts["policy inserted"] == n and report.changed == []
+    per_row = (peaks[2] - peaks[1]) / 1_200  # the duplicate and one-client checks' keys only
+    assert per_row < 1_500, peaks  # before streaming every row was held whole: over 4 kB a row
+
+
+async def test_the_rejects_file_cannot_be_the_input(sqlite_db: Database, tmp_path: Path) -> None:
+    from renewals.intake.records import FileFormatError
+
+    source = write(tmp_path / "p.jsonl", [AGENT, policy_row(1, phone="12")])
+    with pytest.raises(FileFormatError, match="cannot be the file being imported"):
+        await import_file(sqlite_db, source, TODAY, rejects_path=source)
+    assert source.read_text(encoding="utf-8").count("\n") == 2  # untouched

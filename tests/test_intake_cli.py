@@ -3,6 +3,7 @@ policy reaches the running journey on re-import → status and list find journey
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
@@ -18,6 +19,8 @@ from renewals.journey_api import JourneyStatus, Stage
 from renewals.models import journey_id
 from renewals.search_attributes import ALL
 from renewals.settings import Settings
+from renewals.temporal.connection import TemporalTimeout, connect
+from renewals.temporal.journeys import journey_status
 from renewals.temporal.runtime import cli_runtime
 from starter.binaries import find_binary
 from starter.ops import ops
@@ -111,3 +114,40 @@ async def test_import_start_sync_status_and_list(
             assert second_id in capsys.readouterr().out
     finally:
         await db.dispose()
+
+
+async def test_start_with_no_worker_gives_up_saying_what_it_waits_for(
+    dev_server: WorkflowEnvironment,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Starting needs no worker, but passing a change on to a running journey (an update) does: with
+    nobody polling the task queue, `renewals start` gives up after the call timeout and says why."""
+    monkeypatch.setattr("starter.ops.CALL_TIMEOUT", 1.0)
+    queue = "nobody-polls-this"
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/idle.db",
+        temporal_address=dev_server.client.service_client.config.target_host,
+        task_queue=queue,
+    )
+    first = portfolio(tmp_path / "p.csv").read_text(encoding="utf-8").replace("/26", "/27")
+    (tmp_path / "p.csv").write_text(first, encoding="utf-8")
+    assert await ops(["import", str(tmp_path / "p.csv")], settings) == 0
+    assert await ops(["start", "--horizon-days", "60"], settings) == 0  # no worker needed to start
+    assert "started: 2" in capsys.readouterr().out
+    changed = portfolio(tmp_path / "p2.csv", phone="+79169998877").read_text(encoding="utf-8")
+    (tmp_path / "p2.csv").write_text(changed.replace("/26", "/27"), encoding="utf-8")
+    assert await ops(["import", "--no-sync", str(tmp_path / "p2.csv")], settings) == 0
+    capsys.readouterr()
+
+    code = await asyncio.wait_for(ops(["start", "--horizon-days", "60"], settings), timeout=30)
+    assert code == 2
+    [line] = [text for text in capsys.readouterr().err.splitlines() if "gave up" in text]
+    assert f"waiting for a worker on task queue {queue}" in line and "`renewals worker` running?" in line
+    assert line.startswith("start: gave up after 1s")
+
+    # A query is answered by a worker too: the client of a command names what it waits for.
+    client = await connect(settings, call_timeout=1.0)
+    with pytest.raises(TemporalTimeout, match=f"worker on task queue {queue} to answer query status"):
+        await journey_status(client, journey_id("7100K/046/000301/27", date.today() + timedelta(days=40)))

@@ -79,8 +79,13 @@ async def test_claim_and_outcome_with_every_refusal(tmp_path: Path) -> None:
                 task_id, OperatorOutcome.CALLBACK, callback_at=datetime.now(UTC) - timedelta(hours=1)
             )
 
+        with pytest.raises(InvalidOutcome, match="an operator name is required"):
+            await bench.record_outcome(task_id, OperatorOutcome.REFUSED)  # no name: not past Оля's claim
+        with pytest.raises(InvalidOutcome, match="an operator name is required"):
+            await bench.record_outcome(task_id, OperatorOutcome.REFUSED, operator="  ")
+        assert (await bench.task(task_id)).status == "claimed"  # nothing reached the journey
         result = await bench.record_outcome(
-            task_id, OperatorOutcome.REACHED_RENEWING, note="продлит у агента"
+            task_id, OperatorOutcome.REACHED_RENEWING, note="продлит у агента", operator="Оля"
         )
         assert result.stage == Stage.OPERATOR.value  # reached: the journey carries on
         assert (result.task.status, result.task.outcome, result.task.agent_id) == (
@@ -106,7 +111,9 @@ async def test_claim_and_outcome_with_every_refusal(tmp_path: Path) -> None:
         assert description.typed_search_attributes.get(AGENT_ID) == "A1"  # the agent kept the renewal
 
 
-async def test_http_api_and_cli_refusal_ends_the_journey(tmp_path: Path) -> None:
+async def test_http_api_and_cli_refusal_ends_the_journey(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with journey_harness(tmp_path) as h:
         workflow_id, task_id = await open_task(h, "OPS-2")
         app = create_app(h.db, h.env.client, {"operators": "op-secret"})
@@ -135,6 +142,23 @@ async def test_http_api_and_cli_refusal_ends_the_journey(tmp_path: Path) -> None
                 f"/operators/tasks/{task_id}/outcome", json={"outcome": "callback"}, headers=auth
             )
             assert callback.status_code == 422 and "callback_at" in callback.json()["detail"]
+            for nameless in ({"outcome": "refused"}, {"outcome": "refused", "operator": " "}):
+                bypass = await http.post(f"/operators/tasks/{task_id}/outcome", json=nameless, headers=auth)
+                assert bypass.status_code == 422, bypass.text  # Оля's claim is not bypassed without a name
+                assert bypass.json()["detail"] == "an operator name is required"
+            other_outcome = await http.post(
+                f"/operators/tasks/{task_id}/outcome",
+                json={"outcome": "refused", "operator": "Петя"},
+                headers=auth,
+            )
+            assert other_outcome.status_code == 409 and "claimed by Оля, not Петя" in other_outcome.text
+            for bad_id in ("99999999999999999999", "2147483648", "0", "-1", "abc", "1.5", "１", "9" * 5000):
+                for path, body in (("claim", {"operator": "Оля"}), ("outcome", {"outcome": "refused"})):
+                    answer = await http.post(f"/operators/tasks/{bad_id}/{path}", json=body, headers=auth)
+                    assert answer.status_code == 422, (bad_id, path, answer.text)
+                    detail = answer.json()["detail"]
+                    assert detail.startswith("a task id is a whole number from 1 to 2147483647")
+                    assert len(detail) < 120  # never the whole id echoed back
             done = await http.post(
                 f"/operators/tasks/{task_id}/outcome",
                 json={"outcome": "refused", "operator": "Оля"},
@@ -161,6 +185,16 @@ async def test_http_api_and_cli_refusal_ends_the_journey(tmp_path: Path) -> None
         assert await ops(["operator", "tasks", "--centre", "msk", "--all"], settings) == 0
         assert await ops(["operator", "outcome", str(task_id), "refused"], settings) == 2  # closed
         assert await ops(["operator", "claim", "999", "--operator", "Оля"], settings) == 2  # unknown
+        capsys.readouterr()
+        for bad_id in ("99999999999999999999", "abc", "-5"):
+            assert await ops(["operator", "claim", bad_id, "--operator", "Оля"], settings) == 2
+            assert await ops(["operator", "outcome", bad_id, "refused", "--operator", "Оля"], settings) == 2
+            refusals = capsys.readouterr().err.splitlines()
+            assert len(refusals) == 2 and all(
+                line.startswith("refused: a task id is a whole number from 1 to") for line in refusals
+            ), refusals
+        with pytest.raises(UnknownTask, match="task ids go from 1 to 2147483647"):
+            await Workbench(h.db, h.env.client).task(2**63)
         assert (
             await ops(
                 ["operator", "outcome", str(task_id), "callback", "--callback-at", "tomorrow"], settings
@@ -175,6 +209,8 @@ async def test_cli_records_an_outcome_through_the_journey(tmp_path: Path) -> Non
         target = h.env.client.service_client.config.target_host
         settings = Settings(database_url=h.db.url, temporal_address=target)
         assert await ops(["operator", "claim", str(task_id), "--operator", "Оля"], settings) == 0
+        assert await ops(["operator", "outcome", str(task_id), "do_not_contact"], settings) == 2  # no name
+        assert (await Workbench(h.db, h.env.client).task(task_id)).status == "claimed"
         assert (
             await ops(["operator", "outcome", str(task_id), "do_not_contact", "--operator", "Оля"], settings)
             == 0
@@ -201,7 +237,11 @@ async def test_callback_keeps_the_task_open_until_it_is_due_then_wrong_number_cl
         await bench.claim(task_id, "Оля")
         call_back = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
         result = await bench.record_outcome(
-            task_id, OperatorOutcome.CALLBACK, note="просит перезвонить вечером", callback_at=call_back
+            task_id,
+            OperatorOutcome.CALLBACK,
+            note="просит перезвонить вечером",
+            callback_at=call_back,
+            operator="Оля",
         )
         assert result.stage == Stage.OPERATOR.value
         assert (result.task.status, result.task.outcome, result.task.callback_at) == (
@@ -284,7 +324,7 @@ async def test_journey_refusals_catch_up_and_a_finished_journey(tmp_path: Path) 
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as http:
             refused = await http.post(
                 f"/operators/tasks/{stray_id}/outcome",
-                json={"outcome": "reached_renewing"},
+                json={"outcome": "reached_renewing", "operator": "Оля"},
                 headers={"Authorization": "Bearer op-secret"},
             )
         assert refused.status_code == 409
@@ -300,7 +340,7 @@ async def test_journey_refusals_catch_up_and_a_finished_journey(tmp_path: Path) 
             OperatorOutcomeReport(task_id=str(task_id), outcome=OperatorOutcome.REACHED_RENEWING),
         )
         with pytest.raises(Refused, match="already closed"):
-            await bench.record_outcome(task_id, OperatorOutcome.REACHED_RENEWING)
+            await bench.record_outcome(task_id, OperatorOutcome.REACHED_RENEWING, operator="Оля")
         caught_up = await bench.task(task_id)
         assert (caught_up.status, caught_up.outcome) == ("closed", "reached_renewing")
 
@@ -310,7 +350,9 @@ async def test_journey_refusals_catch_up_and_a_finished_journey(tmp_path: Path) 
         )
         handle = h.env.client.get_workflow_handle(workflow_id, result_type=JourneyStatus)
         assert (await handle.result()).stage is Stage.PAID
-        late = await bench.record_outcome(stray_id, OperatorOutcome.REACHED_RENEWING, note="уже оплатил")
+        late = await bench.record_outcome(
+            stray_id, OperatorOutcome.REACHED_RENEWING, note="уже оплатил", operator="Оля"
+        )
         assert late.stage is None and "already finished" in late.message
         assert (late.task.status, late.task.outcome, late.task.agent_id) == (
             "closed",

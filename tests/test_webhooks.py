@@ -33,7 +33,8 @@ from renewals.sendwindow import SendWindow
 from renewals.temporal.journeys import journey_status, start_journey
 from renewals.temporal.runtime import cli_runtime
 from renewals.webhooks.app import create_app
-from renewals.webhooks.auth import sign
+from renewals.webhooks.auth import BEARER_SOURCES, sign
+from renewals.webhooks.payloads import CALLBACKS
 from starter.binaries import find_binary
 from tests.factories import policy
 from tests.keys import TEST_CONVERTER
@@ -65,13 +66,18 @@ class Stack:
         return p, handle.id
 
     async def post(
-        self, source: str, payload: dict[str, Any], secret: str | None = None, signed: bool = True
+        self,
+        source: str,
+        payload: dict[str, Any],
+        secret: str | None = None,
+        signed: bool = True,
+        http: httpx.AsyncClient | None = None,
     ) -> httpx.Response:
         body = json.dumps(payload).encode()
         headers = {"Content-Type": "application/json"}
         if signed:
             headers["X-Signature"] = sign(secret or SECRETS[source], body)
-        return await self.http.post(f"/webhooks/{source}", content=body, headers=headers)
+        return await (http or self.http).post(f"/webhooks/{source}", content=body, headers=headers)
 
     async def status(self, workflow_id: str) -> JourneyStatus:
         return await journey_status(self.client, workflow_id)
@@ -359,3 +365,81 @@ async def test_openapi_is_served(stack: Stack) -> None:
         schema["paths"]
     )
     assert "/operators/tasks/{task_id}/outcome" in schema["paths"]
+
+
+async def test_malformed_auth_headers_are_401_and_conventions_hold(stack: Stack) -> None:
+    p, _ = await stack.journey("WH-AUTH-2")
+    payload = {"event_id": "auth-2", "policy_number": p.number, "type": "opened"}
+    body = json.dumps(payload).encode()
+    good = sign(SECRETS["email"], body).removeprefix("sha256=")
+    malformed: list[dict[str, Any]] = [
+        {"X-Signature": "sha256=é".encode()},
+        {"X-Signature": ("sha256=" + good[:-1] + "é").encode()},
+        {"X-Signature": b"sha256=\xff\xfe"},
+        {"Authorization": "Bearer секрет".encode()},
+        {"Authorization": b"Bearer \xff"},
+        {"X-Signature": ""},
+        {"X-Signature": "sha256="},
+        {"X-Signature": good},
+        {"X-Signature": "sha1=" + good},
+        {"Authorization": "Bearer"},
+        {"Authorization": f"Basic {SECRETS['email']}"},
+        {"Authorization": ""},
+    ]
+    for headers in malformed:
+        response = await stack.http.post("/webhooks/email", content=body, headers=headers)
+        assert response.status_code == 401, headers
+    for headers in (
+        {"X-Signature": "SHA256=" + good.upper()},
+        {"Authorization": f"bearer {SECRETS['email']}"},
+    ):
+        response = await stack.http.post("/webhooks/email", content=body, headers=headers)
+        assert response.status_code == 200, (headers, response.text)
+
+
+async def test_bearer_only_for_sources_that_cannot_sign(stack: Stack) -> None:
+    """A bearer token is the secret itself in every request: refused for the sources that sign."""
+    p, _ = await stack.journey("WH-AUTH-3")
+    for source in sorted(set(CALLBACKS) - BEARER_SOURCES):
+        body, _ = SOURCE_CASES[source]
+        payload = {"event_id": f"auth-3-{source}", "policy_number": p.number, **body}
+        bearer = await stack.http.post(
+            f"/webhooks/{source}", json=payload, headers={"Authorization": f"Bearer {SECRETS[source]}"}
+        )
+        assert bearer.status_code == 401, source
+    assert BEARER_SOURCES & set(CALLBACKS) == {"email"}
+
+
+async def test_a_callback_reaches_only_a_renewal_journey(stack: Stack) -> None:
+    """A signed callback naming another workflow (an SLA application, anything) is a 404, not a signal."""
+    other = await stack.client.start_workflow("NotARenewal", id="wh-other-1", task_queue="nobody-polls")
+    try:
+        for source, (body, _) in SOURCE_CASES.items():
+            payload = {"event_id": f"scope-{source}", "journey_id": other.id, **body}
+            response = await stack.post(source, payload)
+            assert response.status_code == 404 and "no journey" in response.json()["detail"], source
+            assert await stack.stored(source, payload["event_id"]) == 0
+    finally:
+        await other.terminate()
+
+
+async def test_ids_are_validated_and_never_echoed_whole(stack: Stack) -> None:
+    p, _ = await stack.journey("WH-IDS-1")
+    for event_id in ("", "   ", "a\x00b", "a\nb", "a\u200bb", "x" * 201):
+        payload = {"event_id": event_id, "policy_number": p.number, "type": "opened"}
+        response = await stack.post("email", payload)
+        assert response.status_code == 422, repr(event_id)
+        assert event_id not in response.text or len(event_id) < 2
+    for field, value in (("task_id", " "), ("task_id", "t\x1b[31m"), ("task_id", "t" * 201)):
+        payload = {"event_id": "ids-robot", "policy_number": p.number, "outcome": "busy", field: value}
+        assert (await stack.post("robot", payload)).status_code == 422, repr(value)
+    for field in ("message_id", "journey_id", "policy_number"):
+        response = await stack.post("email", {"event_id": "ids-2", field: "\t", "type": "opened"})
+        assert response.status_code == 422, field
+
+    long_number = "N" * 64  # as long as a stored policy number may be
+    unknown = await stack.post("email", {"event_id": "ids-3", "policy_number": long_number, "type": "opened"})
+    assert unknown.status_code == 404 and long_number not in unknown.text
+    assert unknown.json()["detail"].startswith("unknown policy 'NNN")
+    too_long = await stack.post("email", {"event_id": "ids-4", "message_id": "m" * 5000, "type": "opened"})
+    assert too_long.status_code == 422 and len(too_long.text) < 500

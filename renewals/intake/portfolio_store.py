@@ -280,6 +280,16 @@ async def policies_referring(
         return [_stored(f[0], f[1], f[2], f[3]) for f in (await session.execute(query)).all()]
 
 
+async def policies_of_clients(db: Database, people: set[ClientKey], today: date) -> list[StoredPolicy]:
+    """Policy terms not yet over of these clients (phone, last name, first name): a client row is shared
+    by one person's policies, so a change to it (a time zone, an e-mail) must reach all their journeys."""
+    phones = sorted({phone for phone, _, _ in people})
+    query = _policies_query().where(PolicyRow.expires_on >= today, ClientRow.phone.in_(phones))
+    async with db.session() as session:
+        found = [_stored(f[0], f[1], f[2], f[3]) for f in (await session.execute(query)).all()]
+    return [stored for stored in found if _client_key(stored.policy) in people]
+
+
 async def current_term(db: Database, number: str, today: date) -> date | None:
     """The term of `number` a callback most likely means: the next one to end, else the latest."""
     async with db.session() as session:

@@ -9,17 +9,20 @@ number`): reasons are printed and logged; the row itself, in the rejects file, k
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
 
+from renewals.intake.fields import EMAIL, VK_ID, Rejection, RowChecker, parse_date
 from renewals.intake.records import SourceRow
-from renewals.models import Agent, Bank, Client, Line, Policy, Product, RegionalCentre
-from renewals.phones import to_e164
-from renewals.privacy import mask_email
+from renewals.models import Agent, Bank, Client, Line, Policy, Product, RegionalCentre, normal_policy_number
+from renewals.privacy import mask_email, mask_vk
 from renewals.sendwindow import known_zone
+
+_Row = RowChecker
 
 POLICY_FIELDS = (
     "number", "product", "product_code", "bank", "expires_on", "first_prolongation_year",
@@ -60,23 +63,8 @@ BANK_ALIASES: dict[str, Bank] = {
     "СБЕРБАНК": Bank.SBER,
     "OTHER": Bank.OTHER,
 }
-_TRUE = {"true", "1", "yes", "y", "да", "д"}
-_FALSE = {"false", "0", "no", "n", "нет", "н", ""}
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 _IFL_CODE = re.compile(r"^\d{3}$")
-_ID = re.compile(r"^[\w.-]{1,64}$")
 _NAMED_PROBLEM = re.compile(r"^([a-z_]+): (.+)$", re.S)
-
-
-@dataclass(frozen=True)
-class Rejection:
-    file: str
-    line: int
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.field}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -100,97 +88,42 @@ class Validated:
         return [problem for _, problems in self.rejected for problem in problems]
 
 
-class _Row:
-    """Field access for one row that records each problem instead of raising."""
-
-    def __init__(self, row: SourceRow) -> None:
-        self.row = row
-        self.problems: list[Rejection] = []
-
-    def fail(self, name: str, reason: str) -> None:
-        self.problems.append(Rejection(self.row.file, self.row.line, name, reason))
-
-    def text(self, name: str) -> str | None:
-        value = self.row.values.get(name)
-        if value is None:
-            return None
-        text = str(value).strip() if not isinstance(value, bool) else str(value).lower()
-        return text or None
-
-    def required(self, name: str) -> str | None:
-        value = self.text(name)
-        if value is None:
-            self.fail(name, "required")
-        return value
-
-    def flag(self, name: str) -> bool:
-        value = self.row.values.get(name)
-        if isinstance(value, bool):
-            return value
-        text = (self.text(name) or "").lower()
-        if text in _TRUE:
-            return True
-        if text not in _FALSE:
-            self.fail(name, f"{value!r} is not a yes/no value (true/false, 1/0, да/нет)")
-        return False
-
-    def phone(self, name: str, *, required: bool = True) -> str | None:
-        raw = self.required(name) if required else self.text(name)
-        if raw is None:
-            return None
-        try:
-            return to_e164(raw, russian=True)  # `8 916 123-45-67` → `+79161234567`
-        except ValueError as error:
-            self.fail(name, str(error))
-            return None
-
-    def identifier(self, name: str) -> str | None:
-        value = self.required(name)
-        if value is not None and not _ID.match(value):
-            self.fail(name, f"{value!r} is not an id (letters, digits, '.', '_', '-'; up to 64)")
-            return None
-        return value
-
-    def rate(self, name: str) -> float | None:
-        raw = self.text(name)
-        if raw is None:
-            return None
-        try:
-            rate = float(raw.rstrip("%").replace(",", ".")) / (100 if raw.endswith("%") else 1)
-        except ValueError:
-            self.fail(name, f"{raw!r} is not a number")
-            return None
-        if not 0.0 <= rate <= 1.0:
-            self.fail(name, f"{raw!r} is not a fraction 0..1 or a percentage like 75%")
-            return None
-        return rate
-
-
-def parse_date(raw: str) -> date:
-    for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
-        try:
-            return datetime.strptime(raw, fmt).date()
-        except ValueError:
-            continue
-    raise ValueError(f"{raw!r} is not a date (YYYY-MM-DD or DD.MM.YYYY)")
-
-
 def row_kind(row: SourceRow) -> str:
     kind = str(row.values.get("kind") or "policy").strip().lower()
     return kind
 
 
-def validate_rows(
-    rows: list[SourceRow],
-    today: date,
-    known_agents: dict[str, Agent],
-    known_centres: dict[str, RegionalCentre],
-) -> Validated:
-    """Agents and centres first (a policy may refer to one defined anywhere in the same file)."""
-    result = Validated()
-    agents, centres = dict(known_agents), dict(known_centres)
-    policy_rows: list[SourceRow] = []
-    for row in rows:
+class Validator:
+    """Validation in two streaming passes over a file, so memory does not grow with the rows: first the
+    reference rows (agents and centres, which a policy anywhere in the file may refer to), then the
+    policies, a batch at a time. Across batches only the keys of the duplicate and one-client checks
+    are kept, never the rows."""
+
+    def __init__(self, today: date, known_agents: dict[str, Agent], known_centres: dict[str, RegionalCentre]):
+        self.today = today
+        self.agents, self.centres = dict(known_agents), dict(known_centres)
+        self._agent_lines: dict[str, int] = {}
+        self._centre_lines: dict[str, int] = {}
+        self._terms: dict[
+            tuple[str, date], tuple[int, str]
+        ] = {}  # (number, expiry) → (line, number as given)
+        self._people: dict[
+            tuple[str, str, str], tuple[int, tuple[Any, ...]]
+        ] = {}  # client identity → details
+        self.accepted_agents: list[tuple[SourceRow, Agent]] = []  # this file's, in the first pass
+        self.accepted_centres: list[tuple[SourceRow, RegionalCentre]] = []
+
+    def references(self, rows: Iterable[SourceRow]) -> Validated:
+        """Every row but a well-formed policy row: agents and centres in, the rest rejected."""
+        result = Validated()
+        for row in rows:
+            problems = self.first_pass(row)
+            if problems:
+                result.rejected.append((row, problems))
+        return result
+
+    def first_pass(self, row: SourceRow) -> list[Rejection]:
+        """The row's problems, if any; an agent or centre is taken in, a policy row waits for pass two."""
         checker = _Row(row)
         for name in row.values:
             if name not in ALL_FIELDS:
@@ -199,38 +132,107 @@ def validate_rows(
         if kind not in KINDS:
             checker.fail("kind", f"{kind!r} is not one of {', '.join(KINDS)}")
         elif kind == "policy":
-            if not checker.problems:
-                policy_rows.append(row)
-                continue
+            return checker.problems
         elif kind == "agent":
             agent = _agent(checker)
-            if agent is not None and not checker.problems:
-                agents[agent.id] = agent
-                result.agents.append((row, agent))
-                continue
+            if agent is not None and not checker.problems and self._first(checker, "agent_id", agent.id):
+                self.agents[agent.id] = agent
+                self.accepted_agents.append((row, agent))
+                return []
         else:
             centre = _centre(checker)
-            if centre is not None and not checker.problems:
-                centres[centre.id] = centre
-                result.centres.append((row, centre))
-                continue
-        result.rejected.append((row, checker.problems))
+            if centre is not None and not checker.problems and self._first(checker, "centre_id", centre.id):
+                self.centres[centre.id] = centre
+                self.accepted_centres.append((row, centre))
+                return []
+        return checker.problems
 
-    seen: dict[tuple[str, date], int] = {}
-    for row in policy_rows:
-        checker = _Row(row)
-        record = _policy(checker, today, agents, centres)
-        if record is not None and not checker.problems:
-            term = (record.policy.number, record.policy.expires_on)
-            if term in seen:
-                checker.fail("number", f"duplicate of line {seen[term]} (same number and expiry)")
-            else:
-                seen[term] = row.line
-                result.policies.append(record)
-                continue
-        result.rejected.append((row, checker.problems))
-    result.rejected.sort(key=lambda item: item[0].line)
+    def is_policy(self, row: SourceRow) -> bool:
+        """A row for the second pass: a policy row the first pass found no problem with."""
+        return row_kind(row) == "policy" and all(name in ALL_FIELDS for name in row.values)
+
+    def policies(self, rows: Iterable[SourceRow]) -> Validated:
+        result = Validated()
+        for row in rows:
+            checker = _Row(row)
+            record = _policy(checker, self.today, self.agents, self.centres)
+            if record is not None and not checker.problems:
+                term = (record.policy.number, record.policy.expires_on)  # the number is in normal form
+                given = str(row.values.get("number", "")).strip()
+                first = self._terms.get(term)
+                person = _person(record.policy.client)
+                same_person = self._people.get(person)
+                if first is not None:
+                    checker.fail("number", _duplicate(first, given))
+                elif same_person is not None and same_person[1] != _details(record.policy.client):
+                    conflict = _client_conflict(same_person[1], record.policy.client, same_person[0])
+                    checker.fail("client", conflict)
+                else:
+                    self._terms[term] = (row.line, given)
+                    self._people.setdefault(person, (row.line, _details(record.policy.client)))
+                    result.policies.append(record)
+                    continue
+            result.rejected.append((row, checker.problems))
+        return result
+
+    def _first(self, r: _Row, name: str, key: str) -> bool:
+        """An agent or centre id defined once per file: a repeat would silently replace the first."""
+        lines = self._agent_lines if name == "agent_id" else self._centre_lines
+        if key in lines:
+            r.fail(name, f"{key!r} repeated: already defined on line {lines[key]}")
+            return False
+        lines[key] = r.row.line
+        return True
+
+
+def validate_rows(
+    rows: list[SourceRow],
+    today: date,
+    known_agents: dict[str, Agent],
+    known_centres: dict[str, RegionalCentre],
+) -> Validated:
+    """Both passes over rows in memory (agents and centres first: a policy may refer to one defined
+    anywhere in the same file)."""
+    validator = Validator(today, known_agents, known_centres)
+    result = validator.references(rows)
+    rejected_lines = {row.line for row, _ in result.rejected}
+    policies = validator.policies(r for r in rows if r.line not in rejected_lines and validator.is_policy(r))
+    result.agents, result.centres = validator.accepted_agents, validator.accepted_centres
+    result.policies = policies.policies
+    result.rejected = sorted(result.rejected + policies.rejected, key=lambda item: item[0].line)
     return result
+
+
+def _person(client: Client) -> tuple[str, str, str]:
+    return (client.phone, client.last_name, client.first_name)
+
+
+CLIENT_DETAILS = ("patronymic", "email", "vk_id", "timezone")
+
+
+def _details(client: Client) -> tuple[Any, ...]:
+    return tuple(getattr(client, name) for name in CLIENT_DETAILS)
+
+
+def _client_conflict(first: tuple[Any, ...], this: Client, line: int) -> str:
+    """One person (phone, surname, name) is one client row: their policies share its details, so two
+    rows giving different ones would overwrite each other (a time zone, an e-mail)."""
+    fields = [name for name, value in zip(CLIENT_DETAILS, first, strict=True) if getattr(this, name) != value]
+    return (
+        f"the same client (phone, last and first name) as line {line} with a different {', '.join(fields)}: "
+        "give one person's policies the same details"
+    )
+
+
+def _duplicate(first: tuple[int, str], given: str) -> str:
+    same = f"duplicate of line {first[0]} (same number and expiry)"
+    a, b = first[1], given
+    if a == b:
+        return same
+    return (
+        f"look-alike {same}: {b!r} and {a!r} differ only in spaces, slashes, case or "
+        "Latin/Cyrillic look-alike letters"
+    )
 
 
 def _agent(r: _Row) -> Agent | None:
@@ -291,10 +293,11 @@ def _number(r: _Row, product: Product | None) -> str | None:
     if number is None or product is None:
         return number
     pattern, shape = NUMBER_FORMATS[product]
-    if not pattern.match(number.upper()):
+    normal = normal_policy_number(number)
+    if not pattern.match(normal):
         r.fail("number", f"{number!r} is not a {product.value} policy number ({shape})")
         return None
-    return number.upper()
+    return normal
 
 
 def _expiry(r: _Row, today: date) -> date | None:
@@ -315,9 +318,11 @@ def _expiry(r: _Row, today: date) -> date | None:
 def _client(r: _Row) -> Client | None:
     last, first = r.required("last_name"), r.required("first_name")
     phone = r.phone("phone")
-    email = r.text("email")
-    if email is not None and not _EMAIL.match(email):
+    email, vk_id = r.text("email"), r.text("vk_id")
+    if email is not None and not EMAIL.match(email):
         r.fail("email", f"{mask_email(email)!r} is not an e-mail address")
+    if vk_id is not None and not VK_ID.match(vk_id):
+        r.fail("vk_id", f"{mask_vk(vk_id)!r} is not a VK user id (digits, e.g. 123456789)")
     timezone = r.text("timezone") or "Europe/Moscow"
     try:
         known_zone(timezone)
@@ -331,7 +336,7 @@ def _client(r: _Row) -> Client | None:
         patronymic=r.text("patronymic"),
         phone=phone,
         email=email,
-        vk_id=r.text("vk_id"),
+        vk_id=vk_id,
         timezone=timezone,
     )
 
@@ -376,5 +381,4 @@ def _policy(
 
 
 def unreadable_rejection(row: SourceRow) -> Rejection:
-    reason: Any = row.extra.get("reason", "unreadable")
-    return Rejection(row.file, row.line, "row", str(reason))
+    return Rejection(row.file, row.line, "row", row.unreadable or "unreadable")

@@ -2,33 +2,37 @@
 
 Authenticated with the `operators` secret as a bearer token; refusals come back with the
 workbench's reason as `detail` (404 unknown task; 409 closed, claimed by someone else, or refused by
-the journey's validator; 422 bad outcome).
+the journey's validator; 422 bad outcome, no operator name, or a task id that is not a whole number
+from 1 to 2147483647).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, Field
 
 from renewals.journey_api import OperatorOutcome
-from renewals.operators.workbench import Refused, Task, Workbench
+from renewals.operators.workbench import MAX_OPERATOR, Refused, Task, Workbench, parse_task_id
 
 T = TypeVar("T")
+TaskId = Annotated[str, Path(description="the task id, a whole number from 1 to 2147483647")]
 
 
 class ClaimRequest(BaseModel):
-    operator: str = Field(min_length=1)
+    operator: str = Field(min_length=1, max_length=MAX_OPERATOR)
 
 
 class OutcomeRequest(BaseModel):
     outcome: OperatorOutcome
     note: str | None = None
     callback_at: datetime | None = None
-    operator: str | None = None
+    operator: str | None = Field(
+        default=None, description="required: who records it (the claimer, if the task is claimed)"
+    )
 
 
 class OutcomeResponse(BaseModel):
@@ -40,9 +44,9 @@ class OutcomeResponse(BaseModel):
 def operator_router(workbench: Workbench, authorised: Callable[..., Awaitable[None]]) -> APIRouter:
     router = APIRouter(prefix="/operators", tags=["operator workbench"], dependencies=[Depends(authorised)])
 
-    async def refusing(call: Awaitable[T]) -> T:
+    async def refusing(call: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await call
+            return await call()
         except Refused as refusal:
             raise HTTPException(status_code=refusal.status, detail=refusal.reason) from refusal
 
@@ -52,14 +56,18 @@ def operator_router(workbench: Workbench, authorised: Callable[..., Awaitable[No
         due_by = datetime.now(UTC) if due else None
         return await workbench.tasks(centre_id, include_closed, due_by)
 
+    # The task id is read here, not by FastAPI's `int`: one beyond the column's range (or malformed)
+    # is a 422 with the workbench's one-line reason, never a database error.
     @router.post("/tasks/{task_id}/claim", response_model=Task)
-    async def claim(task_id: int, body: ClaimRequest) -> Task:
-        return await refusing(workbench.claim(task_id, body.operator))
+    async def claim(task_id: TaskId, body: ClaimRequest) -> Task:
+        return await refusing(lambda: workbench.claim(parse_task_id(task_id), body.operator))
 
     @router.post("/tasks/{task_id}/outcome", response_model=OutcomeResponse)
-    async def outcome(task_id: int, body: OutcomeRequest) -> OutcomeResponse:
+    async def outcome(task_id: TaskId, body: OutcomeRequest) -> OutcomeResponse:
         result = await refusing(
-            workbench.record_outcome(task_id, body.outcome, body.note, body.callback_at, body.operator)
+            lambda: workbench.record_outcome(
+                parse_task_id(task_id), body.outcome, body.note, body.callback_at, body.operator
+            )
         )
         return OutcomeResponse(task=result.task, stage=result.stage, message=result.message)
 

@@ -3,7 +3,7 @@
 An outcome reaches the journey first (the validated `operator_outcome` update), then the task row.
 `callback` keeps the task open — the journey keeps it open too, so the operator records the real
 outcome on the same task later — and lists it as due again at `callback_at`; every other outcome
-closes it."""
+closes it. Every outcome names its operator: a claimed task takes one only from its claimer."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from renewals.models import journey_id
 from renewals.temporal.journeys import report_operator_outcome
 
 log = logging.getLogger(__name__)
-NOBODY = "-"  # the claim row's operator when an outcome was recorded on an unclaimed task
+NOBODY = "-"  # the claim row's operator of outcomes recorded without a name (before names were required)
+MAX_TASK_ID = 2**31 - 1  # operator_tasks.id is an INTEGER: PostgreSQL's range
+MAX_OPERATOR = 100  # operator_claims.operator is a String(100)
 # A task's fields that its row holds as they are.
 TASK_COLUMNS = ("id", "journey_id", "policy_number", "centre_id", "reason", "text", "status", "outcome")
 
@@ -45,6 +47,27 @@ class UnknownTask(Refused):
 
 class InvalidOutcome(Refused):
     status = 422
+
+
+def parse_task_id(raw: object) -> int:
+    """A task id as the CLI or the API received it: a whole number from 1 to MAX_TASK_ID, else 422."""
+    text = str(raw).strip()
+    if text.isascii() and text.isdigit() and len(text) <= len(str(MAX_TASK_ID)):
+        number = int(text)
+        if 1 <= number <= MAX_TASK_ID:
+            return number
+    shown = text if len(text) <= 20 else text[:20] + "…"
+    raise InvalidOutcome(f"a task id is a whole number from 1 to {MAX_TASK_ID}, not {shown!r}")
+
+
+def operator_name(raw: str | None) -> str:
+    """Who acts on a task: required, so that an outcome can be checked against the task's claim."""
+    name = (raw or "").strip()
+    if not name or name == NOBODY:
+        raise InvalidOutcome("an operator name is required")
+    if len(name) > MAX_OPERATOR or not name.isprintable():
+        raise InvalidOutcome(f"an operator name is at most {MAX_OPERATOR} printable characters")
+    return name
 
 
 class Task(BaseModel):  # an operator task as the workbench shows it: the CLI's table, the API's answer
@@ -103,8 +126,7 @@ class Workbench:
         return await self._view(await self._row(task_id))
 
     async def claim(self, task_id: int, operator: str) -> Task:
-        if not operator.strip():
-            raise InvalidOutcome("an operator name is required")
+        task_id, operator = _checked_id(task_id), operator_name(operator)
         async with self.db.session() as session, session.begin():
             row = await session.get(OperatorTaskRow, task_id)
             if row is None:
@@ -131,12 +153,11 @@ class Workbench:
         callback_at: datetime | None = None,
         operator: str | None = None,
     ) -> OutcomeResult:
+        """The outcome, recorded by `operator` (required): a claimed task takes it only from its
+        claimer; an unclaimed one is claimed by whoever records it."""
         row = await self._row(task_id)
         if row.status == "closed":
             raise Refused(f"operator task {task_id} is already closed (outcome: {row.outcome})")
-        claimed_by = await self._claimant(task_id)
-        if operator and claimed_by and claimed_by != operator:
-            raise Refused(f"operator task {task_id} is claimed by {claimed_by}, not {operator}")
         if outcome is OperatorOutcome.CALLBACK:
             if callback_at is None:
                 raise InvalidOutcome("a callback outcome needs the time to call back (callback_at)")
@@ -144,6 +165,10 @@ class Workbench:
                 raise InvalidOutcome("callback_at needs a UTC offset, e.g. 2027-03-20T15:00:00+03:00")
             if callback_at <= datetime.now(UTC):
                 raise InvalidOutcome(f"callback_at {callback_at.isoformat()} is in the past")
+        operator = operator_name(operator)
+        claimed_by = await self._claimant(task_id)
+        if claimed_by and claimed_by != operator:
+            raise Refused(f"operator task {task_id} is claimed by {claimed_by}, not {operator}")
         report = OperatorOutcomeReport(
             task_id=str(task_id), outcome=outcome, note=note, callback_at=callback_at
         )
@@ -180,7 +205,7 @@ class Workbench:
         outcome: OperatorOutcome,
         note: str | None,
         callback_at: datetime | None,
-        operator: str | None,
+        operator: str,
         close: bool,
     ) -> None:
         """The outcome on the task row (closed, unless it is a call back) and the claim's note."""
@@ -194,12 +219,15 @@ class Workbench:
             )
             claim = await session.get(OperatorClaimRow, task_id)
             if claim is None:
-                claim = OperatorClaimRow(task_id=task_id, operator=operator or NOBODY, claimed_at=now)
+                claim = OperatorClaimRow(task_id=task_id, operator=operator, claimed_at=now)
                 session.add(claim)
+            elif claim.operator == NOBODY:  # an outcome recorded without a name before: now it has one
+                claim.operator = operator
             claim.note = note
             claim.callback_at = callback_at
 
     async def _row(self, task_id: int) -> OperatorTaskRow:
+        task_id = _checked_id(task_id)
         async with self.db.session() as session:
             row = await session.get(OperatorTaskRow, task_id)
         if row is None:
@@ -234,6 +262,13 @@ class Workbench:
             note=claim.note if claim else None,
             callback_at=_utc(claim.callback_at) if claim and claim.callback_at else None,
         )
+
+
+def _checked_id(number: int) -> int:
+    """An id past the column's range names no task (and the database would refuse to look it up)."""
+    if not 1 <= number <= MAX_TASK_ID:
+        raise UnknownTask(f"no such operator task: task ids go from 1 to {MAX_TASK_ID}")
+    return number
 
 
 def _operator(claim: OperatorClaimRow | None) -> str | None:

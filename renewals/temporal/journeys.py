@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -76,12 +78,33 @@ def _handle(client: Client, journey_id: str) -> WorkflowHandle[Any, JourneyStatu
     return client.get_workflow_handle(journey_id, result_type=JourneyStatus)
 
 
-async def send_event(client: Client, journey_id: str, event: JourneyEvent) -> None:
-    await _handle(client, journey_id).signal(api.EVENT_SIGNAL, event)
+async def _signal(client: Client, journey_id: str, name: str, arg: Any, request_id: str | None) -> None:
+    """A signal; with a `request_id` the server keeps it once per run, however often it is repeated
+    (a caller that cannot know whether an earlier attempt arrived re-sends with the same id)."""
+    if request_id is None:
+        await _handle(client, journey_id).signal(name, arg)
+        return
+    request = SignalWorkflowExecutionRequest(
+        namespace=client.namespace,
+        workflow_execution=WorkflowExecution(workflow_id=journey_id),
+        signal_name=name,
+        identity=client.identity,
+        request_id=request_id,
+    )
+    request.input.payloads.extend(await client.data_converter.encode([arg]))
+    await client.workflow_service.signal_workflow_execution(request, retry=True)
 
 
-async def send_robot_outcome(client: Client, journey_id: str, report: RobotOutcomeReport) -> None:
-    await _handle(client, journey_id).signal(api.ROBOT_OUTCOME_SIGNAL, report)
+async def send_event(
+    client: Client, journey_id: str, event: JourneyEvent, request_id: str | None = None
+) -> None:
+    await _signal(client, journey_id, api.EVENT_SIGNAL, event, request_id)
+
+
+async def send_robot_outcome(
+    client: Client, journey_id: str, report: RobotOutcomeReport, request_id: str | None = None
+) -> None:
+    await _signal(client, journey_id, api.ROBOT_OUTCOME_SIGNAL, report, request_id)
 
 
 async def report_operator_outcome(
@@ -109,10 +132,17 @@ async def journey_status(client: Client, journey_id: str) -> JourneyStatus:
 
 async def execution_status(client: Client, journey_id: str) -> WorkflowExecutionStatus | None:
     """The journey's execution status (running, completed…), or None when there is no such workflow."""
+    found = await execution(client, journey_id)
+    return found[0] if found else None
+
+
+async def execution(client: Client, workflow_id: str) -> tuple[WorkflowExecutionStatus | None, str] | None:
+    """The workflow's status and type (a caller checks it is `api.WORKFLOW_TYPE`, a renewal journey),
+    or None when there is no such workflow."""
     try:
-        description = await client.get_workflow_handle(journey_id).describe()
+        description = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as error:
         if error.status is RPCStatusCode.NOT_FOUND:
             return None
         raise
-    return description.status
+    return description.status, description.workflow_type

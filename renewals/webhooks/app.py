@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from temporalio.client import Client
 
 from renewals.db.database import Database
 from renewals.operators.api import operator_router
 from renewals.operators.workbench import Workbench
-from renewals.webhooks.auth import authentic
-from renewals.webhooks.payloads import CALLBACKS, Callback, WebhookResult
-from renewals.webhooks.service import UnknownJourney, WebhookService
+from renewals.webhooks.auth import BEARER_SOURCES, SIGNATURE_HEADER, authentic
+from renewals.webhooks.payloads import CALLBACKS, Callback, WebhookResult, shown
+from renewals.webhooks.service import ClaimInFlight, UnknownJourney, WebhookService
 
 log = logging.getLogger(__name__)
+MAX_BODY = 64 * 1024  # a callback is a few hundred bytes; nothing larger is read, let alone parsed
 SUMMARIES = {
     "sms": "SMS gateway: delivery status and replies (STOP = opt-out)",
     "email": "E-mail provider: delivered, bounced, opened",
@@ -29,18 +32,45 @@ SUMMARIES = {
 }
 
 
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, at most `limit` bytes: a larger declared length is refused before reading, a
+    longer stream as soon as it passes the limit (413)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise HTTPException(status_code=413, detail=f"body over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(status_code=413, detail=f"body over {limit} bytes")
+    return bytes(body)
+
+
+def check(secrets: Mapping[str, str], source: str, request: Request, body: bytes) -> None:
+    """401 unless the raw body is signed (or carries the bearer secret, for the sources allowed one)."""
+    headers = request.headers
+    signature, authorization = headers.get(SIGNATURE_HEADER), headers.get("authorization")
+    if not authentic(secrets.get(source), body, signature, authorization, source in BEARER_SOURCES):
+        log.warning("rejected %s callback: bad or missing signature", source)
+        raise HTTPException(status_code=401, detail=f"{source}: bad or missing signature")
+
+
 def _authenticator(secrets: Mapping[str, str], source: str) -> Callable[..., Awaitable[None]]:
     async def verify(
         request: Request,
         x_signature: str | None = Header(None, description="sha256=<hex HMAC-SHA256(secret, body)>"),
         authorization: str | None = Header(None, description="Bearer <secret>, if the source cannot sign"),
     ) -> None:
-        body = await request.body()
-        if not authentic(secrets.get(source), body, x_signature, authorization):
-            log.warning("rejected %s callback: bad or missing signature", source)
-            raise HTTPException(status_code=401, detail=f"{source}: bad or missing signature")
+        check(secrets, source, request, await read_body(request))
 
     return verify
+
+
+def _parse(model: type[Callback], body: bytes) -> Callback:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_input=False)) from None
 
 
 async def _invalid_request(_: Request, error: Exception) -> JSONResponse:
@@ -65,27 +95,39 @@ def create_app(db: Database, client: Client, secrets: Mapping[str, str]) -> Fast
         try:
             result = await service.handle(source, callback)
         except UnknownJourney as unknown:
-            log.warning("%s callback %s for an unknown journey: %s", source, callback.event_id, unknown)
+            event = shown(callback.event_id)
+            log.warning("%s callback %s for an unknown journey: %s", source, event, unknown)
             raise HTTPException(status_code=404, detail=str(unknown)) from unknown
-        log.info("%s callback %s → %s (%s)", source, callback.event_id, result.journey_id, result.status)
+        except ClaimInFlight as busy:
+            # another copy holds the claim (or its holder died): the provider retries, and a retry
+            # after the lease finishes the work
+            raise HTTPException(status_code=503, detail=str(busy), headers={"Retry-After": "30"}) from busy
+        event = shown(callback.event_id)
+        log.info("%s callback %s → %s (%s)", source, event, result.journey_id, result.status)
         return result
 
     def route(source: str, model: type[Callback], summary: str) -> None:
-        verify = _authenticator(secrets, source)
+        async def receive(request: Request) -> WebhookResult:
+            """Bounded read, signature on the raw bytes, only then the parser: an unsigned caller
+            costs at most `MAX_BODY` bytes and learns nothing about the schema."""
+            body = await read_body(request)
+            check(secrets, source, request, body)
+            return await deliver(source, _parse(model, body))
 
-        async def receive(callback: Callback, _: None = Depends(verify)) -> WebhookResult:
-            return await deliver(source, callback)
-
-        # FastAPI reads the body model from the annotation: give it this source's model itself
-        # (string annotations from `from __future__ import annotations` would not resolve here).
-        receive.__annotations__ = {"callback": model, "_": None, "return": WebhookResult}
-
-        app.post(f"/webhooks/{source}", response_model=WebhookResult, summary=summary, tags=["webhooks"])(
-            receive
-        )
+        body_schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+        app.post(
+            f"/webhooks/{source}",
+            response_model=WebhookResult,
+            summary=summary,
+            tags=["webhooks"],
+            openapi_extra={
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}}
+            },
+        )(receive)
 
     for source, model in CALLBACKS.items():
         route(source, model, SUMMARIES[source])
+    _document_bodies(app)
     app.include_router(operator_router(Workbench(db, client), _authenticator(secrets, "operators")))
 
     @app.get("/health", tags=["service"])
@@ -93,3 +135,21 @@ def create_app(db: Database, client: Client, secrets: Mapping[str, str]) -> Fast
         return {"status": "ok"}
 
     return app
+
+
+def _document_bodies(app: FastAPI) -> None:
+    """The callback models in the OpenAPI components (the routes read the raw body themselves)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in CALLBACKS.values():
+                own = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(own.pop("$defs", {}))
+                components[model.__name__] = own
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

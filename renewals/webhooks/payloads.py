@@ -5,24 +5,47 @@ when a number has several terms)."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from renewals.journey_api import RobotOutcome
+
+MAX_ID = 200  # the longest id of any source (an e-mail Message-ID is the longest seen), as stored
+
+
+def _plain_id(value: str) -> str:
+    """An id is printable text: not blank, no control or format characters (they would split log
+    lines, hide in the UI or make two ids look alike); surrounding spaces are dropped."""
+    value = value.strip()
+    if not value:
+        raise ValueError("blank id")
+    if any(unicodedata.category(c)[0] == "C" for c in value):
+        raise ValueError("id with a control character")
+    return value
+
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID), AfterValidator(_plain_id)]
+PolicyNumber = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_plain_id)]
+
+
+def shown(value: str, limit: int = 40) -> str:
+    """An id as an answer or a log line repeats it: never whole when it is long."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 class Callback(BaseModel):
     model_config = ConfigDict(extra="ignore")  # providers add fields of their own
 
-    event_id: str = Field(min_length=1, max_length=200, description="the provider's id of this callback")
-    message_id: str | None = Field(
+    event_id: Id = Field(description="the provider's id of this callback")
+    message_id: Id | None = Field(
         None,
         description="the provider's id of our message (SMSC id, e-mail Message-ID, VK message id) or our key",
     )
-    journey_id: str | None = None
-    policy_number: str | None = None
+    journey_id: Annotated[str, Field(max_length=160), AfterValidator(_plain_id)] | None = None
+    policy_number: PolicyNumber | None = None
     expires_on: date | None = None
 
     @model_validator(mode="after")
@@ -46,7 +69,7 @@ class VkCallback(Callback):
 
 
 class RobotCallback(Callback):
-    task_id: str | None = Field(None, description="the call the outcome belongs to")
+    task_id: Id | None = Field(None, description="the call the outcome belongs to")
     outcome: RobotOutcome
 
 

@@ -3,13 +3,21 @@
 The order matters. First the callback must name a journey Temporal knows (the outbox or the policy
 table names it, `describe` confirms it): otherwise the sender gets a 404 and nothing is stored, so a
 retry after the import succeeds. Then the receipt row is *claimed* with one conditional UPDATE, so of
-two copies of a callback in flight only one signals. A failed signal releases the claim (the provider
-retries); a claim whose holder died before finishing can be taken over after `CLAIM_LEASE`.
+two copies of a callback in flight only one signals; a row has three states: new (`processed` false),
+claimed (`processed`, no `result`) and done (`result` set). A copy that finds the row claimed waits up
+to `CLAIM_WAIT` for it to be done (then it is a `duplicate`); if it is still unfinished it answers
+`ClaimInFlight` (503: the provider retries). A failed signal releases the claim. A claim whose holder
+died — between the claim and the signal, or between the signal and `done` — is taken over by a retry
+after `CLAIM_LEASE`, and the work is finished then. The signal carries a request id derived from
+`(source, event_id)`, and Temporal keeps one signal per request id and run: however many attempts
+signal, the journey receives the event exactly once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -26,12 +34,13 @@ from renewals.intake.portfolio_store import current_term
 from renewals.journey_api import (
     EVENT_SIGNAL,
     ROBOT_OUTCOME_SIGNAL,
+    WORKFLOW_TYPE,
     EventType,
     JourneyEvent,
     RobotOutcomeReport,
 )
 from renewals.models import journey_id
-from renewals.temporal.journeys import execution_status, send_event, send_robot_outcome
+from renewals.temporal.journeys import execution, send_event, send_robot_outcome
 from renewals.webhooks.payloads import (
     Callback,
     EmailCallback,
@@ -40,11 +49,14 @@ from renewals.webhooks.payloads import (
     SmsCallback,
     VkCallback,
     WebhookResult,
+    shown,
 )
 
 log = logging.getLogger(__name__)
 STOP_WORDS = frozenset({"STOP", "СТОП", "STOP.", "СТОП."})
 CLAIM_LEASE = timedelta(minutes=2)  # longer than any signal takes; shorter than a provider's retry
+CLAIM_WAIT = timedelta(seconds=3)  # how long a copy waits for the claim's holder before a 503
+SIGNAL_IDS = uuid.UUID("0b5e7c1e-7f2a-4c55-9d0e-6a1f3c2b9e41")  # namespace of the signals' request ids
 CHANNEL_OF_SOURCE = {"sms": "sms", "email": "email", "vk": "vk", "robot": "robot_call", "portal": "portal"}
 DELIVERY_EVENTS = {
     "delivered": EventType.MESSAGE_DELIVERED,
@@ -55,6 +67,15 @@ DELIVERY_EVENTS = {
 
 class UnknownJourney(LookupError):
     """The callback names no policy, message or journey we know: the sender gets a 404."""
+
+
+class ClaimInFlight(RuntimeError):
+    """Another copy of the callback holds an unfinished claim: the sender gets a 503 and retries."""
+
+
+def request_id(source: str, event_id: str) -> str:
+    """The signal's request id: the same for every attempt at one callback."""
+    return str(uuid.uuid5(SIGNAL_IDS, f"{source}\n{event_id}"))
 
 
 @dataclass(frozen=True)
@@ -74,11 +95,11 @@ class Action:
         """The journey signal it goes as ("event" or "robot_outcome"): stored, and told the sender."""
         return ROBOT_OUTCOME_SIGNAL if isinstance(self.payload, RobotOutcomeReport) else EVENT_SIGNAL
 
-    async def send(self, client: Client, journey_id: str) -> None:
+    async def send(self, client: Client, journey_id: str, request_id: str | None = None) -> None:
         if isinstance(self.payload, RobotOutcomeReport):
-            await send_robot_outcome(client, journey_id, self.payload)
+            await send_robot_outcome(client, journey_id, self.payload, request_id)
         else:
-            await send_event(client, journey_id, self.payload)
+            await send_event(client, journey_id, self.payload, request_id)
 
 
 def _event(kind: str, type_: EventType, source: str) -> Action:
@@ -134,40 +155,60 @@ class WebhookService:
                     )
                 ).one_or_none()
             if row is None:
-                raise UnknownJourney(f"unknown message {mid!r}")
+                raise UnknownJourney(f"unknown message {shown(mid)!r}")
             return Target(row.journey_id, row.channel, row.touchpoint)
         if callback.journey_id:
             return Target(callback.journey_id, channel, None)
         number = callback.policy_number or ""
         term = callback.expires_on or await current_term(self.db, number, today)
         if term is None:
-            raise UnknownJourney(f"unknown policy {number!r}")
+            raise UnknownJourney(f"unknown policy {shown(number)!r}")
         return Target(journey_id(number, term), channel, None)
 
     async def handle(self, source: str, callback: Callback) -> WebhookResult:
         target = await self.resolve(source, callback, datetime.now(UTC).date())
         running = await self._running(target.journey_id)
         action = action_for(source, callback, target)
+        duplicate = WebhookResult(status="duplicate", journey_id=target.journey_id, signal=action.signal)
         if not await self._claim(source, callback.event_id, target, action):
-            return WebhookResult(status="duplicate", journey_id=target.journey_id, signal=action.signal)
+            if await self._wait_done(source, callback.event_id):
+                return duplicate
+            raise ClaimInFlight(f"{source} callback {shown(callback.event_id)} is still being processed")
         status: Any = "accepted" if running else "journey_finished"
         if running:
             try:
-                await action.send(self.client, target.journey_id)
+                await action.send(self.client, target.journey_id, request_id(source, callback.event_id))
             except RPCError as error:
                 if error.status is not RPCStatusCode.NOT_FOUND:
                     await self._forget(source, callback.event_id)
                     raise
                 status = "journey_finished"  # it ended between describe and signal
+            except Exception:
+                await self._forget(source, callback.event_id)
+                raise
         await self._done(source, callback.event_id, status)
         return WebhookResult(status=status, journey_id=target.journey_id, signal=action.signal)
 
     async def _running(self, workflow_id: str) -> bool:
-        """True if the journey runs, False if it has finished; UnknownJourney if Temporal has none."""
-        status = await execution_status(self.client, workflow_id)
-        if status is None:
-            raise UnknownJourney(f"no journey {workflow_id}")
-        return status is WorkflowExecutionStatus.RUNNING
+        """True if the journey runs, False if it has finished; UnknownJourney if Temporal has none —
+        or if the id names a workflow that is no renewal journey (an SLA application, an intake run)."""
+        found = await execution(self.client, workflow_id)
+        if found is None or found[1] != WORKFLOW_TYPE:
+            raise UnknownJourney(f"no journey {shown(workflow_id)}")
+        return found[0] is WorkflowExecutionStatus.RUNNING
+
+    async def _wait_done(self, source: str, event_id: str) -> bool:
+        """True once the callback's row is done; False if it is still unfinished after `CLAIM_WAIT`."""
+        row = and_(WebhookEventRow.source == source, WebhookEventRow.event_id == event_id)
+        deadline = asyncio.get_running_loop().time() + CLAIM_WAIT.total_seconds()
+        while True:
+            async with self.db.session() as session:
+                result = (await session.execute(select(WebhookEventRow.result).where(row))).first()
+            if result is None or result[0] is not None:
+                return result is not None  # done (or released: then the sender retries)
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
 
     async def _claim(self, source: str, event_id: str, target: Target, action: Action) -> bool:
         """True for exactly one caller per callback: the row is inserted if new, then taken with a

@@ -91,6 +91,7 @@ def _handled_by(parser: argparse.ArgumentParser, handler: SlaHandler) -> None:
 
 
 async def _run(args: argparse.Namespace, client: Client | None = None) -> int:
+    from renewals.temporal.connection import TemporalTimeout
     from starter.sla.operations import ApplicationNotFound, StatusRefused
 
     try:
@@ -98,6 +99,9 @@ async def _run(args: argparse.Namespace, client: Client | None = None) -> int:
         return code
     except (InputError, ApplicationNotFound, StatusRefused) as error:
         print(str(error), file=sys.stderr)
+        return 2
+    except TemporalTimeout as timeout:
+        print(f"sla {args.sla_command}: {timeout}", file=sys.stderr)
         return 2
 
 
@@ -157,8 +161,9 @@ async def _report(args: argparse.Namespace, client: Client | None) -> int:
 async def _connect() -> Client:
     from renewals.settings import get_settings
     from renewals.temporal.connection import connect
+    from starter.ops import CALL_TIMEOUT
 
-    return await connect(get_settings())
+    return await connect(get_settings(), CALL_TIMEOUT)
 
 
 def _submission_document(args: argparse.Namespace) -> Any:

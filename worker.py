@@ -13,14 +13,19 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker, WorkflowRunner
+from temporalio.runtime import Runtime
+from temporalio.worker import Interceptor, Worker, WorkflowRunner
 
 from activities.intake import IntakeActivities
 from activities.renewal import JourneyActivities
 from activities.sla import SlaActivities
+from renewals.alerts import configure_alerts
 from renewals.channels.factory import build_channels
 from renewals.db.database import Database
 from renewals.models import Channel, channel_queue
+from renewals.observability.logs import configure_logging
+from renewals.observability.runtime import install_metrics_runtime
+from renewals.observability.telemetry import WorkerTelemetry
 from renewals.settings import Settings, get_settings
 from renewals.temporal.connection import connect
 from workflows.intake import DailyIntake
@@ -68,6 +73,7 @@ def build_worker(
     cache_size: int = 1000,
     channel_slots: int = 100,
     runner: WorkflowRunner = SANDBOXED_RUNNER,
+    interceptors: Sequence[Interceptor] = (),
 ) -> JourneyWorkers:
     """Workers for journeys: `task_queue` for workflows and bookkeeping activities, plus one queue
     per sending channel limited to `rates[channel]` activities a second (None: unlimited).
@@ -75,7 +81,8 @@ def build_worker(
     forever, so a bug shows up as an error rather than a hang. `cache_size` caps the sticky cache of
     the journey worker and `channel_slots` the concurrent sends of each channel worker (defaults: the
     SDK's). `runner` is the sandbox everywhere but in `renewals simulate`, which runs only this
-    repository's workflows, already checked by the sandboxed tests, and wants the speed."""
+    repository's workflows, already checked by the sandboxed tests, and wants the speed.
+    `interceptors` observe every worker (metrics and log fields: renewals/observability)."""
     all_activities = [*activities.all(), *extra_activities]
     main = Worker(
         client,
@@ -85,6 +92,7 @@ def build_worker(
         workflow_runner=runner,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         max_cached_workflows=cache_size,
+        interceptors=list(interceptors),
     )
     senders = [
         Worker(
@@ -93,41 +101,73 @@ def build_worker(
             activities=all_activities,
             max_task_queue_activities_per_second=(rates or {}).get(channel),
             max_concurrent_activities=channel_slots,
+            interceptors=list(interceptors),
         )
         for channel in SEND_CHANNELS
     ]
     return JourneyWorkers([main, *senders])
 
 
-async def run_worker(settings: Settings | None = None) -> None:
-    settings = settings or get_settings()
-    db = Database(settings.database_url)
-    await db.migrate()
-    client = await connect(settings)
+def assemble_worker(
+    settings: Settings, client: Client, db: Database, runtime: Runtime
+) -> tuple[JourneyWorkers, WorkerTelemetry]:
+    """The production worker from the settings — what `renewals worker` and `./run stack` both run:
+    the channels (with their telemetry), the journey's activities, alerts and the SLA's notices through
+    the same channels (issue 13: pauses alert the configured destination; SLA notices go by e-mail,
+    SMS and the partner cabinet's webhook, each once through the journey's send path; a production
+    configuration without SLA destinations refuses to start), the daily intake's activity."""
+    telemetry = WorkerTelemetry(runtime, db, settings.window_spread_minutes)
+    channels = telemetry.channels(build_channels(settings, db))
+    journey = JourneyActivities(db, channels, pause_minutes=settings.channel_pause_minutes)
+    configure_alerts(settings.alerts, channels.providers.get(Channel.EMAIL))
     worker = build_worker(
         client,
         settings.task_queue,
-        JourneyActivities(db, build_channels(settings, db), pause_minutes=settings.channel_pause_minutes),
+        journey,
         rates=settings.rates(),
         cache_size=settings.workflow_cache_size,
         channel_slots=settings.channel_activity_slots,
         extra_activities=[
-            *SlaActivities(db).all(),
-            *IntakeActivities(client, db, settings.send_window()).all(),
+            *SlaActivities.for_worker(db, settings, journey.send).all(),
+            *IntakeActivities(
+                client, db, settings.send_window(), settings.experiments, settings.gate()
+            ).all(),
         ],
+        interceptors=telemetry.interceptors(channels),
     )
+    return worker, telemetry
+
+
+async def run_worker(settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    # Before the client: its runtime serves the SDK's metrics and ours on RENEWALS_METRICS_ADDRESS.
+    runtime = install_metrics_runtime(settings.metrics_address)
+    db = Database(settings.database_url)
+    await db.migrate()
+    client = await connect(settings)
+    worker, telemetry = assemble_worker(settings, client, db, runtime)
     logging.getLogger(__name__).info(
-        "worker serving %s on %s", settings.task_queue, settings.temporal_address
+        "worker serving %s on %s (metrics: %s, health: %s)",
+        settings.task_queue,
+        settings.temporal_address,
+        settings.metrics_address or "off",
+        settings.worker_health_address or "off",
     )
+    running = asyncio.create_task(worker.run())
     try:
-        await worker.run()
+        async with telemetry.serving(
+            client, lambda: not running.done(), settings.worker_health_address, settings.metrics_poll_seconds
+        ):
+            await running
     finally:
+        running.cancel()
         await db.dispose()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker())
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)  # JSON lines unless on a terminal
+    asyncio.run(run_worker(settings))
 
 
 if __name__ == "__main__":

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from renewals.db.database import Database
+from renewals.experiments.config import Experiment
+from renewals.experiments.registry import ExperimentChanged
 from renewals.intake.daily_run import IntakeResult, IntakeRun
 from renewals.intake.journey_sync import start_due_journeys
+from renewals.intake.start_plan import GateRates, StartPlan
 from renewals.sendwindow import SendWindow, zone
 
 
 class IntakeActivities:
-    """Holds its dependencies (Temporal client, database, send window) so tests swap them, not code."""
+    """Holds its dependencies (Temporal client, database, send window, the experiments and the gate's
+    rate source) so tests swap them, not code."""
 
-    def __init__(self, client: Client, db: Database, window: SendWindow) -> None:
+    def __init__(
+        self,
+        client: Client,
+        db: Database,
+        window: SendWindow,
+        experiments: Sequence[Experiment] = (),
+        gate: GateRates | None = None,
+    ) -> None:
         self.client = client
         self.db = db
         self.window = window
+        self.experiments = tuple(experiments)
+        self.gate = gate
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.start_due_journeys]
@@ -35,7 +49,18 @@ class IntakeActivities:
             done += step
             activity.heartbeat(done)
 
+        try:
+            plan = await StartPlan.prepare(self.db, today, self.experiments, self.gate)
+        except ExperimentChanged as refused:  # a configuration to fix, not to retry
+            raise ApplicationError(str(refused), type="ExperimentChanged", non_retryable=True) from None
         summary = await start_due_journeys(
-            self.client, self.db, today, run.horizon_days, run.task_queue, self.window, advance=advance
+            self.client,
+            self.db,
+            today,
+            run.horizon_days,
+            run.task_queue,
+            self.window,
+            advance=advance,
+            plan=plan,
         )
         return IntakeResult(today=today.isoformat(), counts=dict(summary.counts), problems=summary.problems)

@@ -11,14 +11,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import activity_methods
 from renewals.activity_io import (
+    AgentCardAnswer,
+    AgentCardQuery,
     OperatorTaskReceipt,
     OperatorTaskRequest,
+    OperatorTasksClosing,
     OptOutRecord,
     PortalQuery,
     PortalStatus,
@@ -29,11 +32,12 @@ from renewals.activity_io import (
 )
 from renewals.channels.base import Channels, Delivery, PermanentSendError, Provider
 from renewals.channels.errors import ChannelPaused, TransientSendError
+from renewals.channels.portal_http import current_agent_phone
 from renewals.db.database import Database
 from renewals.db.tables import JourneyRow, OperatorTaskRow
 from renewals.db.upsert import insert_ignoring_conflict
 from renewals.delivery import ChannelPauses, OptOuts
-from renewals.journey_api import RobotOutcome
+from renewals.journey_api import TERMINAL_STAGES, RobotOutcome
 from renewals.models import Channel
 from renewals.outbox import OPTED_OUT, Outbox, OutboxState
 from renewals.privacy import mask_address, scrub_exception
@@ -146,7 +150,7 @@ class JourneyActivities:
 
     @activity.defn(name="record_opt_out")
     async def record_opt_out(self, record: OptOutRecord) -> None:
-        await self.opt_outs.add(record.addresses, record.reason, record.journey_id)
+        await self.opt_outs.add(record.addresses, record.reason, record.journey_id, source="journey")
 
     @activity.defn(name="record_suppressed")
     async def record_suppressed(self, record: SuppressionRecord) -> None:
@@ -154,6 +158,19 @@ class JourneyActivities:
 
     @activity.defn(name="open_operator_task")
     async def open_operator_task(self, request: OperatorTaskRequest) -> OperatorTaskReceipt:
+        """Open the task (once per dedup key). Refused, opening nothing, when the phone the operator
+        would call is on the do-not-contact list (`OptedOut`: the journey ends as opted out) or the
+        journey has already ended (`JourneyEnded`: an attempt that ran late, after the journey's end)."""
+        if request.phone and (listed := await self.opt_outs.reason(request.phone, request.journey_id)):
+            raise ApplicationError(listed, type=OPTED_OUT, non_retryable=True)
+        async with self.db.session() as session:
+            ended = await session.get(JourneyRow, request.journey_id)
+        if ended is not None and ended.stage in TERMINAL_STAGES:
+            raise ApplicationError(
+                f"journey {request.journey_id} has ended ({ended.stage}): no operator task",
+                type="JourneyEnded",
+                non_retryable=True,
+            )
         values = {
             "dedup_key": request.dedup_key,
             "journey_id": request.journey_id,
@@ -175,9 +192,34 @@ class JourneyActivities:
             ).scalar_one()
         return OperatorTaskReceipt(task_id=str(task_id))
 
+    @activity.defn(name="close_operator_tasks")
+    async def close_operator_tasks(self, closing: OperatorTasksClosing) -> int:
+        """The journey ended: every task of it still open or claimed closes with the journey's
+        outcome as the reason (an operator must not call a client who has paid). Idempotent."""
+        async with self.db.session() as session, session.begin():
+            closed = await session.execute(
+                update(OperatorTaskRow)
+                .where(OperatorTaskRow.journey_id == closing.journey_id, OperatorTaskRow.status != "closed")
+                .values(
+                    status="closed",
+                    closed_at=datetime.now(UTC),
+                    closed_reason=f"the journey ended: {closing.stage} ({closing.reason})",
+                )
+            )
+        count = int(getattr(closed, "rowcount", 0) or 0)
+        if count:
+            log.info("closed %d operator task(s) of %s: %s", count, closing.journey_id, closing.stage)
+        return count
+
     @activity.defn(name="check_portal")
     async def check_portal(self, query: PortalQuery) -> PortalStatus:
         return await self.channels.portal.renewal_status(query)
+
+    @activity.defn(name="current_agent_card")
+    async def current_agent_card(self, query: AgentCardQuery) -> AgentCardAnswer:
+        """The agent's phone as their card in Альфа-Полис shows it now (agents keep it current
+        there): read before a base SMS quotes it. Read-only, so a retry is harmless."""
+        return await current_agent_phone(self.channels.portal, query.agent_id)
 
     @activity.defn(name="record_stage")
     async def record_stage(self, record: StageRecord) -> None:

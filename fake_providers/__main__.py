@@ -69,6 +69,22 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("GATEWAY_ROBOT_WEBHOOK_SECRET"),
         help="HMAC secret of the webhook source 'robot' (default: $GATEWAY_ROBOT_WEBHOOK_SECRET)",
     )
+    # The providers' own callback formats instead of ours (renewals/webhooks/native; issue 13).
+    parser.add_argument("--callback-format", choices=["signed", "native"], default="signed")
+    parser.add_argument(
+        "--vk-webhook-url", default=None, help="e.g. http://127.0.0.1:8080/webhooks/native/vk"
+    )
+    parser.add_argument("--vk-group-id", type=int, default=1, help="the community in VK's events")
+    parser.add_argument(
+        "--smsc-callback-key",
+        default=os.environ.get("GATEWAY_SMSC_CALLBACK_KEY"),
+        help="SMSC handler key for the md5 of native reports (default: $GATEWAY_SMSC_CALLBACK_KEY)",
+    )
+    parser.add_argument(
+        "--vk-callback-secret",
+        default=os.environ.get("GATEWAY_VK_CALLBACK_SECRET"),
+        help="VK Callback API secret of native events (default: $GATEWAY_VK_CALLBACK_SECRET)",
+    )
     parser.add_argument(
         "--callback-delay",
         dest="callback_delay_seconds",

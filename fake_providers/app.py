@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from fake_providers import admin, portal, robot, smsc, vk
+from fake_providers import admin, email_api, partner_cabinet, portal, robot, smsc, vk
 from fake_providers.gateway import Gateway, PortalAgent, PortalRenewal
 
 __all__ = ["Gateway", "PortalAgent", "PortalRenewal", "create_app"]
@@ -31,4 +31,6 @@ def create_app(gateway: Gateway | None = None) -> FastAPI:
     app.state.gateway = gw
     for provider in (smsc, vk, robot, portal, admin):
         app.include_router(provider.router)
+    app.include_router(email_api.router)  # the Unisender Go-shaped e-mail API (E, issue 13)
+    app.include_router(partner_cabinet.router)  # the partner SLA's notice receiver (B, issue 13)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +49,15 @@ class GatewayConfig(BaseModel):
     robot_webhook_url: str | None = None  # e.g. http://127.0.0.1:8080/webhooks/robot
     robot_webhook_secret: str | None = None  # = the webhook service's secret for "robot"
     robot_default_outcome: RobotOutcome = RobotOutcome.NO_ANSWER
+    # Or the same callbacks in the providers' own formats (renewals/webhooks/native; issue 13): SMSC's
+    # handler form with its md5 hash (`smsc_callback_key`), VK Callback API `message_reply` events for
+    # each VK message (`vk_webhook_url`, `vk_callback_secret`, `vk_group_id`), the robot vendor's result
+    # signed with `robot_webhook_secret`. Point the URLs at `/webhooks/native/<provider>`.
+    callback_format: Literal["signed", "native"] = "signed"
+    smsc_callback_key: str | None = None  # = RENEWALS_NATIVE_CALLBACKS__SMSC_KEY (md5)
+    vk_webhook_url: str | None = None  # e.g. http://127.0.0.1:8080/webhooks/native/vk (native only)
+    vk_callback_secret: str | None = None  # = RENEWALS_NATIVE_CALLBACKS__VK_SECRET
+    vk_group_id: int = 1  # = the community the webhook service answers for
     # Like a real provider: report a moment later (the worker commits the send first, so the webhook
     # service finds the outbox row), and retry a callback the service did not take (404, 5xx, down).
     callback_delay_seconds: float = Field(0.0, ge=0)

@@ -83,6 +83,13 @@ class Gateway:
         self._callbacks.add(task)
         task.add_done_callback(self._callbacks.discard)
 
+    def post_raw(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        """POST a body as it is — a provider's own format (SMSC's form, a VK event) — in the background,
+        delivered and retried as `post_callback`'s."""
+        task = asyncio.get_running_loop().create_task(self._post(url, body, headers))
+        self._callbacks.add(task)
+        task.add_done_callback(self._callbacks.discard)
+
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
         """Deliver one callback; 404 (the journey's row not there yet), 5xx and transport errors are
         retried with backoff, other 4xx (a bad signature) are not."""

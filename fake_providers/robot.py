@@ -65,6 +65,10 @@ def _report_outcome(gw: Gateway, record: MessageRecord, outcome: RobotOutcome) -
     `parse_outcome_webhook`): `message_id` is our `client_task_id`, the outbox key of the call."""
     if not gw.config.robot_webhook_url:
         return
+    if gw.config.callback_format == "native":  # the vendor's own result (renewals.webhooks.native.robot)
+        result = {"task_id": record.provider_id, "client_task_id": record.key, "result": outcome.value}
+        gw.post_callback(gw.config.robot_webhook_url, result, gw.config.robot_webhook_secret)
+        return
     payload = {
         "event_id": f"gw-robot-{record.seq}-{gw.run_token}",
         "message_id": record.key,

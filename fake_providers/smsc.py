@@ -1,9 +1,11 @@
 """The fake SMS provider, SMSC.ru-shaped: `/sys/send.php` and `/sys/status.php` (GET or POST form),
-answering SMSC's JSON and its error codes, and posting a delivery report per SMS when configured."""
+answering SMSC's JSON and its error codes, and posting a delivery report per SMS when configured —
+in our signed JSON, or (`callback_format="native"`) as SMSC's own handler form."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -13,6 +15,7 @@ from fake_providers.faults import Fault, digits
 from fake_providers.gateway import Exchange, Gateway, GatewayDep
 from fake_providers.request_log import MessageRecord
 from fake_providers.wire import dialable, form_params
+from renewals.webhooks.native.smsc import smsc_hash
 
 router = APIRouter()
 
@@ -91,11 +94,14 @@ async def smsc_status(request: Request, gw: GatewayDep) -> Response:
 
 def _report_delivery(gw: Gateway, record: MessageRecord) -> None:
     """A delivery report for one SMS, as `SmsCallback` (plus SMSC's own fields, for
-    `parse_status_callback`). `message_id` is the SMSC id, which the outbox keeps as the row's
-    `provider_message_id`."""
+    `parse_status_callback`), or — `callback_format="native"` — as SMSC's handler form itself.
+    `message_id` is the SMSC id, which the outbox keeps as the row's `provider_message_id`."""
     if not gw.config.sms_webhook_url:
         return
     now = datetime.now(UTC)
+    if gw.config.callback_format == "native":
+        _report_natively(gw, record, now)
+        return
     payload = {
         "event_id": f"gw-sms-{record.seq}-{gw.run_token}",
         "message_id": record.provider_id,
@@ -108,3 +114,22 @@ def _report_delivery(gw: Gateway, record: MessageRecord) -> None:
         "ts": str(int(now.timestamp())),
     }
     gw.post_callback(gw.config.sms_webhook_url, payload, gw.config.sms_webhook_secret)
+
+
+def _report_natively(gw: Gateway, record: MessageRecord, now: datetime) -> None:
+    """SMSC's handler callback: the form SMSC posts (id, phone, status, time, ts, err, cnt), with the
+    `md5` of `id:phone:status:<key>` when a key is configured (`renewals.webhooks.native.smsc`)."""
+    form = {
+        "id": record.provider_id,
+        "phone": record.recipient,
+        "status": "1",
+        "time": now.strftime("%d.%m.%Y %H:%M:%S"),
+        "ts": str(int(now.timestamp())),
+        "err": "0",
+        "cnt": "1",
+    }
+    if gw.config.smsc_callback_key:
+        values = [form["id"], form["phone"], form["status"]]
+        form["md5"] = smsc_hash("md5", values, gw.config.smsc_callback_key)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    gw.post_raw(str(gw.config.sms_webhook_url), urlencode(form).encode(), headers)

@@ -1,13 +1,18 @@
 """The fake VK community-messages API: `messages.isMessagesFromGroupAllowed` and `messages.send`,
-answering VK's `{"response": …}` / `{"error": …}` JSON; a repeated `random_id` is dropped, as VK does."""
+answering VK's `{"response": …}` / `{"error": …}` JSON; a repeated `random_id` is dropped, as VK does.
+With `callback_format="native"` each new message is reported as VK's Callback API does, by a
+`message_reply` event to `vk_webhook_url`."""
 
 from __future__ import annotations
+
+import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from fake_providers.faults import Fault
 from fake_providers.gateway import Exchange, Gateway, GatewayDep
+from fake_providers.request_log import MessageRecord
 from fake_providers.wire import form_params
 
 router = APIRouter()
@@ -69,5 +74,34 @@ async def vk_send(request: Request, gw: GatewayDep) -> Response:
     record, first = gw.log.accept(
         "vk", key, user_id, p.get("message", ""), provider_id=lambda seq: str(seq), dedup=True
     )
+    if first:
+        _report_reply(gw, record, int(p["random_id"]))
     await gw.accepted("send", record, first, fault)
     return JSONResponse({"response": int(record.provider_id)})
+
+
+def _report_reply(gw: Gateway, record: MessageRecord, random_id: int) -> None:
+    """VK's Callback API `message_reply` for a message the community sent (VK posts one per outgoing
+    message): `object.id` is what `messages.send` answered, the outbox's `provider_message_id`.
+    Only with `callback_format="native"` and a `vk_webhook_url` — our signed format has no VK report."""
+    if gw.config.callback_format != "native" or not gw.config.vk_webhook_url:
+        return
+    event = {
+        "type": "message_reply",
+        "object": {
+            "id": int(record.provider_id),
+            "date": int(record.accepted_at.timestamp()),
+            "peer_id": int(record.recipient),
+            "from_id": -gw.config.vk_group_id,
+            "out": 1,
+            "text": record.text,
+            "random_id": random_id,
+        },
+        "group_id": gw.config.vk_group_id,
+        "event_id": f"gw{record.seq}{gw.run_token}",
+        "v": "5.199",
+    }
+    if gw.config.vk_callback_secret:
+        event["secret"] = gw.config.vk_callback_secret
+    body = json.dumps(event, ensure_ascii=False).encode()
+    gw.post_raw(gw.config.vk_webhook_url, body, {"Content-Type": "application/json"})

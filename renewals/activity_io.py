@@ -87,6 +87,8 @@ class OperatorTaskRequest(_Contract):
     centre_id: str
     reason: str
     text: str
+    # The phone the operator would call: a listed one opens no task (issue 13, helper F).
+    phone: str | None = None
 
     @property
     def dedup_key(self) -> str:
@@ -108,6 +110,35 @@ class PortalStatus(_Contract):
     draft: bool = False
     quote: bool = False
     paid: bool = False
+
+
+# ---- the agent's card in Альфа-Полис (issue 13, helper A: the agent's phone in the texts) ---------
+
+
+class AgentCardQuery(_Contract):
+    """Which agent's card to read before a base SMS quotes the agent's phone."""
+
+    agent_id: str
+
+
+class AgentCardAnswer(_Contract):
+    """The phone the agent's card in the portal gives now (E.164), or None: the portal does not know
+    the agent, the card has no phone or an unusable one (`note` says which), or there is no portal
+    (recording channels) — the journey then keeps the imported card's phone."""
+
+    phone: str | None = None
+    note: str | None = None
+
+
+# ---- a journey's end closes its operator tasks (issue 13, helper F) ------------------------------
+
+
+class OperatorTasksClosing(_Contract):
+    """The journey ended: its operator tasks still open close, with its outcome as the reason."""
+
+    journey_id: str
+    stage: str
+    reason: str
 
 
 class StageRecord(_Contract):

@@ -59,6 +59,9 @@ class EventType(StrEnum):
     # Delivery reports from the providers: noted in the journey's events (the funnel counts them).
     MESSAGE_DELIVERED = "message_delivered"
     MESSAGE_UNDELIVERED = "message_undelivered"
+    # The client forbade the community's VK messages (VK Callback API `message_deny`): noted; VK is
+    # opted out by the do-not-contact list, the other channels go on.
+    VK_DENIED = "vk_denied"
 
 
 ENGAGEMENT_EVENTS = frozenset({EventType.EMAIL_OPENED, EventType.VK_READ, EventType.SMS_REPLIED})
@@ -95,9 +98,18 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
+class Holdout(_Frozen):
+    """An experiment that holds this journey's client out of some touchpoints (renewals/experiments):
+    decided at the start and carried in the input, so a replay or a running journey never changes arm."""
+
+    experiment: str
+    templates: tuple[str, ...]  # the rules' templates not sent; recorded `suppressed: holdout (<experiment>)`
+
+
 class JourneyInput(_Frozen):
     policy: Policy
     window: SendWindow = Field(default_factory=SendWindow)
+    holdouts: tuple[Holdout, ...] = ()
 
 
 class JourneyEvent(_Frozen):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,6 +33,37 @@ class Bank(StrEnum):
 
     SBER = "SBER"
     OTHER = "OTHER"
+
+
+# What a bank's name says besides who it is: legal forms, the country, punctuation. «ПАО Сбербанк»,
+# «Сбербанк России», 'ПАО "Сбербанк"', "Sberbank of Russia" and «Сбер Банк» are all Сбер.
+_ORG_WORDS = frozenset(
+    {
+        "пао",
+        "оао",
+        "зао",
+        "ао",
+        "публичное",
+        "акционерное",
+        "общество",
+        "pjsc",
+        "ojsc",
+        "pao",
+        "россии",
+        "of",
+        "russia",
+    }
+)
+_SBER_CORE = frozenset({"сбер", "сбербанк", "sber", "sberbank"})
+_NOT_A_LETTER = re.compile(r"[^0-9a-zа-яё]+")
+
+
+def bank_of(name: str) -> Bank:
+    """The rules' kind of a mortgage's bank from its name as a portfolio gives it: Сбер by its usual
+    spellings (any case, «ПАО», «России», quotes, brackets, Latin), every other bank `OTHER`. The whole
+    name must be Сбер's: «Сбербанк Лизинг» or «Сбер Страхование» are other companies."""
+    words = [word for word in _NOT_A_LETTER.split(name.casefold()) if word and word not in _ORG_WORDS]
+    return Bank.SBER if "".join(words) in _SBER_CORE else Bank.OTHER
 
 
 class Line(StrEnum):
@@ -113,7 +144,8 @@ class Policy(_Model):
     number: str = Field(min_length=1)
     product: Product
     product_code: str | None = None
-    bank: Bank | None = None
+    bank: Bank | None = None  # what the rules need: Сбер or another bank (derived from a name)
+    bank_name: str | None = Field(default=None, max_length=200)  # the bank as the portfolio names it
     expires_on: date  # the last day of cover
     first_prolongation_year: bool = False
     renewal_centre: bool = False  # the client is supported by a renewal centre
@@ -121,10 +153,23 @@ class Policy(_Model):
     agent: Agent
     regional_centre: RegionalCentre | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bank_by_name(cls, data: Any) -> Any:
+        """`bank` may be a bank's name («ВТБ», «ПАО Сбербанк»): its kind goes to `bank`, the name as
+        given to `bank_name`. The codes SBER and OTHER stay codes (and keep a `bank_name` given beside
+        them, as a stored policy or a Temporal payload has it)."""
+        if not isinstance(data, dict) or not isinstance(data.get("bank"), str):
+            return data
+        given = data["bank"].strip()
+        if not given or given in Bank.__members__:
+            return data
+        return {**data, "bank": bank_of(given), "bank_name": data.get("bank_name") or given}
+
     @model_validator(mode="after")
     def _product_details(self) -> Policy:
         if self.product is Product.MORTGAGE and self.bank is None:
-            raise ValueError("bank: a MORTGAGE policy needs its bank (SBER or OTHER)")
+            raise ValueError("bank: a MORTGAGE policy needs its bank (its name, e.g. «ПАО Сбербанк», «ВТБ»)")
         if self.product is Product.IFL and not self.product_code:
             raise ValueError("product_code: an IFL policy needs its product code (e.g. 305, 354)")
         if self.renewal_centre and self.regional_centre is None:

@@ -268,7 +268,7 @@ async def forget(
         counts = await _erase(session, scope)
     addresses = sorted(records.addresses)
     opt_outs = OptOuts(db, hash_key=hash_key)
-    await opt_outs.add(addresses, f"erasure request {request}", None)
+    await opt_outs.add(addresses, f"erasure request {request}", None, source="erasure")  # kept for good
     return ErasureAct(
         request=request,
         subject=records.subject.masked(),

@@ -14,10 +14,11 @@ Segments:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from renewals.journey_api import ROBOT_CONTACTS, EventType, OperatorOutcome, RobotOutcome, Stage
+from renewals.journey_api import ROBOT_CONTACTS, EventType, Holdout, OperatorOutcome, RobotOutcome, Stage
 from renewals.models import Bank, Channel, Line, Policy, Product
 
 
@@ -287,4 +288,17 @@ def policy_update_problem(journey_id: str, current: Policy, new: Policy) -> str 
             f"{', '.join(changed)} cannot change within a policy term: they decide which touchpoints "
             "the journey has; cancel it and start a new one"
         )
+    return None
+
+
+# ---- holdout experiments (renewals/experiments, docs/experiments.md) -------------------------------
+
+
+def holdout_reason(holdouts: Sequence[Holdout], template: str) -> str | None:
+    """Why a touchpoint that would go out now is held out instead (`holdout (<experiment>)`), or None.
+    Checked last, after the gate, the conditions, the address and the portal: both arms of an
+    experiment are measured the same way, and only what would have been sent is held out."""
+    for holdout in holdouts:
+        if template in holdout.templates:
+            return f"holdout ({holdout.experiment})"
     return None

@@ -5,18 +5,26 @@ from __future__ import annotations
 from datetime import time
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from renewals.alerts import AlertConfig
 from renewals.channels.email import EmailConfig
+from renewals.channels.email_http import EmailApiConfig
 from renewals.channels.portal_http import PortalHttpConfig
 from renewals.channels.robot_http import RobotHttpConfig
 from renewals.channels.smsc import SmscConfig
 from renewals.channels.vk import VkConfig
+from renewals.experiments.config import Experiment
 from renewals.models import Channel
 from renewals.sendwindow import SendWindow
+from renewals.sla.notices_config import SlaContacts
+from renewals.webhooks.native.config import NativeCallbacks
+
+if TYPE_CHECKING:
+    from renewals.intake.start_plan import GateRates
 
 
 class Settings(BaseSettings):
@@ -36,6 +44,9 @@ class Settings(BaseSettings):
     temporal_profile: str | None = None  # a profile of Temporal's own temporal.toml (envconfig)
     temporal_config_file: Path | None = None
     task_queue: str = "renewals"
+    # How long a CLI command waits for one Temporal call (the server, or a worker's answer to an update)
+    # before it gives up with one line saying what it waited for. Services never time out this way.
+    temporal_call_timeout_seconds: float = 30.0
     # Worker tuning. Sleeping journeys gain nothing from staying in the sticky cache (they wake days
     # later and replay cheaply), and each cached one costs ≈ 200 KiB; a channel worker with more slots
     # than its provider can serve only queues sends inside the process (Little's law).
@@ -60,6 +71,13 @@ class Settings(BaseSettings):
     smtp: EmailConfig | None = None
     robot: RobotHttpConfig | None = None
     portal: PortalHttpConfig | None = None
+    # HTTP e-mail provider (issue 13; renewals/channels/email_http.py, docs/providers.md): Unisender Go's
+    # Web API with an idempotency key and status webhooks (RENEWALS_EMAIL_API__API_KEY,
+    # RENEWALS_EMAIL_API__SENDER_ADDRESS, …). With `smtp` configured too, SMTP is its fallback.
+    email_api: EmailApiConfig | None = None
+    # channels=gateway: e-mail through the fake SMTP sink ("smtp"), or the fake Unisender Go API with
+    # the sink as fallback ("api"; the fake then reports deliveries and opens to /webhooks/email-api).
+    gateway_email: Literal["smtp", "api"] = "smtp"
     provider_timeout_seconds: float = 10.0  # for the adapters pointed at the fake providers
     channel_pause_minutes: float = 15.0  # how long "no funds" / "auth failed" pauses a channel
 
@@ -71,6 +89,18 @@ class Settings(BaseSettings):
     webhook_secrets: dict[str, SecretStr] = {}
     webhooks_host: str = "127.0.0.1"
     webhooks_port: int = 8080
+    # Providers' own callback formats (issue 13; renewals/webhooks/native, docs/providers.md): SMSC's
+    # handler key, the VK Callback API's secret and confirmation string, the robot vendor's secret
+    # (RENEWALS_NATIVE_CALLBACKS__SMSC_KEY, __VK_SECRET, __VK_CONFIRMATION, __ROBOT_SECRET, …).
+    native_callbacks: NativeCallbacks = NativeCallbacks()
+    # Partner SLA notices and alerts (issue 13; renewals/sla/notices*.py, renewals/alerts.py,
+    # docs/configuration.md): who gets the SLA's warnings, hand-overs and process flags
+    # (RENEWALS_SLA_CONTACTS='{"people": {…}, "roles": {…}, "duty_email": …, "urgent_phone": …,
+    # "partner_cabinet": {"url": …, "secret": …}}'; required with channels=providers), and where
+    # channel-pause / provider alerts go besides the log (RENEWALS_ALERTS__EMAILS='["ops@…"]',
+    # RENEWALS_ALERTS__WEBHOOK_URL, RENEWALS_ALERTS__WEBHOOK_SECRET).
+    sla_contacts: SlaContacts | None = None
+    alerts: AlertConfig = AlertConfig()
 
     # Personal data (152-FZ; renewals/encryption). Keys "id:base64(32 bytes)", the first one encrypts new
     # payloads, the others only decrypt (rotation: put the new key first, keep the old ones after it).
@@ -96,6 +126,31 @@ class Settings(BaseSettings):
     window_non_working_start: time = time(9, 0)
     window_non_working_end: time = time(20, 0)
     window_spread_minutes: int = 0  # spread each morning's sends over the window's first N minutes
+
+    # Observability (issue 15; renewals/observability, docs/observability.md): the worker's Prometheus
+    # endpoint (the SDK's temporal_* and our renewals_* metrics; "" turns it off), its health endpoint
+    # (/health/live, /health/ready), how often it reads the database gauges (outbox backlog, pauses,
+    # stages, operator tasks), and the log format ("auto": JSON unless stderr is a terminal).
+    metrics_address: str = "127.0.0.1:9464"
+    worker_health_address: str = "127.0.0.1:9465"
+    metrics_poll_seconds: float = 15.0
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: str = "INFO"
+
+    # Holdout experiments (renewals/experiments, docs/experiments.md): a JSON list of experiments, each
+    # {"name", "hold_out": [groups or templates], "share", "starts_on", "ends_on", "unit", "salt"}.
+    experiments: list[Experiment] = []
+    # The agent gate's rates: "card" (imported on the agent card) or "measured" (this system's own
+    # outcomes over the trailing window, where an agent has enough finished policies in a line).
+    gate_rates: Literal["card", "measured"] = "card"
+    gate_rates_window_days: int = 365
+    gate_rates_min_policies: int = 30
+
+    def gate(self) -> GateRates:
+        from renewals.intake.start_plan import GateRates
+
+        measured = self.gate_rates == "measured"
+        return GateRates(measured, self.gate_rates_window_days, self.gate_rates_min_policies)
 
     def rates(self) -> dict[Channel, float | None]:
         return {

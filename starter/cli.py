@@ -13,7 +13,10 @@ import sys
 from collections.abc import Callable
 
 from starter import codec, intake, operator, privacy, reports, serve, setup, simulate, stack, status
+from starter.cancel import register as register_cancel
 from starter.commands import Commands
+from starter.experiments import register as register_experiments
+from starter.optout import register as register_optout
 from starter.sla import commands as sla
 
 REGISTER: tuple[Callable[[Commands], None], ...] = (
@@ -26,9 +29,13 @@ REGISTER: tuple[Callable[[Commands], None], ...] = (
     status.register,  # status, list
     operator.register,
     reports.register,  # dashboard, funnel
+    register_experiments,  # experiments list|report
     serve.register_webhooks,
+    serve.register_migrate,  # migrate (G, issue 15: run once before the workers)
     codec.register,  # codec-server
     privacy.register,  # purge, forget
+    register_optout,  # optout add|remove|list|import
+    register_cancel,  # cancel POLICY
 )
 
 

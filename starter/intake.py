@@ -12,7 +12,11 @@ from starter.commands import Commands
 from starter.ops import err, out
 
 if TYPE_CHECKING:
+    from temporalio.client import Client
+
     from renewals.db.database import Database
+    from renewals.intake.importer import Changes
+    from renewals.intake.start_plan import StartPlan
     from renewals.settings import Settings
 
 
@@ -46,20 +50,16 @@ def register(commands: Commands) -> None:
 
 async def _import(args: argparse.Namespace, settings: Settings, db: Database) -> int:
     from renewals.intake.importer import import_file
-    from renewals.intake.journey_sync import sync_journeys
     from renewals.intake.records import FileFormatError
 
+    sync = None if args.no_sync else _JourneySync(settings, db)
     try:
         if err.is_terminal:
             with ops.progress() as progress:
                 total, advance = ops.tracked(progress, f"import {args.file.name}")
-                report = await import_file(
-                    db, args.file, date.today(), args.rejects, total, advance, keep_changed=not args.no_sync
-                )
+                report = await import_file(db, args.file, date.today(), args.rejects, total, advance, sync)
         else:  # a log file gets the report lines only, never a bar drawn at a guessed width
-            report = await import_file(
-                db, args.file, date.today(), args.rejects, keep_changed=not args.no_sync
-            )
+            report = await import_file(db, args.file, date.today(), args.rejects, on_changed=sync)
     except (FileFormatError, OSError) as error:
         err.print(f"[red]cannot import[/]: {error}", soft_wrap=True)  # one line, never wrapped
         return 2
@@ -79,34 +79,70 @@ async def _import(args: argparse.Namespace, settings: Settings, db: Database) ->
         )
     if report.rows and not report.changed and all(name.endswith(" unchanged") for name in report.counts):
         out.print("unchanged: nothing stored, no journey to update", soft_wrap=True)
-    if report.changed and not args.no_sync:
-        try:
-            client = await ops.client(settings)
-        except Exception as error:  # an unreachable Temporal must not lose the import
-            err.print(
-                f"[yellow]journeys not updated[/] (Temporal: {error}); `renewals start` passes changes on"
-            )
-        else:
-            synced: dict[str, int] = {}
-            for policy, result, reason in await sync_journeys(client, db, report.changed):
-                synced[result.value] = synced.get(result.value, 0) + 1
-                if reason:
-                    err.print(
-                        f"{policy.number}: journey refused the change: {reason}", markup=False, soft_wrap=True
-                    )
-            out.print("running journeys: " + ", ".join(f"{k}: {v}" for k, v in sorted(synced.items())))
+    if sync is not None and sync.counts:
+        out.print("running journeys: " + ", ".join(f"{k}: {v}" for k, v in sorted(sync.counts.items())))
     return 0 if report.ok else 1
 
 
+class _JourneySync:
+    """The import's sink for changed policies: each batch goes to the running journeys as it is stored
+    (nothing is held for the end). Temporal is reached on the first change; if it cannot be, the
+    import goes on without it and says so once — `renewals start` passes the changes on later."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings, self.db = settings, db
+        self.counts: dict[str, int] = {}
+        self._client: Client | None = None
+        self._plan: StartPlan | None = None
+        self._unreachable = False
+
+    async def __call__(self, changes: Changes) -> None:
+        from renewals.intake.journey_sync import sync_journeys
+        from renewals.intake.start_plan import StartPlan
+
+        if self._unreachable:
+            self._count("not updated (Temporal unreachable)", len(changes))
+            return
+        if self._client is None:
+            try:
+                self._client = await ops.client(self.settings)
+            except Exception as error:  # an unreachable Temporal must not lose the import
+                self._unreachable = True
+                err.print(
+                    f"[yellow]journeys not updated[/] (Temporal: {error}); `renewals start` passes changes on"
+                )
+                self._count("not updated (Temporal unreachable)", len(changes))
+                return
+        if self._plan is None:  # the gate's measured rates every synced journey's agent card carries
+            self._plan = await StartPlan.prepare(self.db, date.today(), (), self.settings.gate())
+        for policy, result, reason in await sync_journeys(self._client, self.db, changes, plan=self._plan):
+            self._count(result.value)
+            if reason:
+                err.print(
+                    f"{policy.number}: journey refused the change: {reason}", markup=False, soft_wrap=True
+                )
+
+    def _count(self, name: str, count: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + count
+
+
 async def _start(args: argparse.Namespace, settings: Settings, db: Database) -> int:
+    from renewals.experiments.registry import ExperimentChanged
     from renewals.intake.journey_sync import Start, start_due_journeys
+    from renewals.intake.start_plan import StartPlan
 
     horizon = args.horizon_days or settings.intake_horizon_days
+    today = date.today()
+    try:
+        plan = await StartPlan.prepare(db, today, settings.experiments, settings.gate())
+    except ExperimentChanged as refused:
+        err.print(f"start: {refused}", markup=False, soft_wrap=True)
+        return 2
     client = await ops.client(settings)
     with ops.progress() as progress:
         total, advance = ops.tracked(progress, f"journeys ending within {horizon} days")
         summary = await start_due_journeys(
-            client, db, date.today(), horizon, settings.task_queue, settings.send_window(), total, advance
+            client, db, today, horizon, settings.task_queue, settings.send_window(), total, advance, plan=plan
         )
     for problem in summary.problems:
         err.print(problem, markup=False)

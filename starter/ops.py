@@ -4,8 +4,8 @@ the migrated database, the Temporal client, the consoles and the progress bar.
 `ops(argv, settings)` runs one of them as a coroutine, for callers that already run an event loop
 (tests); `renewals ...` runs the same through `ops_command`. Exit codes: 0 done, 1 done with rejected
 rows or failed items, 2 unusable input (bad arguments, unreadable file, refusal) or Temporal not
-answering: every Temporal call of a command gives up after `CALL_TIMEOUT` seconds with one line saying
-what it waited for (a worker on the task queue, or the server).
+answering: every Temporal call of a command gives up after `RENEWALS_TEMPORAL_CALL_TIMEOUT_SECONDS`
+(30 s) with one line saying what it waited for (a worker on the task queue, or the server).
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 # Piped output (files, CI logs, tests) gets wide tables rather than ids cut to the terminal's width.
 out = Console() if sys.stdout.isatty() else Console(width=180)
 err = Console(stderr=True)
-
-CALL_TIMEOUT = 30.0  # seconds a command waits for one Temporal call (a worker's answer, the server)
 
 OpsHandler = Callable[[argparse.Namespace, Settings, "Database"], Awaitable[int]]
 
@@ -70,18 +68,19 @@ async def _run(args: argparse.Namespace, settings: Settings | None = None) -> in
         if error.status is not RPCStatusCode.DEADLINE_EXCEEDED:
             raise
         what = f"waiting for Temporal at {settings.temporal_address}: is the server reachable?"
-        err.print(f"{args.command}: gave up after {CALL_TIMEOUT:g}s {what}", markup=False, soft_wrap=True)
+        waited = settings.temporal_call_timeout_seconds
+        err.print(f"{args.command}: gave up after {waited:g}s {what}", markup=False, soft_wrap=True)
         return 2
     finally:
         await db.dispose()
 
 
 async def client(settings: Settings, timeout: bool = True) -> Client:
-    """The command's Temporal client: each call gives up after `CALL_TIMEOUT` seconds (a
+    """The command's Temporal client: each call gives up after `temporal_call_timeout_seconds` (a
     `TemporalTimeout`, one line on stderr and exit 2); `timeout=False` for a long-running service."""
     from renewals.temporal.connection import connect
 
-    return await connect(settings, CALL_TIMEOUT if timeout else None)
+    return await connect(settings, settings.temporal_call_timeout_seconds if timeout else None)
 
 
 def progress() -> Progress:

@@ -1,5 +1,10 @@
 """The long-running processes against the configured Temporal: `renewals worker` (worker.py) and
-`renewals webhooks` (provider and portal callbacks, and the operator API)."""
+`renewals webhooks` (provider and portal callbacks, and the operator API).
+
+Both log one structured event per line (JSON unless on a terminal; RENEWALS_LOG_FORMAT) and serve
+health endpoints and Prometheus metrics (docs/observability.md): the worker on
+RENEWALS_METRICS_ADDRESS and RENEWALS_WORKER_HEALTH_ADDRESS, the webhook service on its own port
+(`/metrics`, `/health/live`, `/health/ready`, `/status`)."""
 
 from __future__ import annotations
 
@@ -30,6 +35,34 @@ def register_webhooks(commands: Commands) -> None:
     ops.ops_command(webhooks, _webhooks)
 
 
+def register_migrate(commands: Commands) -> None:
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring the application database to the newest schema, once, before the workers start",
+    )
+    migrate.set_defaults(handler=_migrate)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Alembic to head (idempotent). Workers also migrate on start; in production this runs once
+    first (deploy/systemd/renewals-migrate.service), so N workers never race to create a schema."""
+    import asyncio
+
+    from renewals.db.database import Database
+    from renewals.settings import get_settings
+
+    async def migrate() -> None:
+        db = Database(get_settings().database_url)
+        try:
+            await db.migrate()
+        finally:
+            await db.dispose()
+
+    asyncio.run(migrate())
+    print("database schema is current")
+    return 0
+
+
 def _worker(args: argparse.Namespace) -> int:
     from worker import main
 
@@ -44,7 +77,10 @@ def webhook_secrets(settings: Settings) -> dict[str, str]:
 async def _webhooks(args: argparse.Namespace, settings: Settings, db: Database) -> int:
     import uvicorn
 
+    from renewals.observability.logs import configure_logging
     from renewals.webhooks.app import create_app
+
+    configure_logging(settings.log_format, settings.log_level)
 
     secrets = webhook_secrets(settings)
     if not secrets:
@@ -54,6 +90,8 @@ async def _webhooks(args: argparse.Namespace, settings: Settings, db: Database) 
     app = create_app(db, await ops.client(settings, timeout=False), secrets)
     host = args.host or settings.webhooks_host
     port = args.port or settings.webhooks_port
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    # log_config=None: uvicorn's lines go through our handler (structured, masked), not its own.
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", log_config=None)
+    server = uvicorn.Server(config)
     await server.serve()
     return 0

@@ -14,7 +14,6 @@ from renewals.settings import Settings, get_settings
 from renewals.temporal.connection import connect
 from renewals.temporal.setup import ALL_KEYS, is_cloud, set_retention, setup_namespace
 from starter.commands import Commands
-from starter.ops import CALL_TIMEOUT
 
 
 def register(commands: Commands) -> None:
@@ -27,10 +26,11 @@ def register(commands: Commands) -> None:
 async def main(settings: Settings | None = None) -> int:
     settings = settings or get_settings()
     try:
-        client = await asyncio.wait_for(connect(settings), CALL_TIMEOUT)
+        client = await asyncio.wait_for(connect(settings), settings.temporal_call_timeout_seconds)
     except TimeoutError:
         where = f"{settings.temporal_address} (namespace {settings.temporal_namespace})"
-        print(f"setup: gave up after {CALL_TIMEOUT:g}s waiting for Temporal at {where}", file=sys.stderr)
+        waited = settings.temporal_call_timeout_seconds
+        print(f"setup: gave up after {waited:g}s waiting for Temporal at {where}", file=sys.stderr)
         return 2
     cloud = is_cloud(settings)
     result = await setup_namespace(client, settings.temporal_namespace, ALL_KEYS, cloud=cloud)

@@ -19,10 +19,14 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
 
-from renewals.journey_api import EventType, JourneyEvent, JourneyInput, JourneyStatus, RobotOutcome
+from renewals.experiments.assignment import holdouts_for
+from renewals.experiments.config import Experiment, overlapping
+from renewals.intake.validate import contact_problems, past_expiry
+from renewals.journey_api import EventType, Holdout, JourneyEvent, JourneyInput, JourneyStatus, RobotOutcome
 from renewals.models import Policy, journey_id
+from renewals.phones import to_e164
 from renewals.settings import get_settings
 from starter.commands import Commands
 from starter.inputs import InputError, first_error, simulate_command
@@ -69,12 +73,26 @@ class Scenario(BaseModel):
     policy: Policy
     events: list[ScenarioEvent] = Field(default_factory=list)
     robot: list[RobotOutcome] = Field(default_factory=list)
+    # From the document's "experiments" block, as intake would assign them (never given per scenario).
+    _holdouts: tuple[Holdout, ...] = PrivateAttr(default=())
+
+    @property
+    def holdouts(self) -> tuple[Holdout, ...]:
+        return self._holdouts
+
+    def held_out_by(self, experiments: list[Experiment]) -> Scenario:
+        """This scenario with the holdouts the experiments give its client on its intake day."""
+        today = self.now.astimezone(ZoneInfo(self.policy.client.timezone)).date()
+        held = self.model_copy()
+        held._holdouts = holdouts_for(self.policy, experiments, today)
+        return held
 
 
 def parse_scenarios(document: Any, real_now: datetime) -> list[Scenario]:
     """Validate every scenario; the first bad one raises ScenarioError naming its id and field."""
     if not isinstance(document, dict) or not isinstance(document.get("scenarios"), list):
         raise ScenarioError('input: expected {"scenarios": [...]}')
+    experiments = _experiments(document.get("experiments", []))
     scenarios: list[Scenario] = []
     for index, raw in enumerate(document["scenarios"]):
         name = raw.get("id") if isinstance(raw, dict) and raw.get("id") else f"#{index + 1}"
@@ -86,6 +104,7 @@ def parse_scenarios(document: Any, real_now: datetime) -> list[Scenario]:
             raise ScenarioError(f"scenario {name}: now: needs a UTC offset")
         if scenario.now < real_now:
             raise ScenarioError(f"scenario {name}: now: {scenario.now.isoformat()} is in the past")
+        scenario = _as_intake_takes_it(scenario, scenario.id).held_out_by(experiments)
         tz = ZoneInfo(scenario.policy.client.timezone)
         for position, event in enumerate(scenario.events):
             if event.moment(scenario.policy.expires_on, tz) < scenario.now:
@@ -97,6 +116,41 @@ def parse_scenarios(document: Any, real_now: datetime) -> list[Scenario]:
     if repeated:
         raise ScenarioError(f"scenario {repeated[0]}: id: used by more than one scenario")
     return scenarios
+
+
+_EXPERIMENTS = TypeAdapter(list[Experiment])
+
+
+def _experiments(raw: Any) -> list[Experiment]:
+    """The optional "experiments" block: the items of RENEWALS_EXPERIMENTS (docs/experiments.md)."""
+    try:
+        experiments = _EXPERIMENTS.validate_python(raw)
+    except ValidationError as error:
+        raise ScenarioError(f"experiments: {first_error(error, root='')}") from None
+    problem = overlapping(experiments)
+    if problem:
+        raise ScenarioError(f"experiments: {problem}")
+    return experiments
+
+
+def _as_intake_takes_it(scenario: Scenario, name: str) -> Scenario:
+    """The scenario's policy refused as `renewals import` refuses a row — a client address that is
+    not one, a term whose cover ended before the scenario's `now` — rather than run as a journey that
+    only fails its sends or lapses at once; the phone in E.164 as intake stores it."""
+    policy, client = scenario.policy, scenario.policy.client
+    problems = contact_problems(client)
+    if problems:
+        field, reason = problems[0]
+        raise ScenarioError(f"scenario {name}: policy.client.{field}: {reason}")
+    today = scenario.now.astimezone(ZoneInfo(client.timezone)).date()
+    past = past_expiry(policy.expires_on, today, f"the scenario's now is {today} in {client.timezone}")
+    if past is not None:
+        raise ScenarioError(f"scenario {name}: policy.expires_on: {past}")
+    phone = to_e164(client.phone, russian=True)
+    if phone == client.phone:
+        return scenario
+    fixed = policy.model_copy(update={"client": client.model_copy(update={"phone": phone})})
+    return scenario.model_copy(update={"policy": fixed})
 
 
 def _workflow_ids(scenarios: list[Scenario]) -> dict[str, str]:
@@ -117,7 +171,7 @@ def _runs(scenarios: list[Scenario], ids: dict[str, str]) -> list[ScenarioRun]:
             ScenarioRun(
                 journey_id=ids[scenario.id],
                 start_at=scenario.now,
-                journey=JourneyInput(policy=scenario.policy, window=window),
+                journey=JourneyInput(policy=scenario.policy, window=window, holdouts=scenario.holdouts),
                 events=[
                     TimedEvent(
                         at=event.moment(scenario.policy.expires_on, tz),

@@ -11,6 +11,11 @@ Payloads are encrypted (renewals/encryption): the stack also runs the codec serv
 (`renewals codec-server --dev`: on 127.0.0.1:RENEWALS_CODEC_SERVER_PORT, the dev server's UI served from
 loopback without a token) and starts the dev server with `--ui-codec-endpoint` pointing at it, so the
 local UI shows journeys decoded.
+
+Observability (renewals/observability, docs/observability.md): the worker's metrics (the SDK's
+`temporal_*` and our `renewals_*`) on RENEWALS_METRICS_ADDRESS, its health endpoints on
+RENEWALS_WORKER_HEALTH_ADDRESS, the webhook service's `/metrics`, `/health/ready` and `/status`; the
+stack says it is running only once both answer ready, and prints each URL.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import secrets
 import signal
@@ -28,7 +32,7 @@ import sys
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -131,6 +135,10 @@ def start_gateway(
     for source in ("sms", "robot"):
         if secrets and source in secrets:
             env[f"GATEWAY_{source.upper()}_WEBHOOK_SECRET"] = secrets[source]
+    # the HTTP e-mail API (Unisender Go's shape): its status webhooks, signed with the API key
+    env["GATEWAY_EMAIL_WEBHOOK_URL"] = f"{_webhooks_url(settings)}/webhooks/email-api"
+    if secrets and "email_api" in secrets:
+        env["GATEWAY_EMAIL_WEBHOOK_KEY"] = secrets["email_api"]
     console.print(
         f"Starting the fake provider gateway on {settings.gateway_url} (messages: {data / 'gateway.jsonl'})"
     )
@@ -162,7 +170,8 @@ def stack_secrets(settings: Settings) -> dict[str, str]:
     if configured:
         return configured
     return {
-        source: secrets.token_hex(16) for source in ("sms", "email", "vk", "robot", "portal", "operators")
+        source: secrets.token_hex(16)
+        for source in ("sms", "email", "email_api", "vk", "robot", "portal", "operators", "partners")
     }
 
 
@@ -172,6 +181,36 @@ async def wait_for_port(address: str, seconds: float = 30) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"nothing answers on {address} after {seconds:.0f} s")
         await asyncio.sleep(0.2)
+
+
+async def wait_until_ready(urls: list[str], seconds: float = 60) -> None:
+    """Until every `…/health/ready` URL answers 200 (Temporal and the database answer, as each
+    process sees them); a timeout names the ones that did not, with their last answer."""
+    import httpx
+
+    deadline = asyncio.get_running_loop().time() + seconds
+    waiting: dict[str, str] = dict.fromkeys(urls, "no answer yet")
+    async with httpx.AsyncClient(timeout=5) as http:
+        while waiting:
+            for url in list(waiting):
+                try:
+                    answer = await http.get(url)
+                except httpx.HTTPError as error:
+                    waiting[url] = type(error).__name__
+                    continue
+                if answer.status_code == 200:
+                    del waiting[url]
+                else:
+                    waiting[url] = f"{answer.status_code} {answer.text[:200]}"
+            if waiting and asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"not ready after {seconds:.0f} s: {waiting}")
+            if waiting:
+                await asyncio.sleep(0.2)
+
+
+def _http(address: str) -> str:
+    host, _, port = address.rpartition(":")
+    return f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{port}"
 
 
 async def wait_for_temporal(settings: Settings, seconds: float = 60) -> Client:
@@ -241,18 +280,18 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
     """Everything `./run stack` runs, until cancelled (Ctrl-C): what it started, it stops."""
     import uvicorn
 
-    from activities.intake import IntakeActivities
-    from activities.renewal import JourneyActivities
-    from activities.sla import SlaActivities
-    from renewals.channels.factory import build_channels
     from renewals.db.database import Database
+    from renewals.observability.runtime import install_metrics_runtime, metrics_url
     from renewals.temporal.setup import ALL_KEYS, register_search_attributes
     from renewals.webhooks.app import create_app
-    from worker import build_worker
+    from worker import assemble_worker
 
     settings = settings or get_settings()
     if settings.channels == "database":  # the stack sends through the fake providers' real APIs
-        settings = settings.model_copy(update={"channels": "gateway"})
+        # e-mail through the HTTP API (opens come back as webhooks), SMTP behind it
+        settings = settings.model_copy(update={"channels": "gateway", "gateway_email": "api"})
+    # Before any client: the process's runtime serves the worker's metrics (temporal_* and renewals_*).
+    runtime = install_metrics_runtime(settings.metrics_address)
     hooks = stack_secrets(settings)
     codec_endpoint = f"http://127.0.0.1:{settings.codec_server_port}"
     codec = stack_codec_server(settings, ui_port)
@@ -275,23 +314,7 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
         await register_search_attributes(client, settings.temporal_namespace, ALL_KEYS)
         await db.migrate()
         await start_sample_journeys(client, db, settings)
-        console.print(
-            f"\nTemporal UI: http://127.0.0.1:{ui_port}/namespaces/{settings.temporal_namespace}/workflows"
-            f" (payloads decoded by the codec server {codec_endpoint})"
-            "\nTry the query:  JourneyStage = 'scheduled' AND Product = 'KASKO'"
-            f"\nWebhooks and the operator workbench: {_webhooks_url(settings)}/docs"
-            "\nWorker running; Ctrl-C stops the stack.\n"
-        )
-        worker = build_worker(
-            client,
-            settings.task_queue,
-            JourneyActivities(db, build_channels(settings, db), settings.channel_pause_minutes),
-            rates=settings.rates(),
-            extra_activities=[
-                *SlaActivities(db).all(),
-                *IntakeActivities(client, db, settings.send_window()).all(),
-            ],
-        )
+        worker, telemetry = assemble_worker(settings, client, db, runtime)
         webhooks = uvicorn.Server(
             uvicorn.Config(
                 create_app(db, client, hooks),
@@ -300,7 +323,30 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
                 log_level="warning",
             )
         )
-        await asyncio.gather(worker.run(), webhooks.serve())
+        running = asyncio.gather(worker.run(), webhooks.serve())
+        health = settings.worker_health_address
+        try:
+            async with telemetry.serving(
+                client, lambda: not running.done(), health, settings.metrics_poll_seconds
+            ):
+                ready = [f"{_webhooks_url(settings)}/health/ready"]
+                ready += [f"{_http(health)}/health/ready"] if health else []
+                await _until_ready_or_failed(running, ready)
+                hooks_url = _webhooks_url(settings)
+                worker_metrics = metrics_url(settings.metrics_address) if settings.metrics_address else "off"
+                console.print(
+                    f"\nTemporal UI: http://127.0.0.1:{ui_port}/namespaces/{settings.temporal_namespace}"
+                    f"/workflows (payloads decoded by the codec server {codec_endpoint})"
+                    "\nTry the query:  JourneyStage = 'scheduled' AND Product = 'KASKO'"
+                    f"\nWebhooks and the operator workbench: {hooks_url}/docs"
+                    f"\nStatus page: {hooks_url}/status"
+                    f"\nMetrics: worker {worker_metrics}, webhooks {hooks_url}/metrics"
+                    f"\nHealth: {', '.join(ready)} (and /health/live)"
+                    "\nWorker running; Ctrl-C stops the stack.\n"
+                )
+                await running
+        finally:
+            running.cancel()
     finally:
         await db.dispose()
         if codec is not None and codec_serving is not None:
@@ -316,6 +362,17 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
                 process.wait()
 
 
+async def _until_ready_or_failed(running: asyncio.Future[Any], urls: list[str]) -> None:
+    """Wait for readiness, unless the worker or the webhook service stops first (say, its port is
+    taken): then its error, not a readiness timeout, is what the stack reports."""
+    waiting: asyncio.Future[Any] = asyncio.ensure_future(wait_until_ready(urls))
+    await asyncio.wait([waiting, running], return_when=asyncio.FIRST_COMPLETED)
+    if running.done() and not waiting.done():
+        waiting.cancel()
+        running.result()  # raises what stopped it
+    await waiting
+
+
 def register(commands: Commands) -> None:
     stack = commands.add_parser(
         "stack", help="dev server + database + sample journeys + worker (Ctrl-C stops)"
@@ -329,7 +386,10 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from renewals.observability.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)  # a terminal gets text, a pipe JSON
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the dev server too
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_stack())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 from renewals.models import Policy
@@ -79,3 +80,17 @@ def scenario(
         "events": events or [],
         "robot": robot or [],
     }
+
+
+class ChangeCollector:
+    """An import's `on_changed` sink that keeps what it is handed (the CLI's passes it to journeys)."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[Policy, bool]] = []
+
+    async def __call__(self, changes: Sequence[tuple[Policy, bool]]) -> None:
+        self.changes.extend(changes)
+
+    @property
+    def numbers(self) -> list[str]:
+        return [policy.number for policy, _ in self.changes]

@@ -25,7 +25,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
     ("command", "example", "golden"),
     [
         (["simulate"], "examples/scenarios.json", "simulate_scenarios.json"),
-        # 31 scenarios over every product, the gate, late intake, each robot outcome and event type
+        # 30 scenarios over every product, the gate, late intake, each robot outcome and event type
         (["simulate"], "tests/golden/scenarios_branches.json", "simulate_branches.json"),
         (["sla", "simulate"], "examples/sla_applications.json", "sla_simulate.json"),
     ],

@@ -21,6 +21,7 @@ from renewals.intake.validate import POLICY_FIELDS
 from renewals.models import journey_id
 from renewals.settings import Settings
 from starter.ops import ops
+from tests.factories import ChangeCollector
 
 TODAY = date(2026, 11, 23)
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -78,10 +79,10 @@ INVALID = {
         "bank",
         "needs its bank",
     ),
-    "unknown bank": (
-        {"product": "MORTGAGE", "number": "9100M/777/000104", "bank": "VTB"},
+    "bank name too long": (  # any bank's name is a bank now (tests/test_real_input.py)
+        {"product": "MORTGAGE", "number": "9100M/777/000104", "bank": "Банк " * 41},
         "bank",
-        "not a bank",
+        "longer than the 200",
     ),
     "bank on KASKO": ({"bank": "SBER"}, "bank", "MORTGAGE only"),
     "KASKO number format": ({"number": "KASKO-1"}, "number", "is not a KASKO policy number"),
@@ -183,9 +184,10 @@ async def test_reimport_is_idempotent(sqlite_db: Database) -> None:
     assert first.counts == {"policy inserted": 5, "agent inserted": 2, "centre inserted": 2}
     tables = [PolicyRow, ClientRow, AgentRow, RegionalCentreRow]
     before = [await count(sqlite_db, t) for t in tables]
-    again = await import_file(sqlite_db, EXAMPLES / "portfolio.csv", TODAY)
+    sink = ChangeCollector()
+    again = await import_file(sqlite_db, EXAMPLES / "portfolio.csv", TODAY, on_changed=sink)
     assert again.counts == {"policy unchanged": 5, "agent unchanged": 2, "centre unchanged": 2}
-    assert again.changed == []  # nothing to push to running journeys
+    assert again.changed == 0 and sink.changes == []  # nothing to push to running journeys
     assert [await count(sqlite_db, t) for t in tables] == before
 
 
@@ -379,29 +381,61 @@ async def test_formulas_are_neutralised_in_the_rejects_file(sqlite_db: Database,
 async def test_repeats_are_reported_and_an_unchanged_reimport_is_a_no_op(
     sqlite_db: Database, tmp_path: Path
 ) -> None:
-    second = GOOD | {"number": "7100K/046/000102/26", "timezone": "Asia/Novosibirsk"}
+    second = GOOD | {"number": "7100K/046/000102/26", "email": "other@example.com"}
     rows = [AGENT, AGENT | {"agent_name": "Сидорова Ольга"}, CENTRE, CENTRE, GOOD, second]
     source = write_csv(tmp_path / "in.csv", rows)
     first = await import_file(sqlite_db, source, TODAY)
     assert [(r.line, r.field) for r in first.rejections] == [(3, "agent_id"), (5, "centre_id"), (7, "client")]
     assert "repeated: already defined on line 2" in first.rejections[0].reason
-    assert "same client" in first.rejections[2].reason and "timezone" in first.rejections[2].reason
+    assert "same client" in first.rejections[2].reason and "email" in first.rejections[2].reason
     stored = await load_policy(sqlite_db, GOOD["number"], date(2027, 1, 12))
-    assert stored is not None and stored.policy.client.timezone == "Europe/Moscow"
+    assert stored is not None and stored.policy.client.email == GOOD["email"]
     assert stored.policy.agent.name == "Петрова Анна"  # the first definition, not silently the second
-    again = await import_file(sqlite_db, source, TODAY)
+    sink = ChangeCollector()
+    again = await import_file(sqlite_db, source, TODAY, on_changed=sink)
     assert again.counts == {"policy unchanged": 1, "agent unchanged": 1, "centre unchanged": 1}
-    assert again.changed == []  # no update_policy to any journey
+    assert sink.changes == []  # no update_policy to any journey
+
+
+async def test_one_persons_policies_keep_their_own_time_zones(sqlite_db: Database, tmp_path: Path) -> None:
+    """A client's time zone is the one their policy's row gives: a second policy of the same person
+    from another region keeps its own, and a row that names none gets the default, not another's."""
+    novosibirsk = GOOD | {"number": "7100K/046/000102/26", "timezone": "Asia/Novosibirsk"}
+    unnamed = GOOD | {"number": "7100K/046/000103/26", "timezone": ""}
+    source = write_csv(
+        tmp_path / "in.csv", [AGENT, CENTRE, GOOD | {"timezone": "Asia/Vladivostok"}, novosibirsk, unnamed]
+    )
+    report = await import_file(sqlite_db, source, TODAY)
+    assert report.ok, [str(r) for r in report.rejections]
+    zones = {}
+    for number in (GOOD["number"], novosibirsk["number"], unnamed["number"]):
+        stored = await load_policy(sqlite_db, number, date(2027, 1, 12))
+        assert stored is not None
+        zones[number] = stored.policy.client.timezone
+    assert list(zones.values()) == ["Asia/Vladivostok", "Asia/Novosibirsk", "Europe/Moscow"]
+    assert await count(sqlite_db, ClientRow) == 1  # still one person
 
 
 async def test_a_changed_client_reaches_all_their_journeys(sqlite_db: Database, tmp_path: Path) -> None:
     other = GOOD | {"number": "7100K/046/000102/26"}
     await import_file(sqlite_db, write_csv(tmp_path / "a.csv", [AGENT, CENTRE, GOOD, other]), TODAY)
-    moved = GOOD | {"timezone": "Asia/Novosibirsk"}
-    report = await import_file(sqlite_db, write_csv(tmp_path / "b.csv", [moved]), TODAY)
+    sink = ChangeCollector()
+    moved = GOOD | {"email": "new@example.com"}
+    report = await import_file(sqlite_db, write_csv(tmp_path / "b.csv", [moved]), TODAY, on_changed=sink)
     assert report.counts == {"policy updated": 1}
-    assert sorted(p.number for p, _ in report.changed) == [GOOD["number"], other["number"]]
-    assert all(p.client.timezone == "Asia/Novosibirsk" for p, _ in report.changed)
+    assert sorted(sink.numbers) == [GOOD["number"], other["number"]]
+    assert all(p.client.email == "new@example.com" for p, _ in sink.changes)
+    # a time zone is the term's own: moving one policy's zone changes that journey only
+    sink = ChangeCollector()
+    east = GOOD | {"timezone": "Asia/Novosibirsk"}
+    await import_file(sqlite_db, write_csv(tmp_path / "c.csv", [east]), TODAY, on_changed=sink)
+    zones = {p.number: p.client.timezone for p, _ in sink.changes}
+    assert (
+        zones[GOOD["number"]] == "Asia/Novosibirsk"
+        and zones.get(other["number"], "Europe/Moscow") == "Europe/Moscow"
+    )
+    stored = await load_policy(sqlite_db, other["number"], date(2027, 1, 12))
+    assert stored is not None and stored.policy.client.timezone == "Europe/Moscow"
 
 
 async def test_the_cli_says_an_unchanged_reimport_changed_nothing(

@@ -120,13 +120,12 @@ async def test_start_with_no_worker_gives_up_saying_what_it_waits_for(
     dev_server: WorkflowEnvironment,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Starting needs no worker, but passing a change on to a running journey (an update) does: with
     nobody polling the task queue, `renewals start` gives up after the call timeout and says why."""
-    monkeypatch.setattr("starter.ops.CALL_TIMEOUT", 1.0)
     queue = "nobody-polls-this"
     settings = Settings(
+        temporal_call_timeout_seconds=1.0,
         database_url=f"sqlite+aiosqlite:///{tmp_path}/idle.db",
         temporal_address=dev_server.client.service_client.config.target_host,
         task_queue=queue,

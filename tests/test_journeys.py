@@ -9,12 +9,16 @@ window), −30 Sun 21.03 (09:00), −29 Mon 22.03 (08:00) … −18 Fri 02.04, �
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from renewals.journey_api import EntryStatus
+from renewals.models import Channel
 from starter.simulate import parse_scenarios, simulate
-from tests.factories import scenario, scenario_phone
+from tests.factories import policy, scenario, scenario_phone
+from tests.harness import INTAKE, journey_harness
 
 CENTRE = {"renewal_centre": True}
 SAME_CLIENT = {"phone": "+79160000001", "email": "same@example.org", "vk_id": "1"}
@@ -85,7 +89,6 @@ SCENARIOS = [
     scenario("late-centre", "KASKO", now="2027-03-31T10:00:00+03:00", **CENTRE),
     scenario("late-evening", "KASKO", now="2027-03-06T21:00:00+03:00"),
     scenario("late-after-all", "KASKO", now="2027-04-17T10:00:00+03:00"),
-    scenario("bad-phone", "KASKO", client={"phone": "12345"}, **CENTRE),
     scenario("no-email-no-vk", "KASKO", client={"email": None, "vk_id": None}, **CENTRE),
     # Two what-ifs for one client: the opt-out in one must not leak into the other.
     scenario("same-client-opts-out", "KASKO", client=SAME_CLIENT, events=[{"day": -40, "type": "opt_out"}]),
@@ -357,12 +360,19 @@ async def test_intake_after_the_last_touchpoint_sends_nothing(results: dict[str,
     assert results["late-after-all"]["final_stage"] == "lapsed"
 
 
-async def test_permanent_failure_is_recorded_and_the_rest_carries_on(results: dict[str, Any]) -> None:
-    timeline = rows(results["bad-phone"])
-    sms = [r for r in timeline if r[2] == "sms"]
-    assert sms[0][3] == "failed" and sms[0][5].startswith("InvalidPhone:")
-    assert timeline[0][2:4] == ("email", "sent")
-    assert [r[3] for r in timeline if r[2] == "robot_call"] == ["failed"]  # one try, then no more calls
+async def test_permanent_failure_is_recorded_and_the_rest_carries_on(tmp_path: Path) -> None:
+    """A number the provider refuses for good. (`renewals simulate` and import refuse `12345` up front
+    — tests/test_real_input.py — so this journey is started directly, as one meeting a provider's
+    refusal would be.)"""
+    bad = policy("KASKO", number="BAD-PHONE", renewal_centre=True, client={"phone": "12345"})
+    async with journey_harness(tmp_path) as h:
+        handle = await h.start(bad, INTAKE)
+        timeline = (await handle.result()).timeline
+    sms = [e for e in timeline if e.channel is Channel.SMS]
+    assert sms[0].status is EntryStatus.FAILED and (sms[0].reason or "").startswith("InvalidPhone:")
+    assert (timeline[0].channel, timeline[0].status) == (Channel.EMAIL, EntryStatus.SENT)
+    robot = [e.status for e in timeline if e.channel is Channel.ROBOT_CALL]
+    assert robot == [EntryStatus.FAILED]  # one try, then no more calls
 
 
 async def test_missing_addresses_are_suppressed_with_the_reason(results: dict[str, Any]) -> None:

@@ -344,18 +344,16 @@ async def test_journey_refusals_catch_up_and_a_finished_journey(tmp_path: Path) 
         caught_up = await bench.task(task_id)
         assert (caught_up.status, caught_up.outcome) == ("closed", "reached_renewing")
 
-        # The journey finished (paid) while a task was still open: the outcome is kept on the task.
+        # The journey finished (paid) while a task was still open: its end closed the task (issue 13),
+        # so a late outcome is refused with the reason, and the task keeps no outcome.
         await send_event(
             h.env.client, workflow_id, JourneyEvent(type=EventType.PAYMENT_RECEIVED, source="portal")
         )
         handle = h.env.client.get_workflow_handle(workflow_id, result_type=JourneyStatus)
         assert (await handle.result()).stage is Stage.PAID
-        late = await bench.record_outcome(
-            stray_id, OperatorOutcome.REACHED_RENEWING, note="уже оплатил", operator="Оля"
-        )
-        assert late.stage is None and "already finished" in late.message
-        assert (late.task.status, late.task.outcome, late.task.agent_id) == (
-            "closed",
-            "reached_renewing",
-            "A1",
-        )
+        with pytest.raises(Refused, match="already closed: the journey ended: paid"):
+            await bench.record_outcome(
+                stray_id, OperatorOutcome.REACHED_RENEWING, note="уже оплатил", operator="Оля"
+            )
+        late = await bench.task(stray_id)
+        assert (late.status, late.outcome, late.agent_id) == ("closed", None, "A1")

@@ -6,7 +6,6 @@ retention on a dev server (and leaves it to `tcld` on Temporal Cloud)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,15 +13,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from sqlalchemy import Connection, select, text
+from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from renewals.activity_io import SendRequest, SuppressionRecord
 from renewals.channels.recording import MessageRecord
-from renewals.db.database import Database, alembic_config
+from renewals.db.database import Database
 from renewals.db.tables import (
     Base,
     ClientRow,
@@ -45,7 +43,7 @@ from starter import ops
 from starter import setup as setup_command
 from starter.binaries import find_binary
 from starter.cli import build_parser
-from tests.conftest import DATABASES, POSTGRES_URL
+from tests.conftest import DATABASES, database_at
 from tests.factories import policy
 from tests.harness import INTAKE, journey_harness
 from tests.keys import TEST_CONVERTER
@@ -389,30 +387,8 @@ async def test_the_opt_out_list_holds_no_clear_address_and_still_suppresses(any_
 @pytest.fixture(params=DATABASES)
 async def db_at_0004(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A database migrated up to 0004 only: the opt-out list still holds clear addresses."""
-    admin = Database(POSTGRES_URL) if request.param == "postgresql" and POSTGRES_URL else None
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    if admin is None:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path}/old.db")
-    else:
-        async with admin.engine.begin() as connection:
-            await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        db = Database(admin.url, schema=schema)
-
-    def upgrade(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0004")
-
-    async with db.engine.begin() as connection:
-        await connection.run_sync(upgrade)
-    try:
+    async with database_at(request.param, tmp_path, "0004") as db:
         yield db
-    finally:
-        await db.dispose()
-        if admin is not None:
-            async with admin.engine.begin() as connection:
-                await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            await admin.dispose()
 
 
 async def test_migration_0005_hashes_the_stored_addresses(db_at_0004: Database) -> None:

@@ -66,6 +66,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runni
         gateway_smtp_port=free_port(),
         webhooks_port=free_port(),
         codec_server_port=free_port(),
+        metrics_address=f"127.0.0.1:{free_port()}",
+        worker_health_address=f"127.0.0.1:{free_port()}",
         task_queue="stack-test",
     )
     ui_port = free_port()

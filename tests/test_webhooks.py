@@ -443,3 +443,13 @@ async def test_ids_are_validated_and_never_echoed_whole(stack: Stack) -> None:
     assert unknown.json()["detail"].startswith("unknown policy 'NNN")
     too_long = await stack.post("email", {"event_id": "ids-4", "message_id": "m" * 5000, "type": "opened"})
     assert too_long.status_code == 422 and len(too_long.text) < 500
+
+
+async def test_a_delivery_report_for_an_sla_notice_is_acknowledged_and_ignored(stack: Stack) -> None:
+    """Partner-SLA notices (a staff e-mail, the urgent line's SMS) go through the same outbox: their
+    reports name no renewal journey, and a 404 would only make the provider retry them for ever."""
+    key = await add_outbox(stack.db, "sla-realtor-a-77", "sla-response-warning", "sms", "880077")
+    response = await stack.post("sms", {"event_id": "sla-d-1", "message_id": "880077", "type": "delivered"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ignored", "journey_id": "sla-realtor-a-77", "signal": None}
+    assert await stack.stored("sms", "sla-d-1") == 0 and key.startswith("sla-realtor-a-77")

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from renewals.db.database import Database
@@ -52,7 +53,11 @@ class FakeClient:
         async def describe() -> Any:
             if workflow_id != KNOWN:
                 raise RPCError("not found", RPCStatusCode.NOT_FOUND, b"")
-            return SimpleNamespace(status=WorkflowExecutionStatus.RUNNING, workflow_type=WORKFLOW_TYPE)
+            return SimpleNamespace(
+                status=WorkflowExecutionStatus.RUNNING,
+                workflow_type=WORKFLOW_TYPE,
+                typed_search_attributes=TypedSearchAttributes.empty,  # the journey's stage, unset
+            )
 
         return SimpleNamespace(describe=describe)
 

@@ -4,7 +4,9 @@ It interprets `renewals.rules`: sleeps until each touchpoint's moment in the cli
 decides (gate, condition, portal check) whether the touchpoint goes out, and sends through the one
 send activity, whatever the channel. Signals and updates bring in what happens meanwhile; the
 journey stops the moment the renewal is secured, the client opts out, the policy is cancelled or the
-client refuses an operator.
+client refuses an operator. A cancellation request (the Temporal UI's «Request Cancellation», or
+`renewals cancel`) is handled too: the journey ends as `cancelled` with the request's reason, closes its
+operator tasks, records its outcome, and only then ends as Canceled in Temporal.
 
 Determinism: time only from `workflow.now()`, all I/O in activities.
 """
@@ -18,6 +20,7 @@ from datetime import date, datetime, timedelta
 from itertools import groupby
 
 from temporalio import workflow
+from temporalio.exceptions import is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from renewals.activity_io import (
@@ -55,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         LateIntake,
         Touchpoint,
         gate_reason,
+        holdout_reason,
         late_intake,
         policy_update_problem,
         robot_handoff,
@@ -65,7 +69,9 @@ with workflow.unsafe.imports_passed_through():
         unmet,
     )
 from workflows.renewal_record import JourneyRecord
-from workflows.renewal_sends import Failed, JourneySends
+from workflows.renewal_sends import CANCEL_PATCH, Failed, JourneySends
+
+PAID_AT_PORTAL_CHECK = "payment_received"
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -82,6 +88,8 @@ class RenewalJourney:
     - update `update_policy` (`Policy` → `JourneyStatus`): new contacts, agent card or centre;
       validated: same term, nothing that decides the touchpoints changes.
     - query `status` → `JourneyStatus`: stage, next touchpoint, timeline, events.
+    - a cancellation request (`renewals cancel`, the UI): ends the journey as `cancelled`, then the
+      workflow as Canceled, after its operator tasks are closed and its outcome recorded.
     """
 
     @workflow.init
@@ -89,6 +97,9 @@ class RenewalJourney:
         self._record = JourneyRecord(workflow.info().workflow_id, journey.policy)
         self._sends = JourneySends(self._record)
         self._window = journey.window
+        # The experiments holding this client out (renewals/experiments): only journeys started with
+        # holdouts have any, so a journey without them runs exactly as before (no patch needed).
+        self._holdouts = journey.holdouts
         self._draft = False
         self._quote = False
         self._engaged_by: EventType | None = None
@@ -100,6 +111,7 @@ class RenewalJourney:
         self._operator_tasks: dict[str, bool] = {}  # task id → still open
         self._awaited_robot_task: str | None = None  # the call whose outcome today's wait is for
         self._handoff_owed: str | None = None  # a late robot contact: open an operator task soon
+        self._cancelled_by_request = False  # a cancellation request is what ended the journey
 
     # ---- messages from outside -----------------------------------------------------------------
 
@@ -172,6 +184,43 @@ class RenewalJourney:
 
     @workflow.run
     async def run(self, journey: JourneyInput) -> JourneyStatus:
+        """The journey, then its end (`JourneySends.close`). A cancellation request reaches the
+        journey as a cancelled timer or activity wherever it waits, or — where an activity's failure
+        is absorbed (a portal check) — through `_watch_cancellation`; either way it ends as `cancelled`,
+        is closed like any other end, and the workflow then ends as Canceled."""
+        watcher = asyncio.create_task(self._watch_cancellation())
+        try:
+            await self._journey()
+            await self._sends.close()
+        except (asyncio.CancelledError, Exception) as error:
+            # not BaseException: a journey evicted at worker shutdown gets GeneratorExit, which must
+            # pass untouched (no workflow call may run outside the workflow's event loop)
+            if not is_cancelled_exception(error) or workflow.cancellation_reason() is None:
+                raise
+            if not workflow.patched(CANCEL_PATCH):
+                raise  # a journey cancelled before the patch: it ended where it was
+            self._end_by_cancellation()
+            await self._sends.close()
+        watcher.cancel()  # no-op once it has run; else it has nothing left to watch for
+        if self._cancelled_by_request:
+            raise asyncio.CancelledError(self._record.finish_reason())
+        return self.status()
+
+    async def _watch_cancellation(self) -> None:
+        """A cancellation request ends the journey like a payment would, even where the run absorbs
+        the cancelled activity it was waiting on."""
+        await workflow.wait_condition(lambda: workflow.cancellation_reason() is not None)
+        if workflow.patched(CANCEL_PATCH):
+            self._end_by_cancellation()
+
+    def _end_by_cancellation(self) -> None:
+        if self._finished:
+            return  # it had already ended (paid, opted out…): the request changes nothing
+        reason = (workflow.cancellation_reason() or "").strip()
+        self._cancelled_by_request = True
+        self._record.finish(Stage.CANCELLED, f"cancellation requested: {reason or 'no reason given'}")
+
+    async def _journey(self) -> None:
         record = self._record
         start_day = record.local_today()
         expires_on = self._policy.expires_on
@@ -198,8 +247,6 @@ class RenewalJourney:
                 await self._wait(self._woken, end_of_cover, "until the last day of cover ends")
             if not self._finished:
                 record.finish(Stage.LAPSED, "no payment or renewal by the end of cover")
-        await self._sends.close()
-        return self.status()
 
     async def _run_day(self, group: list[Touchpoint], day: date) -> None:
         """A day's touchpoints (the −30 e-mail, VK and SMS; the −17 e-mail and operator task) go out
@@ -274,7 +321,7 @@ class RenewalJourney:
         channel = touchpoint.rule.channel
         reason = await self._suppression_reason(touchpoint)
         if self._finished:
-            if reason == "payment_received":  # the portal knew: say why −5 did not go out
+            if reason in (PAID_AT_PORTAL_CHECK, self._ended_at_portal_check()):  # say why −5 did not go out
                 await self._sends.suppress(touchpoint, reason, self._address(channel))
             return
         if reason is not None:
@@ -299,7 +346,7 @@ class RenewalJourney:
         if condition in PORTAL_CONDITIONS:
             await self._ask_portal()
             if self._finished:
-                return "payment_received"
+                return self._ended_at_portal_check()
         reason = unmet(condition, self._facts())
         if reason is not None:
             return reason
@@ -308,7 +355,13 @@ class RenewalJourney:
             return MISSING_ADDRESS[channel]
         if workflow.now() >= self._record.end_of_cover():
             return "cover_ended"
-        return None
+        return holdout_reason(self._holdouts, touchpoint.rule.template)  # last: both arms measured alike
+
+    def _ended_at_portal_check(self) -> str:
+        """Why a portal-checked touchpoint did not go out when the journey ended during the check:
+        the portal saw the payment, or (a cancellation arriving meanwhile) it ended otherwise."""
+        stage = self._record.stage
+        return PAID_AT_PORTAL_CHECK if stage is Stage.PAID else f"journey_finished ({stage.value})"
 
     def _facts(self) -> Facts:
         return Facts(

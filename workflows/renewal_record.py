@@ -94,6 +94,11 @@ class JourneyRecord:
         finished = f"finished: {Stage.OPTED_OUT.value}"
         return next((e.detail for e in reversed(self.events) if e.type == finished and e.detail), "opt_out")
 
+    def finish_reason(self) -> str:
+        """Why the journey ended (its `finished: <stage>` note), for the operator tasks it closes."""
+        finished = f"finished: {self.stage.value}"
+        return next((e.detail for e in reversed(self.events) if e.type == finished and e.detail), "")
+
     # ---- stages --------------------------------------------------------------------------------
 
     @property

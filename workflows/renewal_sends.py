@@ -6,6 +6,7 @@ Workflow code (deterministic): all I/O is in `activities.renewal.JourneyActiviti
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import NamedTuple, TypeVar
 
@@ -18,13 +19,26 @@ with workflow.unsafe.imports_passed_through():
     from renewals.journey_api import EntryStatus, Stage
     from renewals.models import channel_queue
     from renewals.outbox import OPTED_OUT
-    from renewals.rules import OPERATOR_RULE, Touchpoint, opted_out_at_send
+    from renewals.rules import OPERATOR_RULE, Segment, Touchpoint, opted_out_at_send
     from renewals.sendwindow import SendWindow
-    from renewals.templates import RenderedMessage, render
+    from renewals.templates import TEMPLATES, RenderedMessage, render
 from workflows.renewal_record import JourneyRecord
 from workflows.retries import ACTIVITY_TIMEOUT, QUICK_RETRY, SEND_RETRY
 
 T = TypeVar("T")
+
+# A journey's end closes its operator tasks (journeys started before it left them open), and a
+# cancellation request (the UI's «Request Cancellation», `renewals cancel`) is handled by the journey:
+# its sends in flight cancelled, outcome `cancelled`, tasks closed, `record_stage` written.
+CLOSE_TASKS_PATCH = "close-operator-tasks"
+CANCEL_PATCH = "cancel-ends-journey"
+TASK_REFUSED_OPTED_OUT = "the phone an operator would call is on the do-not-contact list"
+
+# The agent's card is read before a base SMS (patch id: journeys started before it read none). The
+# portal gets a few short attempts; past the deadline the imported card's phone goes out.
+AGENT_CARD_PATCH = "agent-card-phone"
+AGENT_CARD_ATTEMPT = timedelta(seconds=10)
+AGENT_CARD_DEADLINE = timedelta(seconds=30)
 
 
 class Failed(NamedTuple):
@@ -39,6 +53,7 @@ class JourneySends:
 
     def __init__(self, record: JourneyRecord) -> None:
         self._record = record
+        self.tasks_requested = False  # an operator task was asked for: the end closes what is open
 
     async def deliver(
         self,
@@ -99,7 +114,12 @@ class JourneySends:
         """Await a send; if the journey finishes meanwhile, cancel it. An attempt already talking to
         the provider completes (the activity does not heartbeat): if it went out its result counts;
         if it failed, the journey had ended and nothing went out. None: cancelled before it went out."""
-        await workflow.wait_condition(lambda: handle.done() or self._record.finished)
+        try:
+            await workflow.wait_condition(lambda: handle.done() or self._record.finished)
+        except asyncio.CancelledError:  # the journey itself is being cancelled: nothing more goes out
+            if workflow.patched(CANCEL_PATCH):
+                handle.cancel()
+            raise
         cancelled = not handle.done()
         if cancelled:
             handle.cancel()
@@ -120,20 +140,26 @@ class JourneySends:
         message = await self.render(touchpoint, centre.id, reason)
         if message is None:
             return None
-        receipt = await workflow.execute_activity_method(
-            JourneyActivities.open_operator_task,
-            activity_io.OperatorTaskRequest(
-                journey_id=self._record.id,
-                touchpoint=touchpoint.key,
-                policy_number=self._record.policy.number,
-                centre_id=centre.id,
-                reason=reason,
-                text=message.text,
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=QUICK_RETRY,
-            summary=f"operator task at {centre.name}",
-        )
+        self.tasks_requested = True
+        try:
+            receipt = await workflow.execute_activity_method(
+                JourneyActivities.open_operator_task,
+                activity_io.OperatorTaskRequest(
+                    journey_id=self._record.id,
+                    touchpoint=touchpoint.key,
+                    policy_number=self._record.policy.number,
+                    centre_id=centre.id,
+                    reason=reason,
+                    text=message.text,
+                    phone=self._record.policy.client.phone,
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=QUICK_RETRY,
+                summary=f"operator task at {centre.name}",
+            )
+        except ActivityError as error:
+            await self._task_refused(touchpoint, centre.id, error)
+            return None
         self._record.record(touchpoint, EntryStatus.SENT, reason, centre.id, message.text)
         self._record.advance(Stage.OPERATOR)
         return receipt.task_id
@@ -141,12 +167,40 @@ class JourneySends:
     async def render(
         self, touchpoint: Touchpoint, recipient: str, reason: str = ""
     ) -> RenderedMessage | None:
-        """Render, or record the touchpoint as failed: bad data must not stop the rest of the journey."""
+        """Render, or record the touchpoint as failed: bad data must not stop the rest of the journey.
+        A base SMS that quotes the agent's phone first reads the agent's card in Альфа-Полис, so the
+        text says the phone current at sending (journeys started before this read none)."""
+        if _quotes_agent_phone(touchpoint) and workflow.patched(AGENT_CARD_PATCH):
+            await self._current_agent_card()
         try:
             return render(touchpoint.rule.template, self._record.policy, reason)
         except ValueError as error:
             await self.fail(touchpoint, f"TemplateError: {error}", recipient, None)
             return None
+
+    async def _current_agent_card(self) -> None:
+        """Take the agent's phone from their card in Альфа-Полис into the journey's policy (later
+        touchpoints and the status see it too). The imported card stays when the portal cannot answer
+        within `AGENT_CARD_DEADLINE` (noted), does not know the agent or gives no usable phone."""
+        record = self._record
+        agent = record.policy.agent
+        try:
+            answer = await workflow.execute_activity_method(
+                JourneyActivities.current_agent_card,
+                activity_io.AgentCardQuery(agent_id=agent.id),
+                start_to_close_timeout=AGENT_CARD_ATTEMPT,
+                schedule_to_close_timeout=AGENT_CARD_DEADLINE,
+                retry_policy=QUICK_RETRY,
+                summary="read the agent's card in Альфа-Полис",
+            )
+        except ActivityError as error:
+            record.note("agent_card_unavailable", failure_reason(error))
+            return
+        if answer.phone is None or answer.phone == agent.phone:
+            return
+        card = agent.model_copy(update={"phone": answer.phone})
+        record.replace_policy(record.policy.model_copy(update={"agent": card}))
+        record.note("agent_card_updated", "the agent's phone from Альфа-Полис")
 
     async def ask_portal(self, window: SendWindow) -> activity_io.PortalStatus | None:
         """Альфа-Полис's view of the renewal; None (noted) if it cannot answer before today's window
@@ -168,10 +222,31 @@ class JourneySends:
             record.note("portal_unavailable", failure_reason(error))
             return None
 
+    async def _task_refused(self, touchpoint: Touchpoint, centre_id: str, error: ActivityError) -> None:
+        """No task opened: the client's phone is on the do-not-contact list (the journey ends as opted
+        out, as a send would) or the journey had ended; anything else fails the journey as before."""
+        error_type = _error_type(error)
+        if error_type not in (OPTED_OUT, "JourneyEnded"):
+            raise error
+        await self.suppress(touchpoint, failure_reason(error), centre_id)
+        if error_type == OPTED_OUT:
+            self._record.finish(Stage.OPTED_OUT, TASK_REFUSED_OPTED_OUT)
+
     async def close(self) -> None:
-        """The journey's end: an opted-out client's every address joins the list checked at send time
-        by all journeys; the outcome goes to the journeys table (reports, the funnel)."""
+        """The journey's end: its operator tasks still open close with its outcome as the reason; an
+        opted-out client's every address joins the list checked at send time by all journeys; the
+        outcome goes to the journeys table (reports, the funnel)."""
         record, policy = self._record, self._record.policy
+        if self.tasks_requested and workflow.patched(CLOSE_TASKS_PATCH):
+            await workflow.execute_activity_method(
+                JourneyActivities.close_operator_tasks,
+                activity_io.OperatorTasksClosing(
+                    journey_id=record.id, stage=record.stage.value, reason=record.finish_reason()
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=QUICK_RETRY,
+                summary=f"close the operator tasks: the journey is {record.stage.value}",
+            )
         if record.stage is Stage.OPTED_OUT:
             client = policy.client
             await workflow.execute_activity_method(
@@ -236,6 +311,13 @@ class JourneySends:
             retry_policy=QUICK_RETRY,
             summary=f"{touchpoint.key}: {status.value} ({reason})",
         )
+
+
+def _quotes_agent_phone(touchpoint: Touchpoint) -> bool:
+    """A base-informing SMS whose text gives the agent's phone (the seed asks agents to keep it
+    current in Альфа-Полис for these texts)."""
+    rule = touchpoint.rule
+    return rule.segment is Segment.BASE and "{agent_phone}" in TEMPLATES[rule.template].text
 
 
 def _is_permanent(error: ActivityError) -> bool:

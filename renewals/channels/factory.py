@@ -3,7 +3,9 @@
 - `database`: the recording providers (simulate, tests): every message is a row, nothing leaves.
 - `gateway`: the real adapters, pointed at the local fake providers (`python -m fake_providers`).
 - `providers`: the real adapters with the configured credentials; SMS fails over along an ordered
-  list of SMSC-speaking gateways (`smsc`, then `smsc_backup`, then each of `smsc_backups` in order).
+  list of SMSC-speaking gateways (`smsc`, then `smsc_backup`, then each of `smsc_backups` in order);
+  e-mail goes through the HTTP API (`email_api`) with SMTP (`smtp`) as its fallback, or through
+  whichever of the two is configured.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pydantic import SecretStr
 
 from renewals.channels.base import Channels, Provider
 from renewals.channels.email import EmailConfig, EmailProvider
+from renewals.channels.email_http import EmailApiConfig, EmailApiProvider
 from renewals.channels.failover import FailoverProvider
 from renewals.channels.portal_http import PortalHttpClient, PortalHttpConfig
 from renewals.channels.recording import DatabasePortal, RecordingMessages, ScriptedRobot
@@ -69,6 +72,14 @@ def gateway_settings(settings: Settings) -> Settings:
             ),
             "robot": RobotHttpConfig(base_url=url, api_key=secret, timeout_seconds=timeout),
             "portal": PortalHttpConfig(base_url=url, token=secret, timeout_seconds=timeout),
+            "email_api": EmailApiConfig(
+                base_url=f"{url}/ru/transactional/api/v1",
+                api_key=secret,
+                sender_address="renewals@sandbox.test",
+                timeout_seconds=timeout,
+            )
+            if settings.gateway_email == "api"
+            else None,
         }
     )
 
@@ -77,20 +88,20 @@ def build_channels(settings: Settings, db: Database) -> Channels:
     if settings.channels == "database":
         return recording_channels(db)
     configured = gateway_settings(settings) if settings.channels == "gateway" else settings
-    smsc, vk, smtp, robot, portal = (
+    smsc, vk, robot, portal = (
         _required(configured.smsc, "smsc"),
         _required(configured.vk, "vk"),
-        _required(configured.smtp, "smtp"),
         _required(configured.robot, "robot"),
         _required(configured.portal, "portal"),
     )
     backups = [*([configured.smsc_backup] if configured.smsc_backup else []), *configured.smsc_backups]
-    sms = sms_provider([smsc, *backups], db, pause_seconds=settings.channel_pause_minutes * 60)
+    pause_seconds = settings.channel_pause_minutes * 60
+    sms = sms_provider([smsc, *backups], db, pause_seconds=pause_seconds)
     return Channels(
         {
             Channel.SMS: sms,
             Channel.VK: VkProvider(vk),
-            Channel.EMAIL: EmailProvider(smtp),
+            Channel.EMAIL: email_provider(configured.email_api, configured.smtp, db, pause_seconds),
             Channel.ROBOT_CALL: RobotHttpProvider(robot),
         },
         PortalHttpClient(portal),
@@ -108,6 +119,31 @@ def sms_provider(configs: Sequence[SmscConfig], db: Database, pause_seconds: flo
         return providers[0]
     return FailoverProvider(
         providers, ledger=OutboxLedger(db), name="sms-failover", pause_seconds=pause_seconds
+    )
+
+
+def email_provider(
+    api: EmailApiConfig | None, smtp: EmailConfig | None, db: Database, pause_seconds: float = 900.0
+) -> Provider:
+    """The HTTP API (`unisender`) with SMTP (`smtp`) as its fallback, or whichever one is configured.
+
+    The API first: it deduplicates by key and reports opens; SMTP takes over only when the API
+    proves it did not take the message (it refuses our key, cannot be reached, answers 503), so a
+    message is never in both. The names are stored in the outbox rows: keep them stable."""
+    providers: list[Provider] = []
+    if api is not None:
+        providers.append(EmailApiProvider(api))
+    if smtp is not None:
+        providers.append(EmailProvider(smtp))
+    if not providers:
+        raise ChannelConfigError(
+            "RENEWALS_CHANNELS=providers needs an e-mail provider configured: the HTTP API "
+            "(RENEWALS_EMAIL_API__…) or SMTP (RENEWALS_SMTP__…), see docs/providers.md"
+        )
+    if len(providers) == 1:
+        return providers[0]
+    return FailoverProvider(
+        providers, ledger=OutboxLedger(db), name="email-failover", pause_seconds=pause_seconds
     )
 
 

@@ -16,7 +16,8 @@ The rule that keeps it safe: **a message is pinned to the provider that may have
   provider only; it may move on only when that provider proves by `find` that it has nothing.
 
 "No funds" or "auth failed" from a provider pauses *that provider* for `pause_seconds` (in this
-process) with an ALERT in the log, and sends go to the others meanwhile. When every provider refuses
+process) with one alert per pause (the log and the configured destination, `renewals.alerts`), and
+sends go to the others meanwhile. When every provider refuses
 us, `deliver` raises `ChannelPaused`, so the activity pauses the whole channel and alerts too.
 
 The pin lives in a `FailoverLedger`: `InMemoryLedger` for tests, `renewals.outbox.OutboxLedger`
@@ -27,10 +28,13 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from renewals.activity_io import SendRequest
+from renewals.alerts import Alert, Alerts, current_alerts
 from renewals.channels.base import Delivery, PermanentSendError, Provider
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
 from renewals.privacy import scrub_exception
@@ -88,7 +92,9 @@ class FailoverProvider:
         name: str = "failover",
         pause_seconds: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
+        alerts: Alerts | None = None,
     ) -> None:
+        """`alerts`: where a provider's pause is alerted (default: the process's sink)."""
         if not providers:
             raise ValueError("FailoverProvider needs at least one provider")
         names = [p.name for p in providers]
@@ -100,6 +106,7 @@ class FailoverProvider:
         self.pause_seconds = pause_seconds
         self._clock = clock
         self._paused_until: dict[str, float] = {}
+        self.alerts = alerts
 
     async def deliver(self, request: SendRequest, accepted_by: str | None = None) -> Delivery:
         """Send once; `accepted_by` (the outbox row's provider) overrides the ledger's pin."""
@@ -140,14 +147,25 @@ class FailoverProvider:
         return self._paused_until.get(provider, 0.0) > self._clock()
 
     def _pause(self, provider: Provider, error: ChannelPaused) -> None:
+        """Pause one provider of the chain; the attempt that starts the pause raises the alert (one
+        per pause in this process, not one per send), with the error's type but not its message."""
         if not self.paused(provider.name):
-            log.error(
-                "ALERT %s provider %s paused for %.0f s, sending through the others: %s: %s",
+            log.warning(
+                "%s provider %s paused for %.0f s, sending through the others: %s: %s",
                 self.name,
                 provider.name,
                 self.pause_seconds,
                 error.error_type,
                 error.message,
+            )
+            (self.alerts or current_alerts()).raise_alert(
+                Alert(
+                    key=f"provider_paused:{self.name}:{provider.name}:{uuid.uuid4().hex[:12]}",  # this pause
+                    kind="provider_paused",
+                    provider=f"{self.name}/{provider.name}",
+                    error_type=error.error_type,
+                    until=datetime.now(UTC) + timedelta(seconds=self.pause_seconds),
+                )
             )
         self._paused_until[provider.name] = self._clock() + self.pause_seconds
 

@@ -1,19 +1,22 @@
 """The agent portal «Альфа-Полис» over its HTTP API (contract: docs/portal_api.md).
 
-`renewal_status` is the `AgentPortal` interface; `agent` reads an agent's card. A 404 for a renewal
-means the agent has not started it yet (`PortalStatus()`), not an error.
+`renewal_status` is the `AgentPortal` interface; `agent` reads an agent's card (`AgentCards`: the
+journey reads it before a base SMS quotes the agent's phone, which agents keep current there). A 404
+for a renewal means the agent has not started it yet (`PortalStatus()`), not an error; for an agent,
+that the portal does not know them (None).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from renewals.activity_io import PortalQuery, PortalStatus
+from renewals.activity_io import AgentCardAnswer, PortalQuery, PortalStatus
 from renewals.channels.errors import ProviderUnavailable, answered, api_client, json_object
+from renewals.phones import InvalidPhone, to_e164
 
 
 class PortalHttpConfig(BaseModel):
@@ -31,6 +34,14 @@ class AgentCard(BaseModel):
     id: str
     name: str
     phone: str | None = None
+
+
+@runtime_checkable
+class AgentCards(Protocol):
+    """A portal that can show an agent's card. Optional beside `AgentPortal`: a portal without it
+    (a test double) leaves the journey with the imported card."""
+
+    async def agent(self, agent_id: str) -> AgentCard | None: ...
 
 
 class PortalHttpClient:
@@ -71,3 +82,21 @@ class PortalHttpClient:
         if response.status_code >= 400:
             raise ProviderUnavailable(f"{self.name}: HTTP {response.status_code}", provider=self.name)
         return json_object(self.name, response)
+
+
+async def current_agent_phone(portal: object, agent_id: str) -> AgentCardAnswer:
+    """The phone on the agent's card in the portal now, in E.164; or none, with why, when the portal
+    has no cards, does not know the agent, or the card's phone is missing or unusable — the journey
+    keeps the imported one then. A portal that cannot answer raises (the activity retries, then the
+    journey falls back to the imported card too)."""
+    if not isinstance(portal, AgentCards):
+        return AgentCardAnswer(note="the portal shows no agent cards")
+    card = await portal.agent(agent_id)
+    if card is None:
+        return AgentCardAnswer(note=f"agent {agent_id} unknown in the portal")
+    if not card.phone:
+        return AgentCardAnswer(note="no phone on the agent's card")
+    try:
+        return AgentCardAnswer(phone=to_e164(card.phone))
+    except InvalidPhone as error:
+        return AgentCardAnswer(note=f"the card's phone is unusable: {error}")

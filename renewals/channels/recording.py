@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from renewals.activity_io import PortalQuery, PortalStatus, SendRequest
 from renewals.channels.base import Delivery, PermanentSendError, SingleProvider
+from renewals.channels.portal_http import AgentCard
 from renewals.db.database import Database
-from renewals.db.tables import PortalRenewalRow, SandboxMessageRow
+from renewals.db.tables import AgentRow, PortalRenewalRow, SandboxMessageRow
 from renewals.db.upsert import insert_ignoring_conflict
 from renewals.journey_api import RobotOutcome
 from renewals.models import Channel
@@ -96,7 +97,9 @@ class ScriptedRobot(SingleProvider):
 
 
 class DatabasePortal:
-    """The agent portal as the database sees it (table `portal_renewals`), until the HTTP client."""
+    """The agent portal as the database sees it (table `portal_renewals`), until the HTTP client.
+    An agent's card is the imported one (table `agents`): what the journey already has, so a journey
+    on recording channels (`renewals simulate`) quotes the imported phone as before."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -107,3 +110,8 @@ class DatabasePortal:
         if row is None:
             return PortalStatus()
         return PortalStatus(draft=row.draft, quote=row.quote, paid=row.paid)
+
+    async def agent(self, agent_id: str) -> AgentCard | None:
+        async with self.db.session() as session:
+            row = await session.get(AgentRow, agent_id)
+        return None if row is None else AgentCard(id=row.id, name=row.name, phone=row.phone)

@@ -52,7 +52,6 @@ class ClientRow(Base):
     phone: Mapped[str] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(254))
     vk_id: Mapped[str | None] = mapped_column(String(64))
-    timezone: Mapped[str] = mapped_column(String(64))
 
 
 class PolicyRow(Base):
@@ -64,7 +63,11 @@ class PolicyRow(Base):
     product: Mapped[str] = mapped_column(String(16))
     product_code: Mapped[str | None] = mapped_column(String(16))
     bank: Mapped[str | None] = mapped_column(String(16))
+    bank_name: Mapped[str | None] = mapped_column(String(200))  # as the portfolio names it (0006)
     expires_on: Mapped[date] = mapped_column(Date, index=True)
+    # The client's time zone as this term's row gives it: one person's policies may come from offices
+    # in different regions, and each journey keeps the zone its own row named (migration 0008).
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
     first_prolongation_year: Mapped[bool] = mapped_column(Boolean, default=False)
     renewal_centre: Mapped[bool] = mapped_column(Boolean, default=False)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
@@ -127,6 +130,8 @@ class OperatorTaskRow(_Deduplicated, Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why it closed without an operator's outcome: the journey ended (paid, opted out…) (0007).
+    closed_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class PortalRenewalRow(Base):
@@ -167,6 +172,29 @@ class OptOutRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     journey_id: Mapped[str | None] = mapped_column(String(160))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The register (0007): what kind of address, masked as logs show it, where from and who listed it.
+    kind: Mapped[str | None] = mapped_column(String(8))  # phone, email, vk
+    masked: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(32))  # journey, webhook:sms, cli, http, import, erasure
+    added_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class OptOutChangeRow(Base):
+    """Every addition to and removal from the do-not-contact list: who, why, when (a removal leaves
+    the list, so only this row remembers it). Hashes and masked addresses only (0007)."""
+
+    __tablename__ = "opt_out_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    address_hash: Mapped[str] = mapped_column(String(254), index=True)
+    action: Mapped[str] = mapped_column(String(8))  # added, removed
+    kind: Mapped[str | None] = mapped_column(String(8))
+    masked: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    journey_id: Mapped[str | None] = mapped_column(String(160))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ChannelPauseRow(Base):

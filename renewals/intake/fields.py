@@ -30,8 +30,10 @@ def _column_length(column: Any) -> int:
 # over-long value, where SQLite would store it).
 FIELD_LENGTHS: dict[str, int] = {
     **{name: _column_length(getattr(ClientRow, name)) for name in ("last_name", "first_name", "patronymic")},
-    **{name: _column_length(getattr(ClientRow, name)) for name in ("email", "vk_id", "timezone")},
-    **{name: _column_length(getattr(PolicyRow, name)) for name in ("number", "product_code", "bank")},
+    **{name: _column_length(getattr(ClientRow, name)) for name in ("email", "vk_id")},
+    **{name: _column_length(getattr(PolicyRow, name)) for name in ("number", "product_code")},
+    "bank": _column_length(PolicyRow.bank_name),  # a bank's name, kept as given (its kind is derived)
+    "timezone": _column_length(PolicyRow.timezone),
     "agent_id": _column_length(AgentRow.id),
     "agent_name": _column_length(AgentRow.name),
     "centre_id": _column_length(RegionalCentreRow.id),

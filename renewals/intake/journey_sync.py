@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 from renewals.db.database import Database
 from renewals.db.tables_ops import JourneySyncRow
 from renewals.intake.portfolio_store import StoredPolicy, policies_expiring
+from renewals.intake.start_plan import StartPlan
 from renewals.journey_api import EventType, JourneyEvent
 from renewals.models import Policy, journey_id
 from renewals.sendwindow import SendWindow
@@ -83,8 +84,13 @@ async def _save_sync(db: Database, workflow_id: str, policy: Policy, cancelled: 
         )
 
 
-async def sync_journey(client: Client, db: Database, policy: Policy, cancelled: bool) -> tuple[Sync, str]:
-    """Bring a running journey up to date: `policy_cancelled` once, or `update_policy` on a change."""
+async def sync_journey(
+    client: Client, db: Database, policy: Policy, cancelled: bool, plan: StartPlan | None = None
+) -> tuple[Sync, str]:
+    """Bring a running journey up to date: `policy_cancelled` once, or `update_policy` on a change
+    (the policy as the journey receives it: `plan` puts the gate's measured rates on the agent card)."""
+    if plan is not None:
+        policy = plan.policy(policy)
     workflow_id = journey_id(policy.number, policy.expires_on)
     status = await execution_status(client, workflow_id)
     if status is None:
@@ -111,27 +117,38 @@ async def sync_journey(client: Client, db: Database, policy: Policy, cancelled: 
 
 
 async def sync_journeys(
-    client: Client, db: Database, changes: Sequence[tuple[Policy, bool]], concurrency: int = START_CONCURRENCY
+    client: Client,
+    db: Database,
+    changes: Sequence[tuple[Policy, bool]],
+    concurrency: int = START_CONCURRENCY,
+    plan: StartPlan | None = None,
 ) -> list[tuple[Policy, Sync, str]]:
     """`sync_journey` for each changed policy (as an import reports them), `concurrency` at a time:
     a first import of thousands of policies asks Temporal about each, and that is round trips."""
 
     async def one(change: tuple[Policy, bool]) -> tuple[Policy, Sync, str]:
-        result, reason = await sync_journey(client, db, *change)
+        result, reason = await sync_journey(client, db, *change, plan=plan)
         return change[0], result, reason
 
     return await bounded(changes, one, concurrency)
 
 
 async def bounded(items: Sequence[T], call: Callable[[T], Awaitable[R]], concurrency: int) -> list[R]:
-    """`call` for every item, at most `concurrency` at a time; results in the items' order."""
+    """`call` for every item, at most `concurrency` at a time; results in the items' order. The first
+    failure (or a cancellation, e.g. a CLI timeout) cancels the calls still waiting or running, rather
+    than leaving them to run on unobserved."""
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(item: T) -> R:
         async with semaphore:
             return await call(item)
 
-    return list(await asyncio.gather(*(one(item) for item in items)))
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(item)) for item in items]
+    except BaseExceptionGroup as failed:  # the callers (and a CLI's error line) expect the error itself
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 async def start_or_sync(
@@ -142,6 +159,7 @@ async def start_or_sync(
     window: SendWindow,
     known: JourneySyncRow | None = None,
     started: list[Policy] | None = None,
+    plan: StartPlan | None = None,
 ) -> tuple[Start | Sync, str]:
     """Start the term's journey if it has none; otherwise pass on any change to the running one.
 
@@ -149,15 +167,20 @@ async def start_or_sync(
     started by us: it is started straight away, and only if Temporal already has it (started
     elsewhere, or finished) does the slower describe-and-sync path run. With `started` given, the
     policies started here are appended to it for the caller to record in one batch (`save_started`);
-    otherwise each is recorded at once."""
-    policy = stored.policy
+    otherwise each is recorded at once. `plan`: the measured gate rates and the experiments' holdouts
+    a journey gets (renewals/intake/start_plan.py)."""
+    plan = plan or StartPlan(date.min)
+    policy = plan.policy(stored.policy)
     workflow_id = journey_id(policy.number, policy.expires_on)
     if known is None and not stored.cancelled:
         try:
-            await start_journey(client, policy, task_queue, window, attach=False)
+            await start_journey(
+                client, policy, task_queue, window, attach=False, holdouts=plan.holdouts(policy)
+            )
         except WorkflowAlreadyStartedError:
             pass  # running or finished already: find out which below
         else:
+            await plan.record(db, policy)
             if started is None:
                 await save_started(db, [policy])
             else:
@@ -167,7 +190,8 @@ async def start_or_sync(
     if status is None:
         if stored.cancelled:
             return Start.CANCELLED, ""
-        await start_journey(client, policy, task_queue, window)
+        await start_journey(client, policy, task_queue, window, holdouts=plan.holdouts(policy))
+        await plan.record(db, policy)
         await save_started(db, [policy])
         return Start.STARTED, ""
     if status is not WorkflowExecutionStatus.RUNNING:
@@ -213,6 +237,7 @@ async def start_due_journeys(
     total: Callable[[int], None] | None = None,
     advance: Callable[[int], None] | None = None,
     concurrency: int = START_CONCURRENCY,
+    plan: StartPlan | None = None,
 ) -> StartSummary:
     """Every policy ending within the horizon gets its journey (once); the summary counts outcomes.
 
@@ -229,7 +254,7 @@ async def start_due_journeys(
         workflow_id = journey_id(stored.policy.number, stored.policy.expires_on)
         try:
             result, reason = await start_or_sync(
-                client, db, stored, task_queue, window, known.get(workflow_id), started
+                client, db, stored, task_queue, window, known.get(workflow_id), started, plan
             )
         except RPCError as error:
             result, reason = Start.FAILED, f"{error.status.name if error.status else ''} {error.message}"

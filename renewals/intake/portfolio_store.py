@@ -32,8 +32,9 @@ class Change(StrEnum):
 Term = tuple[str, date]  # (policy number, last day of cover): one row of `policies`
 ClientKey = tuple[str, str, str]  # a client is one row per (phone, last name, first name)
 # The columns of a term and of a client besides their keys, named as the models' fields.
-TERM_DETAILS = {"product", "product_code", "bank", "first_prolongation_year", "renewal_centre"}
-CLIENT_DETAILS = {"patronymic", "email", "vk_id", "timezone"}
+TERM_DETAILS = {"product", "product_code", "bank", "bank_name", "first_prolongation_year", "renewal_centre"}
+CLIENT_DETAILS = {"patronymic", "email", "vk_id"}  # the time zone is each term's own (migration 0008)
+CLIENT_COLUMNS = ("last_name", "first_name", "phone", *sorted(CLIENT_DETAILS))
 RATE_COLUMNS = {Line.KASKO: "rate_kasko", Line.OSAGO: "rate_osago", Line.IFL: "rate_ifl"}
 Row = TypeVar("Row", AgentRow, RegionalCentreRow)
 
@@ -160,6 +161,7 @@ async def write_policies(
     for policy, cancel in zip(policies, marks, strict=True):
         values = {
             **policy.model_dump(mode="json", include=TERM_DETAILS),
+            "timezone": policy.client.timezone,
             "client_id": client_ids[_client_key(policy)],
             "agent_id": policy.agent.id,
             "regional_centre_id": policy.regional_centre.id if policy.regional_centre else None,
@@ -242,7 +244,8 @@ def _stored(
             "number": policy.number,
             "expires_on": policy.expires_on,
             **term,
-            "client": client,  # read by attribute, like the centre
+            "client": {name: getattr(client, name) for name in CLIENT_COLUMNS}
+            | {"timezone": policy.timezone},
             "agent": agent_model(agent),
             "regional_centre": centre,
         },
@@ -282,7 +285,7 @@ async def policies_referring(
 
 async def policies_of_clients(db: Database, people: set[ClientKey], today: date) -> list[StoredPolicy]:
     """Policy terms not yet over of these clients (phone, last name, first name): a client row is shared
-    by one person's policies, so a change to it (a time zone, an e-mail) must reach all their journeys."""
+    by one person's policies, so a change to it (an e-mail, a VK id) must reach all their journeys."""
     phones = sorted({phone for phone, _, _ in people})
     query = _policies_query().where(PolicyRow.expires_on >= today, ClientRow.phone.in_(phones))
     async with db.session() as session:

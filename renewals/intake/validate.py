@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from renewals.intake.fields import EMAIL, VK_ID, Rejection, RowChecker, parse_date
 from renewals.intake.records import SourceRow
-from renewals.models import Agent, Bank, Client, Line, Policy, Product, RegionalCentre, normal_policy_number
+from renewals.models import Agent, Client, Line, Policy, Product, RegionalCentre, normal_policy_number
+from renewals.phones import InvalidPhone, to_e164
 from renewals.privacy import mask_email, mask_vk
 from renewals.sendwindow import known_zone
 
@@ -56,12 +57,6 @@ PRODUCT_ALIASES: dict[str, Product] = {
     "КАСКО + ОСАГО": Product.KASKO_OSAGO,
     "ИФЛ": Product.IFL,
     "ИПОТЕКА": Product.MORTGAGE,
-}
-BANK_ALIASES: dict[str, Bank] = {
-    "SBER": Bank.SBER,
-    "СБЕР": Bank.SBER,
-    "СБЕРБАНК": Bank.SBER,
-    "OTHER": Bank.OTHER,
 }
 _IFL_CODE = re.compile(r"^\d{3}$")
 _NAMED_PROBLEM = re.compile(r"^([a-z_]+): (.+)$", re.S)
@@ -207,7 +202,7 @@ def _person(client: Client) -> tuple[str, str, str]:
     return (client.phone, client.last_name, client.first_name)
 
 
-CLIENT_DETAILS = ("patronymic", "email", "vk_id", "timezone")
+CLIENT_DETAILS = ("patronymic", "email", "vk_id")  # a time zone is the policy term's own
 
 
 def _details(client: Client) -> tuple[Any, ...]:
@@ -267,8 +262,7 @@ def _product(r: _Row) -> Product | None:
 
 def _product_details(r: _Row, product: Product | None) -> dict[str, Any]:
     """The policy's `product_code` and `bank`, which only some products have."""
-    code, bank_raw = r.text("product_code"), r.text("bank")
-    bank: Bank | None = None
+    code, bank = r.text("product_code"), r.text("bank")
     if product is Product.IFL:
         if code is None:
             r.fail("product_code", "an IFL policy needs its product code (e.g. 305, 354)")
@@ -276,14 +270,12 @@ def _product_details(r: _Row, product: Product | None) -> dict[str, Any]:
             r.fail("product_code", f"{code!r} is not an IFL product code (three digits, e.g. 305)")
     elif code is not None and product is not None:
         r.fail("product_code", f"a product code applies to IFL only, not to {product.value}")
+    # Any bank's name is a bank: the policy model tells Сбер from the others (`bank_of`) and keeps
+    # the name as given; `SBER` and `OTHER` are codes.
     if product is Product.MORTGAGE:
-        if bank_raw is None:
-            r.fail("bank", "a MORTGAGE policy needs its bank (SBER or OTHER)")
-        else:
-            bank = BANK_ALIASES.get(bank_raw.upper())
-            if bank is None:
-                r.fail("bank", f"{bank_raw!r} is not a bank (SBER or OTHER)")
-    elif bank_raw is not None and product is not None:
+        if bank is None and not any(problem.field == "bank" for problem in r.problems):
+            r.fail("bank", "a MORTGAGE policy needs its bank (e.g. «ПАО Сбербанк», «ВТБ», or SBER / OTHER)")
+    elif bank is not None and product is not None:
         r.fail("bank", f"a bank applies to MORTGAGE only, not to {product.value}")
     return {"product_code": code, "bank": bank}
 
@@ -309,20 +301,59 @@ def _expiry(r: _Row, today: date) -> date | None:
     except ValueError as error:
         r.fail("expires_on", str(error))
         return None
-    if expires_on < today:
-        r.fail("expires_on", f"{expires_on} is in the past (today is {today})")
+    past = past_expiry(expires_on, today)
+    if past is not None:
+        r.fail("expires_on", past)
         return None
     return expires_on
+
+
+def past_expiry(expires_on: date, today: date, whose: str | None = None) -> str | None:
+    """Why a term whose cover has already ended starts no journey (it would only lapse at once), or
+    None. The last day of cover is still covered. `whose`: what today is (`renewals simulate`: the
+    scenario's `now` in the client's zone)."""
+    if expires_on < today:
+        return f"{expires_on} is in the past ({whose or f'today is {today}'})"
+    return None
+
+
+def email_problem(email: str) -> str | None:
+    if not EMAIL.match(email):
+        return f"{mask_email(email)!r} is not an e-mail address"
+    return None
+
+
+def vk_problem(vk_id: str) -> str | None:
+    if not VK_ID.match(vk_id):
+        return f"{mask_vk(vk_id)!r} is not a VK user id (digits, e.g. 123456789)"
+    return None
+
+
+def contact_problems(client: Client) -> list[tuple[str, str]]:
+    """(field, reason) for each of a whole client's addresses that intake would refuse in a row: a
+    phone that is not a valid Russian number, an e-mail address or a VK id that is not one. For input
+    that arrives as models, not rows (`renewals simulate`): a journey with such an address would
+    only fail its sends. Reasons quote the values masked."""
+    problems: list[tuple[str, str]] = []
+    try:
+        to_e164(client.phone, russian=True)
+    except InvalidPhone as error:
+        problems.append(("phone", str(error)))
+    if client.email is not None and (problem := email_problem(client.email)) is not None:
+        problems.append(("email", problem))
+    if client.vk_id is not None and (problem := vk_problem(client.vk_id)) is not None:
+        problems.append(("vk_id", problem))
+    return problems
 
 
 def _client(r: _Row) -> Client | None:
     last, first = r.required("last_name"), r.required("first_name")
     phone = r.phone("phone")
     email, vk_id = r.text("email"), r.text("vk_id")
-    if email is not None and not EMAIL.match(email):
-        r.fail("email", f"{mask_email(email)!r} is not an e-mail address")
-    if vk_id is not None and not VK_ID.match(vk_id):
-        r.fail("vk_id", f"{mask_vk(vk_id)!r} is not a VK user id (digits, e.g. 123456789)")
+    if email is not None and (problem := email_problem(email)) is not None:
+        r.fail("email", problem)
+    if vk_id is not None and (problem := vk_problem(vk_id)) is not None:
+        r.fail("vk_id", problem)
     timezone = r.text("timezone") or "Europe/Moscow"
     try:
         known_zone(timezone)

@@ -3,7 +3,12 @@
 An outcome reaches the journey first (the validated `operator_outcome` update), then the task row.
 `callback` keeps the task open — the journey keeps it open too, so the operator records the real
 outcome on the same task later — and lists it as due again at `callback_at`; every other outcome
-closes it. Every outcome names its operator: a claimed task takes one only from its claimer."""
+closes it. Every outcome names its operator: a claimed task takes one only from its claimer.
+
+A task ends with its journey: when the journey ends (paid, renewed, opted out, cancelled, refused,
+lapsed) it closes the tasks still open, with its outcome as `closed_reason`. The centre's list shows
+only open tasks of journeys still running, and an outcome or a claim for a closed task is refused with
+the reason it closed."""
 
 from __future__ import annotations
 
@@ -12,14 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from renewals.db.database import Database
-from renewals.db.tables import AgentRow, OperatorTaskRow, PolicyRow
+from renewals.db.tables import AgentRow, JourneyRow, OperatorTaskRow, PolicyRow
 from renewals.db.tables_ops import OperatorClaimRow
-from renewals.journey_api import OperatorOutcome, OperatorOutcomeReport
+from renewals.journey_api import TERMINAL_STAGES, OperatorOutcome, OperatorOutcomeReport
 from renewals.models import journey_id
 from renewals.temporal.journeys import report_operator_outcome
 
@@ -28,7 +33,17 @@ NOBODY = "-"  # the claim row's operator of outcomes recorded without a name (be
 MAX_TASK_ID = 2**31 - 1  # operator_tasks.id is an INTEGER: PostgreSQL's range
 MAX_OPERATOR = 100  # operator_claims.operator is a String(100)
 # A task's fields that its row holds as they are.
-TASK_COLUMNS = ("id", "journey_id", "policy_number", "centre_id", "reason", "text", "status", "outcome")
+TASK_COLUMNS = (
+    "id",
+    "journey_id",
+    "policy_number",
+    "centre_id",
+    "reason",
+    "text",
+    "status",
+    "outcome",
+    "closed_reason",
+)
 
 
 class Refused(Exception):
@@ -81,6 +96,9 @@ class Task(BaseModel):  # an operator task as the workbench shows it: the CLI's 
     text: str
     status: str
     outcome: str | None
+    closed_reason: str | None = Field(
+        default=None, description="why it closed without an outcome: its journey ended (paid, …)"
+    )
     operator: str | None
     created_at: datetime
     agent_id: str | None = Field(description="the agent who keeps this renewal")
@@ -110,11 +128,16 @@ class Workbench:
     async def tasks(
         self, centre_id: str, include_closed: bool = False, due_by: datetime | None = None
     ) -> list[Task]:
-        """A centre's tasks, the most overdue first. With `due_by`, only open tasks due by then: a
-        task with a promised call back drops out of the list until its time comes."""
+        """A centre's tasks, the most overdue first: only open tasks of journeys still running, unless
+        `include_closed`. With `due_by`, only open tasks due by then: a task with a promised call back
+        drops out of the list until its time comes."""
         query = select(OperatorTaskRow).where(OperatorTaskRow.centre_id == centre_id)
         if not include_closed or due_by is not None:
-            query = query.where(OperatorTaskRow.status != "closed")
+            ended = exists().where(
+                JourneyRow.id == OperatorTaskRow.journey_id,
+                JourneyRow.stage.in_([stage.value for stage in TERMINAL_STAGES]),
+            )
+            query = query.where(OperatorTaskRow.status != "closed", ~ended)
         async with self.db.session() as session:
             rows = (await session.scalars(query.order_by(OperatorTaskRow.id))).all()
         views = [await self._view(row) for row in rows]
@@ -132,7 +155,7 @@ class Workbench:
             if row is None:
                 raise UnknownTask(f"operator task {task_id} does not exist")
             if row.status == "closed":
-                raise Refused(f"operator task {task_id} is already closed (outcome: {row.outcome})")
+                raise Refused(closed(row))
             claim = await session.get(OperatorClaimRow, task_id)
             if claim is not None and claim.operator not in (operator, NOBODY):
                 raise Refused(f"operator task {task_id} is already claimed by {claim.operator}")
@@ -157,7 +180,7 @@ class Workbench:
         claimer; an unclaimed one is claimed by whoever records it."""
         row = await self._row(task_id)
         if row.status == "closed":
-            raise Refused(f"operator task {task_id} is already closed (outcome: {row.outcome})")
+            raise Refused(closed(row))
         if outcome is OperatorOutcome.CALLBACK:
             if callback_at is None:
                 raise InvalidOutcome("a callback outcome needs the time to call back (callback_at)")
@@ -262,6 +285,13 @@ class Workbench:
             note=claim.note if claim else None,
             callback_at=_utc(claim.callback_at) if claim and claim.callback_at else None,
         )
+
+
+def closed(row: OperatorTaskRow) -> str:
+    """Why a closed task takes no claim or outcome: its operator's outcome, or its journey's end."""
+    if row.closed_reason and not row.outcome:
+        return f"operator task {row.id} is already closed: {row.closed_reason}; nothing to record"
+    return f"operator task {row.id} is already closed (outcome: {row.outcome})"
 
 
 def _checked_id(number: int) -> int:

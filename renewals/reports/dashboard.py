@@ -3,26 +3,25 @@
 The rate is computed from finished journeys (table `journeys`): paid or renewed is a secured renewal;
 lapsed, refused and opted_out are lost ones; cancelled policies and running journeys are not counted.
 A КАСКО + ОСАГО policy counts for both lines; mortgage has no norm and no line. The gate column says
-whether the company's base SMS are suppressed today for that agent's single-line policies — the gate
-reads the agent card's rates (table `agents`), which may lag behind the computed ones.
+whether the company's base SMS are suppressed today for that agent's single-line policies, and which
+rate it reads: the agent card's (table `agents`) or, with `RENEWALS_GATE_RATES=measured` and enough
+finished policies in the trailing window, the measured one (`agent_measured_rates`, renewals/agent_rates.py).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 from rich.table import Table
 from sqlalchemy import select
 
+from renewals.agent_rates import gate_rates, measured_counts
 from renewals.db.database import Database
-from renewals.db.tables import AgentRow, JourneyRow
-from renewals.journey_api import SECURED_STAGES, Stage
-from renewals.models import Line, Product
+from renewals.db.tables import AgentRow
+from renewals.models import Line
 from renewals.reports.html import Bar, bar_chart, page, table
-from renewals.rules import LINES_OF_PRODUCT, RENEWAL_NORMS
+from renewals.rules import RENEWAL_NORMS
 
-LOST_STAGES = frozenset({Stage.LAPSED, Stage.REFUSED, Stage.OPTED_OUT})
 LINE_NAMES = {Line.KASKO: "КАСКО", Line.OSAGO: "ОСАГО", Line.IFL: "ИФЛ"}
 
 
@@ -33,7 +32,8 @@ class AgentLine:
     line: Line
     secured: int
     lost: int
-    card_rate: float | None  # the rate on the agent card, which the gate uses
+    card_rate: float | None  # the rate on the agent card
+    measured_gate_rate: float | None = None  # the measured rate, when the gate uses it instead
 
     @property
     def finished(self) -> int:
@@ -52,37 +52,52 @@ class AgentLine:
         return None if self.rate is None else self.rate >= self.norm
 
     @property
+    def gate_rate(self) -> float | None:
+        return self.measured_gate_rate if self.measured_gate_rate is not None else self.card_rate
+
+    @property
+    def gate_source(self) -> str:
+        return "measured" if self.measured_gate_rate is not None else "card"
+
+    @property
     def gate_suppresses(self) -> bool:
         """The gate's rule for a single-line policy of this line (rules.gate_reason)."""
-        return self.card_rate is not None and self.card_rate >= self.norm
+        return self.gate_rate is not None and self.gate_rate >= self.norm
 
 
 async def agent_dashboard(db: Database) -> list[AgentLine]:
     async with db.session() as session:
         agents = {row.id: row for row in (await session.scalars(select(AgentRow))).all()}
-        journeys = (
-            await session.execute(select(JourneyRow.agent_id, JourneyRow.product, JourneyRow.stage))
-        ).all()
-    counts: dict[tuple[str, Line], list[int]] = defaultdict(lambda: [0, 0])
-    for agent_id, product, stage in journeys:
-        try:
-            lines = LINES_OF_PRODUCT[Product(product)]
-            kept = Stage(stage)
-        except ValueError:
-            continue
-        for line in lines:
-            if kept in SECURED_STAGES:
-                counts[agent_id, line][0] += 1
-            elif kept in LOST_STAGES:
-                counts[agent_id, line][1] += 1
+    counts = await measured_counts(db)
+    used = await gate_rates(db)
     result = []
     for agent_id in sorted(set(agents) | {agent for agent, _ in counts}):
         row = agents.get(agent_id)
         card = {Line.KASKO: row.rate_kasko, Line.OSAGO: row.rate_osago, Line.IFL: row.rate_ifl} if row else {}
         for line in Line:
-            secured, lost = counts.get((agent_id, line), [0, 0])
-            result.append(AgentLine(agent_id, row.name if row else "?", line, secured, lost, card.get(line)))
+            measured = counts.get((agent_id, line))
+            secured, lost = (measured.secured, measured.lost) if measured else (0, 0)
+            result.append(
+                AgentLine(
+                    agent_id,
+                    row.name if row else "?",
+                    line,
+                    secured,
+                    lost,
+                    card.get(line),
+                    used.get(agent_id, {}).get(line),
+                )
+            )
     return result
+
+
+HEADERS = (
+    "agent", "line", "secured", "lost", "rate", "norm", "vs norm", "card rate", "gate reads", "company SMS",
+)  # fmt: skip
+
+
+def _gate(item: AgentLine) -> str:
+    return f"{item.gate_source} {_pct(item.gate_rate)}"
 
 
 def _pct(value: float | None) -> str:
@@ -95,7 +110,7 @@ def _verdict(item: AgentLine) -> str:
 
 def dashboard_table(items: list[AgentLine]) -> Table:
     grid = Table(title="Дашборд агента. Возобновления")
-    for column in ("agent", "line", "secured", "lost", "rate", "norm", "vs norm", "card rate", "company SMS"):
+    for column in HEADERS:
         grid.add_column(column, justify="left" if column in ("agent", "line") else "right")
     for item in items:
         style = {True: "green", False: "red", None: "dim"}[item.meets_norm]
@@ -108,6 +123,7 @@ def dashboard_table(items: list[AgentLine]) -> Table:
             _pct(item.norm),
             _verdict(item),
             _pct(item.card_rate),
+            _gate(item),
             "suppressed" if item.gate_suppresses else "sent",
             style=style,
         )
@@ -125,6 +141,7 @@ def dashboard_html(items: list[AgentLine]) -> str:
             _pct(i.norm),
             _verdict(i),
             _pct(i.card_rate),
+            _gate(i),
             "suppressed" if i.gate_suppresses else "sent",
         ]
         for i in items
@@ -141,11 +158,11 @@ def dashboard_html(items: list[AgentLine]) -> str:
         for i in charted
     ]
     chart = bar_chart(bars, 1.0, [(index, i.norm) for index, i in enumerate(charted)])
-    headers = ["agent", "line", "secured", "lost", "rate", "norm", "vs norm", "card rate", "company SMS"]
     body = (
         "<p>Renewal rate = secured (paid, renewed) / finished (secured + lapsed, refused, opted out); "
         "cancelled policies are not counted. Norms: КАСКО, ОСАГО 75 %+, ИФЛ 80 %+. "
-        "«company SMS: suppressed» — the gate reads the agent card's rate.</p>"
-        f"{chart}{table(headers, rows, classes)}"
+        "«gate reads»: the rate the agent-performance gate uses — the card's, or the measured one "
+        "(RENEWALS_GATE_RATES=measured, enough finished policies in the window).</p>"
+        f"{chart}{table(HEADERS, rows, classes)}"
     )
     return page("Дашборд агента. Возобновления", body)

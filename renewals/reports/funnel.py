@@ -21,6 +21,7 @@ from renewals.db.tables import JourneyRow, OperatorTaskRow, OutboxRow
 from renewals.db.tables_ops import WebhookEventRow
 from renewals.journey_api import ROBOT_CONTACTS, SECURED_STAGES, TERMINAL_STAGES, Stage
 from renewals.reports.html import Bar, bar_chart, page, table
+from renewals.sla.models import SLA_ID_PREFIX
 
 ENGAGED_KINDS = frozenset({"opened", "read", "reply", "replied", "opt_out"})
 ROBOT_CONTACT_KINDS = frozenset(outcome.value for outcome in ROBOT_CONTACTS)
@@ -59,7 +60,13 @@ class Funnel:
 async def journey_funnel(db: Database) -> Funnel:
     funnel = Funnel()
     async with db.session() as session:
-        sent = (await session.execute(select(*_OUTBOX_GROUP, func.count()).group_by(*_OUTBOX_GROUP))).all()
+        # the outbox also holds the partner SLA's notices (`sla-…` journeys): not renewal messages
+        renewal = OutboxRow.journey_id.not_like(f"{SLA_ID_PREFIX}%")
+        sent = (
+            await session.execute(
+                select(*_OUTBOX_GROUP, func.count()).where(renewal).group_by(*_OUTBOX_GROUP)
+            )
+        ).all()
         facts = (
             await session.execute(
                 select(WebhookEventRow.journey_id, WebhookEventRow.channel, WebhookEventRow.touchpoint,
@@ -77,7 +84,7 @@ async def journey_funnel(db: Database) -> Funnel:
             (
                 await session.scalars(
                     select(OutboxRow.journey_id).where(
-                        OutboxRow.status == "sent", OutboxRow.channel != "robot_call"
+                        renewal, OutboxRow.status == "sent", OutboxRow.channel != "robot_call"
                     )
                 )
             ).all()

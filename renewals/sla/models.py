@@ -158,13 +158,16 @@ class ApplicationInput(BaseModel):
     submitted_at: datetime | None = None  # when the partner submitted; the journey's start if None
 
 
+SLA_ID_PREFIX = "sla-"  # every partner application's workflow id (and its notices' outbox rows) starts so
+
+
 def application_workflow_id(partner: str, application_id: str) -> str:
     """Deterministic and readable: `sla-<partner>-<application>`, normalised to [a-z0-9-]."""
 
     def norm(text: str) -> str:
         return re.sub(r"[^0-9a-zа-яё]+", "-", text.lower()).strip("-") or "x"
 
-    return f"sla-{norm(partner)}-{norm(application_id)}"
+    return f"{SLA_ID_PREFIX}{norm(partner)}-{norm(application_id)}"
 
 
 class StatusChange(BaseModel):

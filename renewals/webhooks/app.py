@@ -15,9 +15,15 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from renewals.db.database import Database
+from renewals.observability.webhooks import instrument_app
 from renewals.operators.api import operator_router
 from renewals.operators.workbench import Workbench
+from renewals.webhooks import email_api
 from renewals.webhooks.auth import BEARER_SOURCES, SIGNATURE_HEADER, authentic
+from renewals.webhooks.email_api import email_api_router
+from renewals.webhooks.limits import BodyLimit, read_body
+from renewals.webhooks.native.routes import native_router
+from renewals.webhooks.partners import partner_router
 from renewals.webhooks.payloads import CALLBACKS, Callback, WebhookResult, shown
 from renewals.webhooks.service import ClaimInFlight, UnknownJourney, WebhookService
 
@@ -30,20 +36,6 @@ SUMMARIES = {
     "robot": "Робот Даша: call outcome",
     "portal": "Альфа-Полис: draft, quote, payment, renewal",
 }
-
-
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The raw body, at most `limit` bytes: a larger declared length is refused before reading, a
-    longer stream as soon as it passes the limit (413)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise HTTPException(status_code=413, detail=f"body over {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(status_code=413, detail=f"body over {limit} bytes")
-    return bytes(body)
 
 
 def check(secrets: Mapping[str, str], source: str, request: Request, body: bytes) -> None:
@@ -61,7 +53,7 @@ def _authenticator(secrets: Mapping[str, str], source: str) -> Callable[..., Awa
         x_signature: str | None = Header(None, description="sha256=<hex HMAC-SHA256(secret, body)>"),
         authorization: str | None = Header(None, description="Bearer <secret>, if the source cannot sign"),
     ) -> None:
-        check(secrets, source, request, await read_body(request))
+        check(secrets, source, request, await read_body(request, MAX_BODY))
 
     return verify
 
@@ -89,6 +81,8 @@ def create_app(db: Database, client: Client, secrets: Mapping[str, str]) -> Fast
         description="Callbacks become signals to the right renewal journey; operators record outcomes.",
     )
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    # every route, before FastAPI reads a body; Unisender Go's batched webhook bounds its own read
+    app.add_middleware(BodyLimit, limit=MAX_BODY, paths={email_api.ROUTE: email_api.MAX_BODY})
     service = WebhookService(db, client)
 
     async def deliver(source: str, callback: Callback) -> WebhookResult:
@@ -110,7 +104,7 @@ def create_app(db: Database, client: Client, secrets: Mapping[str, str]) -> Fast
         async def receive(request: Request) -> WebhookResult:
             """Bounded read, signature on the raw bytes, only then the parser: an unsigned caller
             costs at most `MAX_BODY` bytes and learns nothing about the schema."""
-            body = await read_body(request)
+            body = await read_body(request, MAX_BODY)
             check(secrets, source, request, body)
             return await deliver(source, _parse(model, body))
 
@@ -129,6 +123,10 @@ def create_app(db: Database, client: Client, secrets: Mapping[str, str]) -> Fast
         route(source, model, SUMMARIES[source])
     _document_bodies(app)
     app.include_router(operator_router(Workbench(db, client), _authenticator(secrets, "operators")))
+    app.include_router(email_api_router(db, client, secrets))  # Unisender Go's own format (E, issue 13)
+    app.include_router(native_router(service))  # SMSC, VK Callback API, robot vendor formats (D, issue 13)
+    app.include_router(partner_router(client, secrets))  # partner cabinet status changes (B, issue 13)
+    instrument_app(app, db, client)  # /metrics, /health/live|ready, /status, callback counts (G, issue 15)
 
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, str]:

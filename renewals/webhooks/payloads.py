@@ -65,7 +65,7 @@ class EmailCallback(Callback):
 
 
 class VkCallback(Callback):
-    type: Literal["delivered", "read", "reply"]
+    type: Literal["delivered", "read", "reply", "denied"]
 
 
 class RobotCallback(Callback):
@@ -88,6 +88,6 @@ CALLBACKS: dict[str, type[Callback]] = {
 
 
 class WebhookResult(BaseModel):
-    status: Literal["accepted", "duplicate", "journey_finished"]
+    status: Literal["accepted", "duplicate", "journey_finished", "ignored"]  # ignored: no journey's message
     journey_id: str
     signal: str | None = None

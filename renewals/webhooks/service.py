@@ -11,6 +11,11 @@ died — between the claim and the signal, or between the signal and `done` — 
 after `CLAIM_LEASE`, and the work is finished then. The signal carries a request id derived from
 `(source, event_id)`, and Temporal keeps one signal per request id and run: however many attempts
 signal, the journey receives the event exactly once.
+
+An opt-out (a STOP reply, the robot's do-not-contact) about a journey that has ended — or is closing,
+its stage already final — is no longer the journey's to act on: the service lists the client's
+addresses itself (`renewals.optout_register.journey_addresses`), so it still reaches the
+do-not-contact list every journey checks at send time.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, delete, or_, select, update
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from renewals.db.database import Database
 from renewals.db.tables import OutboxRow
 from renewals.db.tables_ops import WebhookEventRow
 from renewals.db.upsert import insert_ignoring_conflict
+from renewals.delivery import OptOuts, masked_address
 from renewals.intake.portfolio_store import current_term
 from renewals.journey_api import (
     EVENT_SIGNAL,
@@ -37,10 +43,13 @@ from renewals.journey_api import (
     WORKFLOW_TYPE,
     EventType,
     JourneyEvent,
+    RobotOutcome,
     RobotOutcomeReport,
 )
 from renewals.models import journey_id
-from renewals.temporal.journeys import execution, send_event, send_robot_outcome
+from renewals.optout_register import journey_addresses
+from renewals.sla.models import SLA_ID_PREFIX
+from renewals.temporal.journeys import JourneyState, journey_state, send_event, send_robot_outcome
 from renewals.webhooks.payloads import (
     Callback,
     EmailCallback,
@@ -95,6 +104,13 @@ class Action:
         """The journey signal it goes as ("event" or "robot_outcome"): stored, and told the sender."""
         return ROBOT_OUTCOME_SIGNAL if isinstance(self.payload, RobotOutcomeReport) else EVENT_SIGNAL
 
+    @property
+    def opts_out(self) -> bool:
+        """The client asked not to be contacted (STOP, the robot's do-not-contact)."""
+        if isinstance(self.payload, RobotOutcomeReport):
+            return self.payload.outcome is RobotOutcome.DO_NOT_CONTACT
+        return self.payload.type is EventType.OPT_OUT
+
     async def send(self, client: Client, journey_id: str, request_id: str | None = None) -> None:
         if isinstance(self.payload, RobotOutcomeReport):
             await send_robot_outcome(client, journey_id, self.payload, request_id)
@@ -119,6 +135,8 @@ def action_for(source: str, callback: Callback, target: Target) -> Action:
         return _event("replied", EventType.SMS_REPLIED, source)
     if isinstance(callback, EmailCallback):
         return _event("opened", EventType.EMAIL_OPENED, source)
+    if isinstance(callback, VkCallback) and callback.type == "denied":
+        return _event("vk_denied", EventType.VK_DENIED, source)
     if isinstance(callback, VkCallback):
         return _event(callback.type, EventType.VK_READ, source)
     if isinstance(callback, RobotCallback):
@@ -130,9 +148,10 @@ def action_for(source: str, callback: Callback, target: Target) -> Action:
 
 
 class WebhookService:
-    def __init__(self, db: Database, client: Client) -> None:
+    def __init__(self, db: Database, client: Client, opt_outs: OptOuts | None = None) -> None:
         self.db = db
         self.client = client
+        self.opt_outs = opt_outs or OptOuts(db)
 
     async def resolve(self, source: str, callback: Callback, today: date) -> Target:
         """The journey a callback is about. A `message_id` is our outbox key or the id the provider
@@ -167,7 +186,18 @@ class WebhookService:
 
     async def handle(self, source: str, callback: Callback) -> WebhookResult:
         target = await self.resolve(source, callback, datetime.now(UTC).date())
-        running = await self._running(target.journey_id)
+        if target.journey_id.startswith(SLA_ID_PREFIX):
+            # a partner-SLA notice (a staff e-mail, the urgent line's SMS) shares the outbox: its
+            # delivery report has no journey to tell, and a 404 would only make the provider retry
+            log.info(
+                "%s callback %s for SLA notice %s: ignored",
+                source,
+                shown(callback.event_id),
+                target.journey_id,
+            )
+            return WebhookResult(status="ignored", journey_id=target.journey_id)
+        state = await self._state(target.journey_id)
+        running = state.running
         action = action_for(source, callback, target)
         duplicate = WebhookResult(status="duplicate", journey_id=target.journey_id, signal=action.signal)
         if not await self._claim(source, callback.event_id, target, action):
@@ -175,6 +205,12 @@ class WebhookService:
                 return duplicate
             raise ClaimInFlight(f"{source} callback {shown(callback.event_id)} is still being processed")
         status: Any = "accepted" if running else "journey_finished"
+        if action.opts_out and state.ended:
+            try:
+                await self._list_opt_out(source, target.journey_id, action.kind)
+            except Exception:
+                await self._forget(source, callback.event_id)
+                raise
         if running:
             try:
                 await action.send(self.client, target.journey_id, request_id(source, callback.event_id))
@@ -189,13 +225,25 @@ class WebhookService:
         await self._done(source, callback.event_id, status)
         return WebhookResult(status=status, journey_id=target.journey_id, signal=action.signal)
 
-    async def _running(self, workflow_id: str) -> bool:
-        """True if the journey runs, False if it has finished; UnknownJourney if Temporal has none —
-        or if the id names a workflow that is no renewal journey (an SLA application, an intake run)."""
-        found = await execution(self.client, workflow_id)
-        if found is None or found[1] != WORKFLOW_TYPE:
+    async def _state(self, workflow_id: str) -> JourneyState:
+        """The journey's state (running or not, its stage); UnknownJourney if Temporal has none — or
+        if the id names a workflow that is no renewal journey (an SLA application, an intake run)."""
+        found = await journey_state(self.client, workflow_id)
+        if found is None or found.workflow_type != WORKFLOW_TYPE:
             raise UnknownJourney(f"no journey {shown(workflow_id)}")
-        return found[0] is WorkflowExecutionStatus.RUNNING
+        return found
+
+    async def _list_opt_out(self, source: str, journey: str, kind: str) -> None:
+        """An opt-out the ended journey can no longer act on: the service lists the client itself."""
+        addresses = await journey_addresses(self.db, journey)
+        if not addresses:
+            log.warning("%s opt-out for ended journey %s: no address of its client is known", source, journey)
+            return
+        added = await self.opt_outs.add(
+            addresses, f"{kind} ({source}) after the journey ended", journey, source=f"webhook:{source}"
+        )
+        masked = ", ".join(masked_address(a) for a in addresses)
+        log.info("%s opt-out for ended journey %s: listed %d new of %s", source, journey, len(added), masked)
 
     async def _wait_done(self, source: str, event_id: str) -> bool:
         """True once the callback's row is done; False if it is still unfinished after `CLAIM_WAIT`."""

@@ -161,9 +161,9 @@ async def _report(args: argparse.Namespace, client: Client | None) -> int:
 async def _connect() -> Client:
     from renewals.settings import get_settings
     from renewals.temporal.connection import connect
-    from starter.ops import CALL_TIMEOUT
 
-    return await connect(get_settings(), CALL_TIMEOUT)
+    settings = get_settings()
+    return await connect(settings, settings.temporal_call_timeout_seconds)
 
 
 def _submission_document(args: argparse.Namespace) -> Any:

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import renewals.db.tables_experiments
 import renewals.db.tables_ops
 import renewals.sla.tables  # noqa: F401
 from renewals.db.tables import Base

@@ -44,6 +44,7 @@ class SendRequest(_Contract):
     timezone: str | None = None
     not_after: datetime | None = None  # no send after this moment (a robot call: today's calling hours)
     attempt: int = 1  # a robot call's number in its series (the provider's script may depend on it)
+    due_at: datetime | None = None  # when the journey's touchpoint was due: the metrics' lateness
     # Set by the send activity, not the workflow: this key's outbox row existed before this attempt
     # (a retry, or a crashed worker's send recovered), so the provider may already have the message
     # and should reconcile (SMSC: status query) before sending; a first attempt sends at once.

@@ -12,9 +12,6 @@ import asyncio
 import io
 import json
 import logging
-import shutil
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,11 +35,11 @@ from renewals.temporal.runtime import cli_runtime
 from renewals.webhooks.app import create_app
 from renewals.webhooks.auth import sign
 from starter.binaries import find_binary
+from tests.browser import browser_or_skip, rendered_text
 from tests.keys import TEST_CONVERTER
 from tests.test_crash import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-UI_SHOT = ROOT.parent / "shared" / "tools" / "ui_shot.py"
 SECRETS = {"sms": "s3cret"}
 
 
@@ -195,47 +192,14 @@ async def served(temporal: WorkflowEnvironment, sqlite_db: Database) -> AsyncIte
     await asyncio.wait_for(task, timeout=10)
 
 
-def browser_or_skip() -> None:
-    if shutil.which("chromium") is None:
-        pytest.skip("no chromium: Debian's package `chromium` (./run test installs it as root)")
-    if not UI_SHOT.exists():
-        pytest.skip(f"{UI_SHOT} is not there (the shared tools sit beside the repository)")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        pytest.skip("no playwright (a dev dependency: pip install -e '.[dev]')")
-
-
 async def test_the_status_page_renders_in_a_real_browser(served: str, tmp_path: Path) -> None:
     browser_or_skip()
     shot = tmp_path / "status.png"
-    for text in ("Channel pauses", "sms paused", "Outbox backlog"):
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, str(UI_SHOT), f"{served}/status", str(shot), "--wait-ms", "300", "--text", text],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
+    text = await rendered_text(f"{served}/status", shot)
+    for expected in ("Channel pauses", "sms paused", "Outbox backlog"):
+        assert expected in text, expected
+    assert "No such text" not in text  # the check can fail
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
-    missing = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            str(UI_SHOT),
-            f"{served}/status",
-            str(shot),
-            "--wait-ms",
-            "100",
-            "--text",
-            "No such text",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert missing.returncode == 1  # the check can fail
 
 
 def test_json_log_lines_carry_the_journey_fields_and_mask_personal_data() -> None:

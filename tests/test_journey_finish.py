@@ -28,6 +28,7 @@ from renewals.models import journey_id
 from renewals.sendwindow import SendWindow
 from tests.factories import policy
 from tests.harness import INTAKE, MSK, TASK_QUEUE, channels_with, journey_harness, msk
+from tests.keys import TEST_CONVERTER
 from workflows.renewal import RenewalJourney
 
 
@@ -150,10 +151,20 @@ async def test_a_journey_sends_at_its_own_offset_into_the_window(tmp_path: Path)
         )
         await h.skip_to(msk(3, 7))
         status = await handle.query(RenewalJourney.status)
+        history = await handle.fetch_history()
     sent = status.timeline[0]
     assert sent.touchpoint == "d-45-sms"
     due = msk(3, 6, 9) + window.spread_offset(workflow_id)
     assert abs((sent.at - due).total_seconds()) < 5  # the timer's moment, plus the send itself
+    # the send carries that moment: the worker's lateness metric is measured from it
+    [scheduled] = [
+        e.activity_task_scheduled_event_attributes
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "send"
+    ]
+    [request] = await TEST_CONVERTER.decode(scheduled.input.payloads, [SendRequest])
+    assert request.due_at == due
 
 
 class HeldThenRefused(SingleProvider):

@@ -290,7 +290,9 @@ class RenewalJourney:
             await self._sends.suppress(touchpoint, "day_passed_before_intake", None)
 
     async def _sleep_until(self, due: datetime, touchpoint: Touchpoint) -> bool:
-        """Sleep until `due`; True if the touchpoint should run, False if the journey finished."""
+        """Sleep until `due`; True if the touchpoint should run, False if the journey finished.
+        The day's sends carry that moment (`SendRequest.due_at`): their lateness is measured from it."""
+        self._sends.due_at = self._window.next_open_moment(due, self._record.tz)
         while not self._finished:
             await self._settle_handoff()
             due = self._window.next_open_moment(max(due, workflow.now()), self._record.tz)

@@ -7,7 +7,7 @@ Workflow code (deterministic): all I/O is in `activities.renewal.JourneyActiviti
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple, TypeVar
 
 from temporalio import workflow
@@ -54,6 +54,9 @@ class JourneySends:
     def __init__(self, record: JourneyRecord) -> None:
         self._record = record
         self.tasks_requested = False  # an operator task was asked for: the end closes what is open
+        # The moment the day's touchpoints were due (the journey's own, with the window's spread):
+        # sent along so the worker's metrics measure lateness from it. Activity input only, no command.
+        self.due_at: datetime | None = None
 
     async def deliver(
         self,
@@ -79,6 +82,7 @@ class JourneySends:
                 "recipient": recipient,
                 "text": message.text,
                 "subject": message.subject,
+                "due_at": self.due_at,
                 **request,
             }
         )

@@ -14,9 +14,10 @@ Sends are counted once per outbox row that settles, so `renewals_sends_total` eq
   counts nothing.
 
 A retryable failure is an attempt error (`renewals_send_attempt_errors_total`), not a settled send.
-Lateness is from the activity's scheduled time — the moment the journey's timer fired and it handed
-the send over — to the provider's accept; a worker pool that lags behind its workflow tasks shows in
-the SDK's `temporal_workflow_task_schedule_to_start_latency_seconds`.
+Lateness is from the moment the touchpoint was due (`SendRequest.due_at`: the journey's own moment,
+the window's spread included; the activity's scheduled time for a request without it) to the
+provider's accept, so it includes a worker pool's lag behind its workflow tasks (the SDK's
+`temporal_workflow_task_schedule_to_start_latency_seconds` shows that part alone).
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class _ObservedActivity(ActivityInboundInterceptor):
             self.metrics.adjust_in_flight(channel, -1)
         provider = getattr(receipt, "provider", None) or NONE
         self._settled(request.channel, request.template, "sent", provider, NONE)
-        late = (datetime.now(UTC) - info.scheduled_time).total_seconds()
+        late = (datetime.now(UTC) - (request.due_at or info.scheduled_time)).total_seconds()
         self.metrics.send_lateness.record(max(late, 0.0), {"channel": channel})
         return receipt
 

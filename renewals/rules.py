@@ -219,6 +219,16 @@ ENDING_EVENTS = {
 }
 
 
+# A listed address of one channel only — an e-mail (unsubscribed, bounced, marked spam), a VK id (the
+# client forbade the community's messages) — stops that channel; a listed phone is the client's own
+# opt-out (a STOP, a do-not-contact told to Робот Даша or an operator) and ends the journey.
+CHANNEL_ONLY_ADDRESSES = frozenset({Channel.EMAIL, Channel.VK})
+
+
+def opt_out_ends_journey(channel: Channel) -> bool:
+    return channel not in CHANNEL_ONLY_ADDRESSES
+
+
 def opted_out_at_send(channel: Channel) -> str:
     """Why the journey ends when the send finds the client's address on the do-not-contact list."""
     if channel is Channel.ROBOT_CALL:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -16,6 +17,7 @@ from renewals.db.database import Database
 from renewals.db.tables import Base, OutboxRow, PortalRenewalRow, SandboxMessageRow
 from renewals.models import Channel
 from renewals.outbox import Outbox
+from tests.conftest import POSTGRES_URL
 
 
 def _request(touchpoint: str = "d-30-sms") -> SendRequest:
@@ -118,3 +120,32 @@ async def test_database_portal_reads_the_renewal_status(any_db: Database) -> Non
     missing = await portal.renewal_status(PortalQuery(policy_number="P-2", expires_on=date(2027, 4, 20)))
     assert (found.draft, found.quote, found.paid) == (True, False, False)
     assert (missing.draft, missing.quote, missing.paid) == (False, False, False)
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="PostgreSQL only (RENEWALS_TEST_POSTGRES_URL)")
+async def test_workers_starting_at_once_migrate_one_after_another(tmp_path: Path) -> None:
+    """Several workers migrate the same fresh PostgreSQL schema at once: the advisory lock makes them
+    take turns (without it, two create the same tables and one fails)."""
+    import asyncio
+    import uuid
+
+    from sqlalchemy import text as sql
+
+    assert POSTGRES_URL is not None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = Database(POSTGRES_URL)
+    async with admin.engine.begin() as connection:
+        await connection.execute(sql(f'CREATE SCHEMA "{schema}"'))
+    workers = [Database(POSTGRES_URL, schema=schema) for _ in range(4)]
+    try:
+        # without the lock they deadlock on each other's DDL (or one fails): bounded, so that fails too
+        await asyncio.wait_for(asyncio.gather(*(db.migrate() for db in workers)), timeout=60)
+        async with workers[0].engine.connect() as connection:
+            version = (await connection.execute(sql("SELECT version_num FROM alembic_version"))).scalar_one()
+        assert version == "0011"
+    finally:
+        for db in workers:
+            await db.dispose()
+        async with admin.engine.begin() as connection:
+            await connection.execute(sql(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()

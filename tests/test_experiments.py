@@ -155,7 +155,7 @@ async def _synthetic(db: Database, n: int, share: float, held_rate: float, treat
         jid = f"renewal-{i}"
         paid_at = datetime(2027, 5, 15, 12, tzinfo=UTC)
         arms.append(
-            {"journey_id": jid, "experiment": "base-sms-2027", "arm": arm.value, "unit_hash": f"{i:064x}",
+            {"journey_id": jid, "experiment": "base-sms-2027", "arm": arm.value,
              "policy_number": f"P{i}", "expires_on": ends, "product": product, "segment": "base",
              "agent_id": "A1", "assigned_at": paid_at - timedelta(days=50)}
         )  # fmt: skip

@@ -29,6 +29,7 @@ from renewals.sla.models import (
 from renewals.sla.targets import SlaTargets
 from renewals.webhooks.app import create_app
 from renewals.webhooks.auth import sign
+from renewals.webhooks.partners import signed_message
 from starter.sla.operations import start_application
 from starter.sla.simulate import register_sla_search_attributes, sla_worker
 from tests.sla_support import RecordingNotifier, move_clock_to, time_skipping_env
@@ -58,11 +59,10 @@ class Route:
     ) -> httpx.Response:
         body = raw if raw is not None else json.dumps(payload).encode()
         headers = {"Content-Type": "application/json"}
+        path = f"/partners/{partner}/applications/{application}/status"
         if secret is not None:
-            headers["X-Signature"] = sign(secret, body)
-        return await self.http.post(
-            f"/partners/{partner}/applications/{application}/status", content=body, headers=headers
-        )
+            headers["X-Signature"] = sign(secret, signed_message(path, body))
+        return await self.http.post(path, content=body, headers=headers)
 
     async def updates_accepted(self) -> int:
         history = await self.journey.fetch_history()
@@ -198,3 +198,16 @@ async def test_openapi_documents_the_route(route: Route) -> None:
     operation = schema["paths"]["/partners/{partner}/applications/{application_id}/status"]["post"]
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["status", "by"] and "401" in operation["responses"]
+
+
+async def test_a_signature_holds_for_its_own_application_only(route: Route) -> None:
+    """The path is signed with the body: a captured, validly signed change replayed on another
+    application (or partner) is refused before anything is parsed."""
+    body = json.dumps({"status": "calculated", "by": "Анна (cabinet)"}).encode()
+    captured = sign(SECRET, signed_message(f"/partners/{PARTNER}/applications/app-1/status", body))
+    other = await route.http.post(
+        f"/partners/{PARTNER}/applications/app-2/status",
+        content=body,
+        headers={"Content-Type": "application/json", "X-Signature": captured},
+    )
+    assert other.status_code == 401

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from renewals.journey_api import EntryStatus, Stage
     from renewals.models import channel_queue
     from renewals.outbox import OPTED_OUT
-    from renewals.rules import OPERATOR_RULE, Segment, Touchpoint, opted_out_at_send
+    from renewals.rules import OPERATOR_RULE, Segment, Touchpoint, opt_out_ends_journey, opted_out_at_send
     from renewals.sendwindow import SendWindow
     from renewals.templates import TEMPLATES, RenderedMessage, render
 from workflows.renewal_record import JourneyRecord
@@ -32,6 +32,8 @@ T = TypeVar("T")
 # its sends in flight cancelled, outcome `cancelled`, tasks closed, `record_stage` written.
 CLOSE_TASKS_PATCH = "close-operator-tasks"
 CANCEL_PATCH = "cancel-ends-journey"
+# A listed e-mail or VK id stops that channel, not the journey (before: any listed address ended it).
+CHANNEL_OPT_OUT_PATCH = "channel-only-opt-outs"
 TASK_REFUSED_OPTED_OUT = "the phone an operator would call is on the do-not-contact list"
 
 # The agent's card is read before a base SMS (patch id: journeys started before it read none). The
@@ -106,6 +108,8 @@ class JourneySends:
                 self._record.record(
                     touchpoint, EntryStatus.SUPPRESSED, failure_reason(error), recipient, None
                 )
+                if not opt_out_ends_journey(channel) and workflow.patched(CHANNEL_OPT_OUT_PATCH):
+                    return None  # that channel only: the other touchpoints go on
                 self._record.finish(Stage.OPTED_OUT, opted_out_at_send(channel))
                 return None
             await self.fail(touchpoint, failure_reason(error), recipient, message.text)

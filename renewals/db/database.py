@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -36,6 +36,9 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 def _begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+MIGRATION_LOCK = 0x72656E65  # the advisory lock's key: any constant the application owns
 
 
 class Database:
@@ -67,7 +70,9 @@ class Database:
         return self.engine.dialect.name
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+        """Bring the schema to the newest migration (idempotent). On PostgreSQL the migration holds a
+        transaction-scoped advisory lock: N workers starting at once (several hosts, a rolling
+        deploy) migrate one after another — the first upgrades, the others find the schema at head."""
 
         def upgrade(connection: Connection) -> None:
             config = alembic_config()
@@ -75,6 +80,8 @@ class Database:
             command.upgrade(config, "head")
 
         async with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             await connection.run_sync(upgrade)
 
     async def dispose(self) -> None:

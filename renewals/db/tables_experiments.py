@@ -34,7 +34,6 @@ class ExperimentArmRow(Base):
     journey_id: Mapped[str] = mapped_column(String(160), primary_key=True)
     experiment: Mapped[str] = mapped_column(String(63), primary_key=True, index=True)
     arm: Mapped[str] = mapped_column(String(16))  # holdout, treatment
-    unit_hash: Mapped[str] = mapped_column(String(64))  # the keyed hash, never the client's identity
     policy_number: Mapped[str] = mapped_column(String(64))
     expires_on: Mapped[date] = mapped_column(Date, index=True)
     product: Mapped[str] = mapped_column(String(16))

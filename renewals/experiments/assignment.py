@@ -34,7 +34,8 @@ def unit_identity(policy: Policy, unit: Unit) -> str:
 
 
 def identity_hash(experiment: Experiment, identity: str) -> str:
-    """The keyed hash of a unit's identity, hex: stored beside the arm instead of the identity."""
+    """The keyed hash of a unit's identity, hex. Never stored: the salt is configuration, not a
+    secret, and a phone and name could be recovered from it by trying them (the arm is kept instead)."""
     return hmac.new(experiment.key, identity.encode(), hashlib.sha256).hexdigest()
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from renewals.db.database import Database
 from renewals.db.tables_experiments import ExperimentArmRow, ExperimentRow
 from renewals.db.upsert import insert_ignoring_conflict
-from renewals.experiments.assignment import arms_for, unit_hash
+from renewals.experiments.assignment import arms_for
 from renewals.experiments.config import Experiment, overlapping
 from renewals.models import Policy, journey_id
 from renewals.rules import segment_of
@@ -78,7 +78,6 @@ async def record_arms(db: Database, policy: Policy, experiments: Sequence[Experi
     arms = arms_for(policy, list(experiments), today)
     if not arms:
         return 0
-    by_name = {e.name: e for e in experiments}
     written = 0
     workflow_id = journey_id(policy.number, policy.expires_on)
     async with db.session() as session, session.begin():
@@ -88,7 +87,6 @@ async def record_arms(db: Database, policy: Policy, experiments: Sequence[Experi
                 "journey_id": workflow_id,
                 "experiment": name,
                 "arm": arm.value,
-                "unit_hash": unit_hash(by_name[name], policy),
                 "policy_number": policy.number,
                 "expires_on": policy.expires_on,
                 "product": policy.product.value,

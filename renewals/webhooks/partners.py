@@ -42,6 +42,14 @@ from renewals.webhooks.auth import SIGNATURE_HEADER, authentic
 from renewals.webhooks.limits import read_body
 
 log = logging.getLogger(__name__)
+
+
+def signed_message(path: str, body: bytes) -> bytes:
+    """What the partner signs: the request's path, a newline, the raw body (HMAC-SHA256, hex, in
+    `X-Signature: sha256=…`), so a signature holds for one application's one change only."""
+    return path.encode() + b"\n" + body
+
+
 SOURCE = "partners"  # its secret's key in RENEWALS_WEBHOOK_SECRETS
 ROUTE = "/partners/{partner}/applications/{application_id}/status"
 MAX_BODY = 16 * 1024  # a status change is a few hundred bytes
@@ -112,7 +120,9 @@ def partner_router(client: Client, secrets: Mapping[str, str], timeout_seconds: 
     )
     async def change_status(partner: str, application_id: str, request: Request) -> PartnerStatusResult:
         body = await read_body(request, MAX_BODY)
-        if not authentic(secrets.get(SOURCE), body, request.headers.get(SIGNATURE_HEADER), None, False):
+        # The path is signed with the body: a captured change cannot be replayed on another application.
+        signed = signed_message(request.url.path, body)
+        if not authentic(secrets.get(SOURCE), signed, request.headers.get(SIGNATURE_HEADER), None, False):
             log.warning("rejected partner status change: bad or missing signature")
             raise HTTPException(status_code=401, detail=f"{SOURCE}: bad or missing signature")
         change = _validated(partner, application_id, body)

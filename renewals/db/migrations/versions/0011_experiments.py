@@ -31,7 +31,6 @@ def upgrade() -> None:
         sa.Column("journey_id", sa.String(length=160), nullable=False),
         sa.Column("experiment", sa.String(length=63), nullable=False),
         sa.Column("arm", sa.String(length=16), nullable=False),
-        sa.Column("unit_hash", sa.String(length=64), nullable=False),
         sa.Column("policy_number", sa.String(length=64), nullable=False),
         sa.Column("expires_on", sa.Date(), nullable=False),
         sa.Column("product", sa.String(length=16), nullable=False),

@@ -56,3 +56,25 @@ async def reencrypted(history: WorkflowHistory, source: Keyring, target: Keyring
                 [clear] = await decode.decode([payload])
                 payload.CopyFrom((await encode.encode([clear]))[0] if encode else clear)
     return copy
+
+
+def seal(clear: bytes) -> bytes:
+    """A fixture that holds client data (even fictional), encrypted with the test key as Temporal
+    payloads are: a serialized `Payload` through the `EncryptionCodec`. `unseal` reverses it."""
+    import asyncio
+
+    from renewals.encryption.codec import EncryptionCodec
+
+    [sealed] = asyncio.run(EncryptionCodec(TEST_KEYRING).encode([Payload(data=clear)]))
+    return sealed.SerializeToString()
+
+
+def unseal(sealed: bytes) -> bytes:
+    import asyncio
+
+    from renewals.encryption.codec import EncryptionCodec
+
+    payload = Payload()
+    payload.ParseFromString(sealed)
+    [clear] = asyncio.run(EncryptionCodec(TEST_KEYRING).decode([payload]))
+    return clear.data

@@ -5,8 +5,10 @@ the time-skipping server's clock runs on while a workflow task or an activity is
 seconds differed between two runs. A shift of less than a minute therefore goes unnoticed here; the
 journey tests assert exact moments where they matter.)
 
-Re-record only for an intended change of behaviour:
-`renewals simulate examples/scenarios.json > tests/golden/simulate_scenarios.json` (likewise for SLA).
+The renewal files hold (fictional) clients' names, phones and texts, so they are kept sealed with the
+test key, as Temporal payloads are (`tests.keys.seal`; `*.json.sealed`); the SLA one holds none.
+Re-record only for an intended change of behaviour: run `renewals simulate` on the unsealed input and
+seal its output (`python -c "from tests.keys import seal; …"`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.keys import unseal
+
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -24,21 +28,28 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 @pytest.mark.parametrize(
     ("command", "example", "golden"),
     [
-        (["simulate"], "examples/scenarios.json", "simulate_scenarios.json"),
+        (["simulate"], "examples/scenarios.json", "simulate_scenarios.json.sealed"),
         # 30 scenarios over every product, the gate, late intake, each robot outcome and event type
-        (["simulate"], "tests/golden/scenarios_branches.json", "simulate_branches.json"),
+        (["simulate"], "tests/golden/scenarios_branches.json.sealed", "simulate_branches.json.sealed"),
         (["sla", "simulate"], "examples/sla_applications.json", "sla_simulate.json"),
     ],
     ids=["renewals simulate", "renewals simulate (branches)", "renewals sla simulate"],
 )
-def test_simulate_output_is_byte_identical_to_golden(command: list[str], example: str, golden: str) -> None:
+def test_simulate_output_is_byte_identical_to_golden(
+    command: list[str], example: str, golden: str, tmp_path: Path
+) -> None:
+    source = ROOT / example
+    if source.suffix == ".sealed":
+        source = tmp_path / source.stem
+        source.write_bytes(unseal((ROOT / example).read_bytes()))
     result = subprocess.run(
-        [sys.executable, "-m", "starter.cli", *command, str(ROOT / example)],
+        [sys.executable, "-m", "starter.cli", *command, str(source)],
         cwd=ROOT,
         capture_output=True,
         timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stderr.decode()
-    expected = (GOLDEN / golden).read_bytes()
+    recorded = (GOLDEN / golden).read_bytes()
+    expected = unseal(recorded) if golden.endswith(".sealed") else recorded
     assert result.stdout == expected, "output differs from the golden file: " + golden

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import CursorResult, delete, select, update
 
 from renewals.alerts import Alert, Alerts, current_alerts
-from renewals.db.database import Database
+from renewals.db.database import Database, as_utc
 from renewals.db.tables import ChannelPauseRow, OptOutChangeRow, OptOutRow
 from renewals.db.upsert import insert_ignoring_conflict
 from renewals.models import Channel
@@ -227,13 +227,13 @@ class ChannelPauses:
             self._cache = {row.channel: row for row in rows}
             self._read_at = wall
         row = self._cache.get(channel.value)
-        if row is None or _aware(row.paused_until) <= now:
+        if row is None or as_utc(row.paused_until) <= now:
             return None
         return row
 
     @staticmethod
     def until(row: ChannelPauseRow) -> datetime:
-        return _aware(row.paused_until)
+        return as_utc(row.paused_until)
 
     async def pause_channel(self, channel: Channel, reason: str, now: datetime) -> datetime:
         """Pause the channel until `now + pause` (extending a pause in force). The one caller that
@@ -274,8 +274,3 @@ class ChannelPauses:
 
 def _rowcount(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes for timezone columns; they were stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

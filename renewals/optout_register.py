@@ -18,12 +18,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
-from renewals.db.database import Database
+from renewals.db.database import Database, as_utc
 from renewals.db.tables import ClientRow, OptOutChangeRow, OptOutRow, OutboxRow, PolicyRow
 from renewals.delivery import Listing, OptOuts, masked_address
 from renewals.models import journey_id as journey_id_of
@@ -284,7 +284,7 @@ def _entry(row: OptOutRow) -> Entry:
         by=row.added_by,
         reason=row.reason,
         journey_id=row.journey_id,
-        listed_at=_utc(row.created_at),
+        listed_at=as_utc(row.created_at),
     )
 
 
@@ -297,9 +297,5 @@ def _change(row: OptOutChangeRow) -> Change:
         source=row.source,
         by=row.actor,
         reason=row.reason,
-        at=_utc(row.at),
+        at=as_utc(row.at),
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
@@ -36,6 +37,12 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 def _begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A moment read back from a `DateTime(timezone=True)` column, aware: SQLite hands it back naive
+    (it was stored in UTC), PostgreSQL aware. The one place that knows it."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 MIGRATION_LOCK = 0x72656E65  # the advisory lock's key: any constant the application owns

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from renewals.db.database import Database
+from renewals.db.database import Database, as_utc
 from renewals.db.tables import OutboxRow
 from renewals.db.tables_ops import WebhookEventRow
 from renewals.experiments.outcomes import Outcome
@@ -57,11 +57,11 @@ async def attribute(db: Database, secured: Sequence[Outcome], window_days: int =
         last: dict[str, tuple[datetime, str]] = {}
         for journey, template, at in sends:
             result.sent_by_template[template] += 1
-            sent, moment = _aware(at), _secured_at(timed[journey])
+            sent, moment = as_utc(at), _secured_at(timed[journey])
             later = journey not in last or sent > last[journey][0]
             if sent <= moment and moment - sent <= window and later:
                 last[journey] = (sent, template)
-        engaged = {journey for journey, at in facts if _aware(at) <= _secured_at(timed[journey])}
+        engaged = {journey for journey, at in facts if as_utc(at) <= _secured_at(timed[journey])}
         for journey in chunk:
             template = last[journey][1] if journey in last else NO_TOUCH
             result.secured += 1
@@ -71,11 +71,6 @@ async def attribute(db: Database, secured: Sequence[Outcome], window_days: int =
     return result
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive (they were written in UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _secured_at(outcome: Outcome) -> datetime:
     assert outcome.secured_at is not None  # only timed outcomes are attributed
-    return _aware(outcome.secured_at)
+    return as_utc(outcome.secured_at)

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import func, select
 from temporalio.client import Client
 
-from renewals.db.database import Database
+from renewals.db.database import Database, as_utc
 from renewals.db.tables import ChannelPauseRow, JourneyRow, OperatorTaskRow, OutboxRow
 from renewals.journey_api import TERMINAL_STAGES, Stage
 from renewals.models import Channel
@@ -44,10 +44,6 @@ class Snapshot:
     tasks: dict[str, int] = field(default_factory=dict)  # status → operator tasks
     oldest_open_task: float = 0.0  # seconds
     sends_today: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, status) → rows
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives naive UTC
 
 
 RUNNING = "WorkflowType = 'RenewalJourney' AND ExecutionStatus = 'Running' AND JourneyStage = '{stage}'"
@@ -99,13 +95,13 @@ class DatabaseGauges:
             for channel, count, oldest in pending:
                 snap.pending[channel] = int(count)
                 snap.oldest_pending[channel] = (
-                    max((now - _aware(oldest)).total_seconds(), 0.0) if oldest else 0.0
+                    max((now - as_utc(oldest)).total_seconds(), 0.0) if oldest else 0.0
                 )
             for row in await connection.execute(
                 select(ChannelPauseRow.channel, ChannelPauseRow.paused_until, ChannelPauseRow.reason)
             ):
-                if _aware(row.paused_until) > now:
-                    snap.pauses.append(Pause(row.channel, _aware(row.paused_until), row.reason))
+                if as_utc(row.paused_until) > now:
+                    snap.pauses.append(Pause(row.channel, as_utc(row.paused_until), row.reason))
             stages = await connection.execute(
                 select(JourneyRow.stage, func.count()).group_by(JourneyRow.stage)
             )
@@ -120,7 +116,7 @@ class DatabaseGauges:
                 )
             ).scalar_one_or_none()
             if oldest_task is not None:
-                snap.oldest_open_task = max((now - _aware(oldest_task)).total_seconds(), 0.0)
+                snap.oldest_open_task = max((now - as_utc(oldest_task)).total_seconds(), 0.0)
             today_rows = await connection.execute(
                 select(OutboxRow.channel, OutboxRow.status, func.count())
                 .where(OutboxRow.updated_at >= start, OutboxRow.updated_at < start + timedelta(days=1))

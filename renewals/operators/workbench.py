@@ -21,7 +21,7 @@ from sqlalchemy import exists, select, update
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from renewals.db.database import Database
+from renewals.db.database import Database, as_utc
 from renewals.db.tables import AgentRow, JourneyRow, OperatorTaskRow, PolicyRow
 from renewals.db.tables_ops import OperatorClaimRow
 from renewals.journey_api import TERMINAL_STAGES, OperatorOutcome, OperatorOutcomeReport
@@ -277,13 +277,13 @@ class Workbench:
         claim = await self._claim_row(row.id)
         return Task(
             **{name: getattr(row, name) for name in TASK_COLUMNS},
-            created_at=_utc(row.created_at),
+            created_at=as_utc(row.created_at),
             operator=_operator(claim),
             agent_id=agent.id if agent else None,
             agent_name=agent.name if agent else None,
             agent_phone=agent.phone if agent else None,
             note=claim.note if claim else None,
-            callback_at=_utc(claim.callback_at) if claim and claim.callback_at else None,
+            callback_at=as_utc(claim.callback_at) if claim and claim.callback_at else None,
         )
 
 
@@ -304,8 +304,3 @@ def _checked_id(number: int) -> int:
 def _operator(claim: OperatorClaimRow | None) -> str | None:
     """Who claimed the task, if anyone did."""
     return claim.operator if claim and claim.operator != NOBODY else None
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes (stored in UTC): make them comparable with aware ones."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

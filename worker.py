@@ -30,7 +30,7 @@ from renewals.settings import Settings, get_settings
 from renewals.temporal.connection import connect
 from workflows.intake import DailyIntake
 from workflows.renewal import RenewalJourney
-from workflows.runner import SANDBOXED_RUNNER
+from workflows.runner import SANDBOXED_RUNNER, workflow_runner
 from workflows.sla import PartnerApplication
 
 __all__ = ["WORKFLOWS", "JourneyWorkers", "build_worker", "run_worker"]
@@ -80,8 +80,8 @@ def build_worker(
     `fail_fast` (tests, simulation) fails a workflow on any exception instead of retrying its task
     forever, so a bug shows up as an error rather than a hang. `cache_size` caps the sticky cache of
     the journey worker and `channel_slots` the concurrent sends of each channel worker (defaults: the
-    SDK's). `runner` is the sandbox everywhere but in `renewals simulate`, which runs only this
-    repository's workflows, already checked by the sandboxed tests, and wants the speed.
+    SDK's). `runner` is the sandbox by default (tests, replay); the production worker and
+    `renewals simulate` pass theirs (workflows/runner.py: unsandboxed unless RENEWALS_WORKFLOW_SANDBOX).
     `interceptors` observe every worker (metrics and log fields: renewals/observability)."""
     all_activities = [*activities.all(), *extra_activities]
     main = Worker(
@@ -126,6 +126,7 @@ def assemble_worker(
         journey,
         rates=settings.rates(),
         cache_size=settings.workflow_cache_size,
+        runner=workflow_runner(settings.workflow_sandbox),
         channel_slots=settings.channel_activity_slots,
         extra_activities=[
             *SlaActivities.for_worker(db, settings, journey.send).all(),

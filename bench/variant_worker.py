@@ -11,6 +11,8 @@ Variants:
 - `nocheck`: the SMSC adapter sends without its `/sys/status.php` pre-check (one HTTP call less per SMS).
 - `quiet`: logging at WARNING (no INFO line per send).
 - `cacheN` (e.g. `cache200`): the journey worker keeps at most N workflows in its sticky cache.
+- `passthrough`: the workflows package passed through the sandbox (imported once, not per run).
+- `unsandboxed`: the journey worker runs workflows without the sandbox (as `renewals simulate` does).
 - `nocodec`: the worker's client uses the plain pydantic converter (`data_converter(None)`): payloads go
   to Temporal unencrypted. Only for measuring the codec's cost (`python -m bench --codec N`); the bench
   client that starts the journeys must then be unencrypted too (`bench.infra.pydantic_client`).
@@ -47,6 +49,18 @@ def apply(variants: list[str]) -> None:
             worker_kwargs["max_concurrent_activities"] = int(variant[5:])
         elif variant.startswith("cache"):
             journey_kwargs["max_cached_workflows"] = int(variant[5:])
+        elif variant == "passthrough":
+            from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+            from workflows.runner import SANDBOXED_RUNNER
+
+            journey_kwargs["workflow_runner"] = SandboxedWorkflowRunner(
+                restrictions=SANDBOXED_RUNNER.restrictions.with_passthrough_modules("workflows")
+            )
+        elif variant == "unsandboxed":
+            from temporalio.worker import UnsandboxedWorkflowRunner
+
+            journey_kwargs["workflow_runner"] = UnsandboxedWorkflowRunner()
         elif variant == "nocheck":
             from renewals.channels import smsc
 

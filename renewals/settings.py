@@ -47,10 +47,13 @@ class Settings(BaseSettings):
     # How long a CLI command waits for one Temporal call (the server, or a worker's answer to an update)
     # before it gives up with one line saying what it waited for. Services never time out this way.
     temporal_call_timeout_seconds: float = 30.0
-    # Worker tuning. Sleeping journeys gain nothing from staying in the sticky cache (they wake days
-    # later and replay cheaply), and each cached one costs ≈ 200 KiB; a channel worker with more slots
-    # than its provider can serve only queues sends inside the process (Little's law).
-    workflow_cache_size: int = 250
+    # Worker tuning (docs/performance.md). The sticky cache must hold the journeys awake at once: a
+    # journey evicted mid-touchpoint replays its history on every workflow task. Unsandboxed, a cached
+    # journey costs ≈ 100 KiB of RSS. The sandbox (workflows/runner.py) re-imports the workflow modules per
+    # run; tests always use it, production may (`true`) at ≈ half the burst drain. A channel worker
+    # with more slots than its provider can serve only queues sends inside the process (Little's law).
+    workflow_cache_size: int = 1000
+    workflow_sandbox: bool = False
     channel_activity_slots: int = 20
 
     # The application database: SQLite file by default, PostgreSQL in production.

@@ -231,7 +231,6 @@ def _run_chunk(scenarios: list[Scenario], ids: dict[str, str]) -> list[tuple[str
 async def _run_scenarios(scenarios: list[Scenario], ids: dict[str, str]) -> list[tuple[str, JourneyStatus]]:
     from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
     from temporalio.testing import WorkflowEnvironment
-    from temporalio.worker import UnsandboxedWorkflowRunner
 
     from activities.renewal import JourneyActivities
     from renewals.channels.factory import recording_channels
@@ -242,6 +241,7 @@ async def _run_scenarios(scenarios: list[Scenario], ids: dict[str, str]) -> list
     from renewals.temporal.setup import register_search_attributes
     from starter.binaries import find_binary
     from worker import build_worker
+    from workflows.runner import UNSANDBOXED_RUNNER
     from workflows.simulation import SimulateScenario
 
     server = find_binary("temporal-test-server")
@@ -258,15 +258,14 @@ async def _run_scenarios(scenarios: list[Scenario], ids: dict[str, str]) -> list
         robot = ScriptedRobot(db, script={ids[s.id]: s.robot for s in scenarios})
         # Scenarios are independent what-ifs, often for the same client: no shared opt-out list.
         activities = JourneyActivities(db, recording_channels(db, robot), opt_outs_per_journey=True)
-        # The sandbox guards determinism in development and production; here it would only cost
-        # time: the workflows are this repository's, checked by the sandboxed test suite.
+        # Unsandboxed like the production worker (workflows/runner.py): the sandboxed tests check them.
         async with build_worker(
             env.client,
             TASK_QUEUE,
             activities,
             [SimulateScenario],
             fail_fast=True,
-            runner=UnsandboxedWorkflowRunner(),
+            runner=UNSANDBOXED_RUNNER,
         ):
             with env.auto_time_skipping_disabled():
                 handles = [

@@ -27,6 +27,10 @@ with workflow.unsafe.imports_passed_through():
     from renewals.rules import PROGRESS, Touchpoint
     from renewals.sendwindow import zone
 
+# The stage search attribute is upserted only when the stage changes (before: on every publish, so
+# each touchpoint's "next" wrote an unchanged stage: one history event and one visibility write each).
+STAGE_UPSERT_PATCH = "stage-upserts-on-change"
+
 
 class JourneyRecord:
     """The journey's visible state; the workflow decides, this keeps the account of it."""
@@ -39,6 +43,7 @@ class JourneyRecord:
         self.timeline: list[TimelineEntry] = []
         self.events: list[ReceivedEvent] = []
         self.next: NextTouchpoint | None = None
+        self._stage_shown: Stage | None = None  # the stage the search attribute holds
 
     def replace_policy(self, policy: Policy) -> None:
         self.policy = policy
@@ -137,7 +142,9 @@ class JourneyRecord:
 
     def publish(self) -> None:
         """Keep the Temporal UI truthful: stage search attribute and the current-details text."""
-        workflow.upsert_search_attributes([sa.JOURNEY_STAGE.value_set(self.stage.value)])
+        if self.stage is not self._stage_shown or not workflow.patched(STAGE_UPSERT_PATCH):
+            workflow.upsert_search_attributes([sa.JOURNEY_STAGE.value_set(self.stage.value)])
+            self._stage_shown = self.stage
         self.show_details()
 
     def mark_send_failed(self) -> None:
@@ -156,7 +163,9 @@ class JourneyRecord:
         workflow.set_current_details("\n\n".join(lines))
 
     def search_attributes(self) -> list[SearchAttributeUpdate[Any]]:
+        """Every attribute, the stage included (the caller upserts them: the stage is then shown)."""
         policy = self.policy
+        self._stage_shown = self.stage
         expires_at = datetime.combine(policy.expires_on, time(0), tzinfo=self.tz)
         return [
             sa.POLICY_NUMBER.value_set(policy.number),

@@ -6,7 +6,8 @@ retry finds it pending (`OutboxState.resumed`), so the provider is asked to reco
 query; VK and the robot drop a repeated key themselves) and nothing goes out twice.
 
 The claim is the hot path of every send: one transaction, Core statements, that also reads the
-opt-out list — a fresh row for an opted-out address is written `suppressed` at once.
+opt-out list — a fresh row for an opted-out address is written `suppressed` at once. Concurrent
+claims (and marks) share their transaction: renewals/db/group_commit.py.
 """
 
 from __future__ import annotations
@@ -14,20 +15,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from renewals.activity_io import SendRequest, SuppressionRecord, dedup_key
 from renewals.db.database import Database
+from renewals.db.group_commit import GroupCommit
 from renewals.db.tables import OptOutRow, OutboxRow
-from renewals.db.upsert import insert_ignoring_conflict
+from renewals.db.upsert import insert_ignoring_conflict, insert_new_rows
 
 OPTED_OUT = "OptedOut"
 MARK_PATIENCE = 20.0  # seconds `mark` keeps trying (the send activity's start-to-close is 30 s)
 log = logging.getLogger(__name__)
+_MARK = (
+    update(OutboxRow)
+    .where(OutboxRow.dedup_key == bindparam("b_key"))
+    .values(
+        status=bindparam("b_status"),
+        reason=bindparam("b_reason"),
+        provider=bindparam("b_provider"),
+        provider_message_id=bindparam("b_message_id"),
+        updated_at=bindparam("b_at"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,11 @@ class OutboxState:
 class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Concurrent sends' claims and marks each share a transaction (renewals/db/group_commit.py).
+        self._claims: GroupCommit[tuple[SendRequest, str | None], OutboxState] = GroupCommit(
+            db.engine, self._claim_all
+        )
+        self._marks: GroupCommit[dict[str, Any], None] = GroupCommit(db.engine, self._mark_all)
 
     async def claim(self, request: SendRequest, opt_out_key: str | None = None) -> OutboxState:
         """Create the row unless it exists, and check the opt-out list, in one transaction.
@@ -53,52 +74,79 @@ class Outbox:
         A new row is `pending`, or `suppressed` ("OptedOut: <reason>") when `opt_out_key` (see
         `OptOuts.key`) has opted out. An existing row comes back as it is; a pending one is `resumed`.
         """
+        return await self._claims.submit((request, opt_out_key))
+
+    async def _claim_all(
+        self, connection: AsyncConnection, claims: Sequence[tuple[SendRequest, str | None]]
+    ) -> list[OutboxState]:
+        """A batch of claims in three statements: the opt-out list for every key, one insert of the
+        new rows (the database says which were new), the existing rows read back."""
         now = datetime.now(UTC)
-        channel, recipient, text = request.channel, request.recipient, request.text
-        async with self.db.engine.begin() as connection:
-            opted_out = None
-            if opt_out_key:
-                opted_out = (
-                    await connection.execute(
-                        select(OptOutRow.reason).where(OptOutRow.address_hash == opt_out_key)
-                    )
-                ).scalar_one_or_none()
-            status = "pending" if opted_out is None else "suppressed"
-            reason = None if opted_out is None else f"{OPTED_OUT}: {opted_out}"
-            values = {
-                "dedup_key": request.dedup_key,
-                "journey_id": request.journey_id,
-                "touchpoint": request.touchpoint,
-                "channel": channel.value,
-                "recipient": recipient,
-                "template": request.template,
-                "text": text,
-                "status": status,
-                "reason": reason,
-                "created_at": now,
-                "updated_at": now,
-            }
-            inserted = await connection.execute(
-                insert_ignoring_conflict(self.db.dialect, OutboxRow, values, ["dedup_key"])
+        keys = {key for _, key in claims if key}
+        listed: dict[str, str] = {}
+        if keys:
+            found = await connection.execute(
+                select(OptOutRow.address_hash, OptOutRow.reason).where(OptOutRow.address_hash.in_(keys))
             )
-            if inserted.rowcount == 1:
-                return OutboxState(status, reason, None, None)
-            row = (
+            listed = {row.address_hash: row.reason for row in found}
+        rows: dict[str, dict[str, Any]] = {}
+        for request, key in claims:
+            opted_out = listed.get(key) if key else None
+            rows.setdefault(
+                request.dedup_key,
+                {
+                    "dedup_key": request.dedup_key,
+                    "journey_id": request.journey_id,
+                    "touchpoint": request.touchpoint,
+                    "channel": request.channel.value,
+                    "recipient": request.recipient,
+                    "template": request.template,
+                    "text": request.text,
+                    "status": "pending" if opted_out is None else "suppressed",
+                    "reason": None if opted_out is None else f"{OPTED_OUT}: {opted_out}",
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+        inserted = set(
+            (
                 await connection.execute(
-                    select(
-                        OutboxRow.status, OutboxRow.reason, OutboxRow.provider, OutboxRow.provider_message_id
-                    ).where(OutboxRow.dedup_key == request.dedup_key)
+                    insert_new_rows(self.db.dialect, OutboxRow, list(rows.values()), ["dedup_key"]).returning(
+                        OutboxRow.dedup_key
+                    )
                 )
-            ).one()
-        pending = row.status == "pending"
-        return OutboxState(
-            row.status,
-            row.reason,
-            row.provider,
-            row.provider_message_id,
-            resumed=pending,
-            opted_out=opted_out if pending else None,
+            ).scalars()
         )
+        existing = [key for key in rows if key not in inserted]
+        before: dict[str, Any] = {}
+        if existing:
+            found = await connection.execute(
+                select(
+                    OutboxRow.dedup_key,
+                    OutboxRow.status,
+                    OutboxRow.reason,
+                    OutboxRow.provider,
+                    OutboxRow.provider_message_id,
+                ).where(OutboxRow.dedup_key.in_(existing))
+            )
+            before = {row.dedup_key: row for row in found}
+        states = []
+        first = set(inserted)  # a repeat of a new key in the same batch finds the row pending
+        for request, key in claims:
+            dedup, row = request.dedup_key, rows[request.dedup_key]
+            if dedup in first:
+                first.discard(dedup)
+                states.append(OutboxState(row["status"], row["reason"], None, None))
+                continue
+            old = before.get(dedup)
+            status, reason = (old.status, old.reason) if old else (row["status"], row["reason"])
+            provider, message_id = (old.provider, old.provider_message_id) if old else (None, None)
+            pending = status == "pending"
+            opted_out = listed.get(key) if key and pending else None
+            states.append(
+                OutboxState(status, reason, provider, message_id, resumed=pending, opted_out=opted_out)
+            )
+        return states
 
     async def mark(
         self,
@@ -113,23 +161,19 @@ class Outbox:
         hiccup (SQLite's write lock under a burst, a dropped PostgreSQL connection) is retried here,
         for up to `MARK_PATIENCE`: failing the activity instead would make its retry ask the provider
         again — harmless for SMSC, VK and the robot, a second e-mail over SMTP."""
-        statement = (
-            update(OutboxRow)
-            .where(OutboxRow.dedup_key == key)
-            .values(
-                status=status,
-                reason=reason,
-                provider=provider,
-                provider_message_id=provider_message_id,
-                updated_at=datetime.now(UTC),
-            )
-        )
+        values = {
+            "b_key": key,
+            "b_status": status,
+            "b_reason": reason,
+            "b_provider": provider,
+            "b_message_id": provider_message_id,
+            "b_at": datetime.now(UTC),
+        }
         deadline = time.monotonic() + MARK_PATIENCE
         delay = 0.05
         while True:
             try:
-                async with self.db.engine.begin() as connection:
-                    await connection.execute(statement)
+                await self._marks.submit(values)
                 return
             except (OperationalError, InterfaceError) as error:
                 if time.monotonic() + delay > deadline:
@@ -137,6 +181,11 @@ class Outbox:
                 log.warning("outbox %s not marked %s yet (%s): retrying", key, status, error.orig)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    async def _mark_all(self, connection: AsyncConnection, marks: Sequence[dict[str, Any]]) -> list[None]:
+        """A batch of marks: one UPDATE executed for every row (one round trip)."""
+        await connection.execute(_MARK, list(marks))
+        return [None] * len(marks)
 
     async def record(self, record: SuppressionRecord) -> None:
         """Keep a touchpoint that did not go out (suppressed or failed) with its reason; idempotent."""

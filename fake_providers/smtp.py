@@ -76,13 +76,18 @@ class SmtpSink:
         self.gateway = gateway
         self.host = host
         self.port = port
+        self.sessions = 0  # SMTP connections accepted (tests: the adapter reuses its sessions)
         self._server: asyncio.Server | None = None
+
+    def _session(self, handler: _Handler, loop: asyncio.AbstractEventLoop) -> SMTP:
+        self.sessions += 1
+        return SMTP(handler, hostname="gateway.local", loop=loop)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         handler = _Handler(self.gateway)
         self._server = await loop.create_server(
-            lambda: SMTP(handler, hostname="gateway.local", loop=loop), self.host, self.port
+            lambda: self._session(handler, loop), self.host, self.port
         )
         self.port = self._server.sockets[0].getsockname()[1]
 

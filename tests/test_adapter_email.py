@@ -175,3 +175,24 @@ async def test_connection_refused_is_transient_and_not_accepted() -> None:
 def test_classification(exc: aiosmtplib.SMTPException, kind: type[Exception], error_type: str) -> None:
     error = classify_smtp_error("smtp", exc)
     assert isinstance(error, kind) and getattr(error, "error_type", None) == error_type
+
+
+async def test_messages_share_one_session_and_a_failed_session_is_never_reused(sink: SmtpSink) -> None:
+    smtp = provider(sink)
+    for i in range(3):
+        await smtp.send(email_request(touchpoint=f"d-{i}-email"))
+    assert sink.sessions == 1  # connect, EHLO and the rest once for three messages
+    sink.gateway.configure_faults(FaultConfig(blocked_recipients=["blocked@example.ru"]))
+    with pytest.raises(PermanentSendError):
+        await smtp.send(email_request(recipient="blocked@example.ru"))
+    await smtp.send(email_request(touchpoint="d-5-email"))
+    assert sink.sessions == 2  # the refused message's session was closed; the next one is new
+    assert len(sink.gateway.log.records("email")) == 4
+    await smtp.aclose()
+
+
+async def test_without_reuse_each_message_has_its_own_session(sink: SmtpSink) -> None:
+    smtp = provider(sink, session_idle_seconds=0)
+    for i in range(3):
+        await smtp.send(email_request(touchpoint=f"d-{i}-email"))
+    assert sink.sessions == 3

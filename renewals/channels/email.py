@@ -10,12 +10,22 @@ it again — **at-least-once on ambiguous failures**. What keeps that harmless: 
 a deterministic `Message-ID`, identical on every resend, so the second copy is recognisable as the
 same message (mail stores and clients collapse it, support can search for it; the fake providers'
 gateway logs it as a repeat). Failures before DATA (connect, auth, a refused recipient) send nothing.
+
+Sessions are reused: a message goes out on an SMTP session left open by an earlier one (connect,
+EHLO, STARTTLS and AUTH once, not per message — in the morning burst they were most of the e-mail
+channel's cost). A session is reused only while fresh (`session_idle_seconds`, below the idle limit
+relays enforce) and for up to `messages_per_session`; one that failed in any way is closed, never
+reused, so a retry always starts on a new session.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
+import socket
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
@@ -46,6 +56,9 @@ class EmailConfig(BaseModel):
     timeout_seconds: float = 30.0
     message_id_domain: str | None = None  # default: the sender address's domain
     default_subject: str = "Продление полиса"
+    session_idle_seconds: float = 10.0  # an idle session older than this is closed, not reused; 0: no reuse
+    messages_per_session: int = 100  # relays cap messages per connection (Postfix: 100 by default)
+    local_hostname: str | None = None  # the EHLO name; default: this host's name, looked up once
 
 
 def message_id_for(dedup_key: str, domain: str) -> str:
@@ -98,6 +111,13 @@ def classify_smtp_error(provider: str, exc: aiosmtplib.SMTPException) -> Excepti
     return ProviderUnavailable(f"{provider}: {type(exc).__name__}", provider=provider)
 
 
+@dataclass
+class _Session:
+    smtp: aiosmtplib.SMTP
+    idle_since: float = 0.0
+    messages: int = 0
+
+
 class EmailProvider(SingleProvider):
     """E-mail through any SMTP relay (no status query: the Message-ID is derived from the key)."""
 
@@ -105,6 +125,8 @@ class EmailProvider(SingleProvider):
         self.config = config
         self.name = name
         self._domain = config.message_id_domain or config.sender_address.rpartition("@")[2]
+        self._idle: list[_Session] = []  # open sessions waiting for the next message, newest last
+        self._local_hostname = config.local_hostname
 
     def build(self, request: SendRequest) -> EmailMessage:
         """The message exactly as it goes out (tests and the audit inspect it)."""
@@ -121,24 +143,75 @@ class EmailProvider(SingleProvider):
 
     async def send(self, request: SendRequest) -> str:
         message = self.build(request)
-        password = self.config.password.get_secret_value() if self.config.password else None
+        session: _Session | None = None
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.config.host,
-                port=self.config.port,
-                username=self.config.username,
-                password=password,
-                use_tls=self.config.use_tls,
-                start_tls=self.config.start_tls,
-                validate_certs=self.config.validate_certs,
-                timeout=self.config.timeout_seconds,
-            )
+            session = await self._session()
+            await session.smtp.send_message(message)
         except aiosmtplib.SMTPException as exc:
+            self._discard(session)
             raise classify_smtp_error(self.name, exc) from None
         except OSError as exc:  # DNS failure, refused connection before aiosmtplib wraps it
+            self._discard(session)
             raise ProviderUnavailable(f"{self.name}: {type(exc).__name__}", provider=self.name) from None
+        except BaseException:
+            self._discard(session)
+            raise
+        await self._release(session)
         return str(message["Message-ID"])
+
+    async def aclose(self) -> None:
+        while self._idle:
+            await self._quit(self._idle.pop())
+
+    async def _session(self) -> _Session:
+        """A fresh-enough open session, or a new one (connected, EHLO, STARTTLS, AUTH)."""
+        now = time.monotonic()
+        while self._idle:
+            session = self._idle.pop()
+            if session.smtp.is_connected and now - session.idle_since < self.config.session_idle_seconds:
+                return session
+            await self._quit(session)
+        if self._local_hostname is None:  # the EHLO name, looked up once (a DNS call per session else)
+            self._local_hostname = await asyncio.get_running_loop().run_in_executor(None, socket.getfqdn)
+        config = self.config
+        smtp = aiosmtplib.SMTP(
+            hostname=config.host,
+            port=config.port,
+            username=config.username,
+            password=config.password.get_secret_value() if config.password else None,
+            use_tls=config.use_tls,
+            start_tls=config.start_tls,
+            validate_certs=config.validate_certs,
+            timeout=config.timeout_seconds,
+            local_hostname=self._local_hostname,
+        )
+        session = _Session(smtp)
+        try:
+            await smtp.connect()
+        except BaseException:
+            self._discard(session)
+            raise
+        return session
+
+    async def _release(self, session: _Session) -> None:
+        session.messages += 1
+        if self.config.session_idle_seconds <= 0 or session.messages >= self.config.messages_per_session:
+            await self._quit(session)
+            return
+        session.idle_since = time.monotonic()
+        self._idle.append(session)
+
+    async def _quit(self, session: _Session) -> None:
+        try:
+            await session.smtp.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            session.smtp.close()
+
+    @staticmethod
+    def _discard(session: _Session | None) -> None:
+        """A session that failed is closed at once (never reused: its state is unknown)."""
+        if session is not None:
+            session.smtp.close()
 
     def __repr__(self) -> str:
         sender = mask_address("email", self.config.sender_address)

@@ -1,6 +1,6 @@
 """`python -m bench`: bare Temporal vs our journeys, on dev servers this run starts itself.
 
-Defaults fit a 2-core machine in under 15 minutes; see docs/performance.md for every flag.
+Defaults fit a 2-core machine in about 15 minutes; see docs/performance.md for every flag.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import signal
 import sys
 import tempfile
@@ -34,16 +35,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--servers",
-        default="memory,sqlite",
-        help="dev-server modes to run the burst on: memory, sqlite or both (default both)",
+        default="memory",
+        help="dev-server modes to run the burst on: memory, sqlite or both (default memory)",
     )
     parser.add_argument(
         "--memory-steps",
-        default="1000,10000",
-        help="sleeping-journey counts for the RSS phase (cumulative; default 1000,10000)",
+        default="",
+        help="sleeping-journey counts for the RSS phase (cumulative; default none: the bursts record the "
+        "RSS with 1,000 and 10,000 journeys asleep; --full: 1000,10000,100000)",
     )
     parser.add_argument(
-        "--full", action="store_true", help="add the 100,000-journey memory step (about 20 more minutes here)"
+        "--full",
+        action="store_true",
+        help="add the RSS phase up to 100,000 sleeping journeys (≈ 30 min here)",
     )
     parser.add_argument(
         "--simulate",
@@ -73,13 +77,36 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default="",
         help="experiment: run our worker through bench.variant_worker with these patches (e.g. pool1)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="worker processes for our burst (default 1)")
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="worker processes for our burst: each count > 1 is run again on the last --app-db, and the "
+        "scaling factor reported (default 1,2)",
+    )
+    parser.add_argument(
+        "--app-db",
+        default="sqlite,postgresql",
+        help="application databases for our burst: sqlite (a file), postgresql (a fresh database on the "
+        "local server, BENCH_POSTGRES_URL) or both (default both)",
+    )
+    parser.add_argument(
+        "--spread-n",
+        type=int,
+        default=10_000,
+        help="journeys due at one window opening for the spread phase (default 10000; 0 skips it)",
+    )
     parser.add_argument(
         "--spread-minutes",
         type=int,
-        default=2,
-        help="also run our burst with the window's morning spread over this many minutes, on the first "
-        "server mode (RENEWALS_WINDOW_SPREAD_MINUTES; 0 skips it; default 2)",
+        default=None,
+        help="the spread phase's window spread (default: sized from the unspread burst's drain rate, "
+        "spread-n / (spread-load × drain), the rule docs/performance.md gives operators)",
+    )
+    parser.add_argument(
+        "--spread-load",
+        type=float,
+        default=0.8,
+        help="the share of the measured drain rate the sized spread may use (default 0.8)",
     )
     parser.add_argument(
         "--codec",
@@ -121,6 +148,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     print(f"bench: N={args.journeys}, scratch {workdir}", flush=True)
     modes = [m.strip() for m in args.servers.split(",") if m.strip()]
+    app_dbs = [d.strip() for d in args.app_db.split(",") if d.strip()]
+    worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
     for mode in modes if not {"baseline", "ours"} <= skip else []:
         on_server: dict[str, Any] = {}
         async with dev_server(mode, workdir) as server:
@@ -131,18 +160,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 print(f"  {json.dumps(_brief(on_server['baseline']))}", flush=True)
             if "ours" not in skip:
-                print(f"[{mode}] ours: import, `renewals start`, burst through the gateway …", flush=True)
-                on_server["ours"] = await _ours(args, server, workdir, mode, spread=0)
-                print(f"  {json.dumps(_brief(on_server['ours']))}", flush=True)
-                if args.spread_minutes and not result["bursts"]:
-                    print(f"[{mode}] ours, sends spread over {args.spread_minutes} min …", flush=True)
-                    on_server["ours_spread"] = await _ours(args, server, workdir, mode, args.spread_minutes)
+                for app_db in app_dbs:
+                    for workers in [1] + [w for w in worker_counts if w > 1 and app_db == app_dbs[-1]]:
+                        name = burst_name(app_db, workers, app_dbs)
+                        print(f"[{mode}] {name}: import, `renewals start`, burst …", flush=True)
+                        on_server[name] = await _ours(
+                            args, server, workdir, mode, app_db=app_db, workers=workers
+                        )
+                        print(f"  {json.dumps(_brief(on_server[name]))}", flush=True)
+                if args.spread_n and not result["bursts"]:
+                    minutes = args.spread_minutes or sized_spread_minutes(
+                        args.spread_n, on_server["ours"]["drain_journeys_per_s"], args.spread_load
+                    )
+                    print(f"[{mode}] ours, {args.spread_n} due, spread over {minutes} min …", flush=True)
+                    on_server["ours_spread"] = await _ours(
+                        args, server, workdir, mode, spread=minutes, n=args.spread_n, app_db=app_dbs[0]
+                    )
+                    on_server["ours_spread"]["spread_load"] = args.spread_load
                     print(f"  {json.dumps(_brief(on_server['ours_spread']))}", flush=True)
         result["bursts"][mode] = on_server
-    if "memory" not in skip:
+    if args.full and not args.memory_steps:
+        args.memory_steps = "1000,10000,100000"
+    if "memory" not in skip and args.memory_steps:
         steps = [int(s) for s in args.memory_steps.split(",") if s.strip()]
-        if args.full and 100_000 not in steps:
-            steps.append(100_000)
         print(f"[memory] worker RSS with {steps} sleeping journeys (in-memory server) …", flush=True)
         async with dev_server("memory", workdir) as server:
             result["memory"] = await memory.measure(server, sorted(steps), workdir)
@@ -151,28 +191,49 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["simulate"] = simulate.measure(workdir, args.simulate)
     if args.codec:
         result["codec"] = await codec.measure(
-            args.codec, args.codec_scenarios, workdir, args.worker_variants, args.workers, args.lead
+            args.codec, args.codec_scenarios, workdir, args.worker_variants, 1, args.lead
         )
     result["targets"] = targets(result)
     result["wall_seconds"] = round(time.monotonic() - began, 1)
     return result
 
 
+def burst_name(app_db: str, workers: int, app_dbs: list[str]) -> str:
+    """The results key of one of our bursts: `ours` (the first app database, one worker), else
+    `ours_<app db>` and `_w<workers>`."""
+    name = "ours" if app_db == app_dbs[0] else f"ours_{app_db}"
+    return name if workers == 1 else f"{name}_w{workers}"
+
+
+def sized_spread_minutes(due: int, drain_per_s: float, load: float) -> int:
+    """The smallest spread that keeps the wake-ups below `load` × the measured drain rate: the
+    sizing rule an operator applies to RENEWALS_WINDOW_SPREAD_MINUTES (docs/performance.md)."""
+    return math.ceil(due / (load * drain_per_s) / 60)
+
+
 async def _ours(
-    args: argparse.Namespace, server: Any, workdir: Path, mode: str, spread: int
+    args: argparse.Namespace,
+    server: Any,
+    workdir: Path,
+    mode: str,
+    spread: int = 0,
+    n: int | None = None,
+    app_db: str = "sqlite",
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Our burst on `server`, through a gateway of its own; profiled only when asked, in memory, unspread."""
     with gateway(workdir) as gw:
         return await burst.measure(
             server,
-            args.journeys,
+            n or args.journeys,
             workdir,
             gw,
-            args.profile and mode == "memory" and not spread,
+            args.profile and mode == "memory" and not spread and app_db == "sqlite" and workers == 1,
             args.lead,
             args.worker_variants,
-            args.workers,
+            workers,
             spread_minutes=spread,
+            app_db=app_db,
         )
 
 
@@ -200,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / f"run-{stamp}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     render_table(result)
     print(f"results: {args.out / 'latest.json'}, {args.out / 'latest.md'} ({result['wall_seconds']} s)")
-    bursts = [b.get(part, {}) for b in result["bursts"].values() for part in ("ours", "ours_spread")]
+    bursts = [part for b in result["bursts"].values() for name, part in b.items() if name.startswith("ours")]
     bursts += list(result.get("codec", {}).get("burst", {}).values())
     correct = all(b.get("correctness", {}).get("exactly_once", True) for b in bursts)
     return 0 if correct else 1

@@ -31,6 +31,34 @@ ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+POSTGRES_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+@asynccontextmanager
+async def app_database(kind: str, workdir: Path, name: str) -> AsyncIterator[str]:
+    """The application database's URL for one burst: a SQLite file in `workdir`, or (`postgresql`) a
+    database of its own on the local PostgreSQL (`BENCH_POSTGRES_URL` names the server to create it
+    on), dropped afterwards. The worker migrates it as it would in production."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{workdir}/{name}.db"
+        return
+    if kind != "postgresql":
+        raise ValueError(f"--app-db: {kind!r} is neither sqlite nor postgresql")
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    database = f"bench_{name.replace('-', '_')}"
+    admin = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{database}"'))
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        await admin.dispose()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,4 +1,4 @@
-"""Targets of issue 5, the terminal table and the markdown file."""
+"""Targets of issue 14, the terminal table and the markdown file."""
 
 from __future__ import annotations
 
@@ -12,51 +12,51 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a is not None and b else None
 
 
+def _target(rows: list[dict[str, Any]], target: str, value: Any, met: bool | None) -> None:
+    rows.append({"target": target, "value": value, "met": met})
+
+
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets of issue 14, each a ratio to bare Temporal in the same run where it is one."""
     rows: list[dict[str, Any]] = []
     for mode, burst in result.get("bursts", {}).items():
         base, ours = burst.get("baseline"), burst.get("ours")
         if base and ours:
             ratio = _ratio(ours["intake_rate_per_s"], base["start_rate_per_s"])
-            rows.append(
-                {
-                    "target": f"{mode}: intake ≥ 0.9× bare start rate",
-                    "value": ratio,
-                    "met": ratio is not None and ratio >= 0.9,
-                }
-            )
+            _target(rows, f"{mode}: intake ≥ 0.9× bare start rate", ratio, ratio is not None and ratio >= 0.9)
             ratio = _ratio(ours["drain_journeys_per_s"], base["drain_workflows_per_s"])
-            rows.append(
-                {
-                    "target": f"{mode}: burst drain ≥ 0.8× bare drain rate",
-                    "value": ratio,
-                    "met": ratio is not None and ratio >= 0.8,
-                }
+            _target(
+                rows,
+                f"{mode}: burst drain ≥ 0.5× bare (stretch 0.8×) at N={ours['n']}",
+                ratio,
+                ratio is not None and ratio >= 0.5,
             )
-        if ours:
-            p99 = ours["send_lateness_s"]["p99"]
-            rows.append(
-                {
-                    "target": f"{mode}: send lateness p99 ≤ 5 s at N={ours['n']}",
-                    "value": p99,
-                    "met": p99 is not None and p99 <= 5 if ours["n"] >= 1000 else None,
-                }
+            ratio = _ratio(ours["send_lateness_s"]["p99"], base["completion_lateness_s"]["p99"])
+            _target(
+                rows,
+                f"{mode}: send lateness p99 ≤ 1.5× bare's p99",
+                ratio,
+                ratio is not None and ratio <= 1.5,
             )
-            ok = ours["correctness"]["exactly_once"]
-            rows.append({"target": f"{mode}: every message exactly once", "value": ok, "met": ok})
+        for name, part in burst.items():
+            if name.startswith("ours") and part.get("worker_processes", 1) > 1:
+                one = burst.get(name.rsplit("_w", 1)[0]) or {}
+                factor = _ratio(part["drain_journeys_per_s"], one.get("drain_journeys_per_s"))
+                _target(rows, f"{mode}: drain scaling, {part['worker_processes']} workers / 1", factor, None)
         spread = burst.get("ours_spread")
         if spread:
             p99 = spread["send_lateness_s"]["p99"]
-            rows.append(
-                {
-                    "target": f"{mode}: send lateness p99 ≤ 5 s at N={spread['n']}, "
-                    f"sends spread over {spread['spread_minutes']} min",
-                    "value": p99,
-                    "met": p99 is not None and p99 <= 5 if spread["n"] >= 1000 else None,
-                }
+            _target(
+                rows,
+                f"{mode}: send lateness p99 ≤ 5 s at N={spread['n']:,} due at one opening, "
+                f"spread over {spread['spread_minutes']} min",
+                p99,
+                p99 is not None and p99 <= 5 if spread["n"] >= 10_000 else None,
             )
-            ok = spread["correctness"]["exactly_once"]
-            rows.append({"target": f"{mode}: every message exactly once (spread)", "value": ok, "met": ok})
+        for name, part in burst.items():
+            if name.startswith("ours"):
+                ok = part["correctness"]["exactly_once"]
+                _target(rows, f"{mode}, {name}: every message exactly once", ok, ok)
     memory = result.get("memory")
     if memory and memory["steps"]:
         peak = max(s["rss_peak_in_step_mib"] for s in memory["steps"])
@@ -105,6 +105,16 @@ def _other(cpu: dict[str, Any], cores: int) -> float | None:
         return None
     ours = sum(v for k, v in cpu.items() if k.endswith("_cpu_pct") and isinstance(v, int | float))
     return round(max(0.0, float(cpu["machine_busy_pct_of_all_cores"]) * cores - ours), 1)
+
+
+def _ms_per_journey(part: dict[str, Any]) -> float | None:
+    """The worker's CPU per journey during the drain: % of a core × drain seconds / N."""
+    cpu = (part.get("cpu_during_drain") or {}).get("worker_cpu_pct")
+    seconds = part.get("drain_seconds")
+    n = part.get("n") or part.get("workflows")
+    if cpu is None or not seconds or not n:
+        return None
+    return round(cpu / 100 * seconds / n * 1000, 1)
 
 
 def _fmt(value: Any) -> str:
@@ -167,8 +177,53 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
         cores = result["machine"]["cores"] or 1
         add("other processes' CPU (not this bench), % of a core", _other(bc, cores), _other(oc, cores), False)
+        for name, part in burst.items():
+            if not name.startswith("ours_") or name == "ours_spread":
+                continue
+            label = f"{name} ({part['app_db']} app DB, {part['worker_processes']} worker process(es))"
+            add(f"{label}: intake rate, policies/s", b.get("start_rate_per_s"), part["intake_rate_per_s"])
+            add(f"{label}: drain, journeys/s", b.get("drain_workflows_per_s"), part["drain_journeys_per_s"])
+            pl = part["send_lateness_s"]
+            add(f"{label}: lateness p99, s", (b.get("completion_lateness_s") or {}).get("p99"), pl.get("p99"))
+            cpu = part.get("cpu_during_drain") or {}
+            workers_cpu = sum(
+                v
+                for k, v in cpu.items()
+                if k.startswith("worker") and k.endswith("_cpu_pct") and isinstance(v, int | float)
+            )
+            add(f"{label}: worker CPU during drain, % of a core (all workers)", None, workers_cpu, False)
+        if o:
+            add("worker RSS with the N journeys asleep, MiB", None, o.get("worker_rss_all_asleep_mib"), False)
+            add(
+                "worker RSS peak during the drain, MiB",
+                None,
+                o.get("worker_rss_peak_during_drain_mib"),
+                False,
+            )
+            per = _ms_per_journey(o)
+            add("worker CPU per journey during the drain, ms", _ms_per_journey(b), per)
+            if per:  # what one worker core sustains: the sizing figure (docs/performance.md)
+                add(
+                    "one worker core sustains, journeys/s (sends/s)",
+                    None,
+                    f"{1000 / per:.0f} ({3000 / per:.0f})",
+                    False,
+                )
         spread = burst.get("ours_spread") or {}
         if spread:
+            add(
+                f"spread: {spread['n']:,} due at one opening, spread over {spread['spread_minutes']} min "
+                f"(sized at {spread.get('spread_load', '—')} of the drain)",
+                None,
+                f"intake {spread['intake_rate_per_s']}/s",
+                False,
+            )
+            add(
+                "spread: worker RSS with all asleep, MiB",
+                None,
+                spread.get("worker_rss_all_asleep_mib"),
+                False,
+            )
             sl = spread["send_lateness_s"]
             for q in ("p50", "p95", "p99", "max"):
                 add(
@@ -333,7 +388,7 @@ def render_table(result: dict[str, Any]) -> None:
         for row in rows:
             costs.add_row(*row)
         console.print(costs)
-    goals = Table(title="targets (issue 5)")
+    goals = Table(title="targets (issue 14)")
     for column in ("target", "value", "met"):
         goals.add_column(column)
     for t in result["targets"]:

@@ -128,7 +128,10 @@ class Settings(BaseSettings):
     window_working_end: time = time(22, 0)
     window_non_working_start: time = time(9, 0)
     window_non_working_end: time = time(20, 0)
-    window_spread_minutes: int = 0  # spread each morning's sends over the window's first N minutes
+    # Each journey's sends due at a window's opening go out at a stable offset into its first N minutes,
+    # so a morning's wake-ups never queue. Size it: N ≥ wake-ups at one opening / (0.8 × the worker
+    # fleet's drain rate, journeys/s) / 60 (docs/performance.md); 60 covers ≈ 70,000 at one worker's 20/s.
+    window_spread_minutes: int = 60
 
     # Observability (issue 15; renewals/observability, docs/observability.md): the worker's Prometheus
     # endpoint (the SDK's temporal_* and our renewals_* metrics; "" turns it off), its health endpoint

@@ -24,6 +24,9 @@ from bench.infra import (
     Gateway,
     RssSampler,
     Server,
+    app_database,
+    free_port,
+    memory_kib,
     process,
     pydantic_client,
     stored_payloads,
@@ -118,9 +121,11 @@ async def measure(
     variants: str = "",
     workers: int = 1,
     spread_minutes: int = 0,
+    app_db: str = "sqlite",
 ) -> dict[str, Any]:
     """Our burst. With `spread_minutes` the window spreads the morning's sends (each journey at its own
-    offset, `SendWindow.spread_offset`), and each send's lateness is against its own journey's moment."""
+    offset, `SendWindow.spread_offset`), and each send's lateness is against its own journey's moment.
+    `app_db`: the application database, a SQLite file or a fresh database on the local PostgreSQL."""
     from renewals.intake.importer import import_file
     from renewals.intake.journey_sync import start_due_journeys
     from renewals.models import journey_id
@@ -129,9 +134,8 @@ async def measure(
     client = pydantic_client(server) if "nocodec" in variants.split(",") else server.client
     queue = f"ours-{uuid.uuid4().hex[:8]}"
     series = int(queue[-3:], 16) % 1000
-    db_url = f"sqlite+aiosqlite:///{workdir}/{queue}.db"
     log = workdir / f"{queue}-worker.log"
-    tz = pick_zone(n / 60 + 30)
+    tz = pick_zone(n / 60 + 30 + spread_minutes)
     today = datetime.now(tz).date()
     source = workdir / f"{queue}.jsonl"
     rows = [CENTRE, AGENT, *policy_rows(n, today + timedelta(days=30), str(tz), series)]
@@ -142,12 +146,16 @@ async def measure(
         if variants
         else [sys.executable, "worker.py"]
     )
-    with contextlib.ExitStack() as stack:
+    async with app_database(app_db, workdir, queue) as db_url, contextlib.AsyncExitStack() as stack:
         env = worker_env(server, queue, db_url, gateway)
         extra = []
         for index in range(2, workers + 1):  # more worker processes on the same queues (`--workers`)
             extra_log = workdir / f"{queue}-worker{index}.log"
-            extra.append(stack.enter_context(process(command, extra_log, env)))
+            own_ports = env | {  # each process its own metrics and health endpoints, as on N hosts
+                "RENEWALS_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+                "RENEWALS_WORKER_HEALTH_ADDRESS": f"127.0.0.1:{free_port()}",
+            }
+            extra.append(stack.enter_context(process(command, extra_log, own_ports)))
         worker = stack.enter_context(process(command, log, env))
         await wait_for_text(log, "worker serving", worker, 120)
         for index, other in enumerate(extra, start=2):
@@ -189,6 +197,7 @@ async def measure(
         if profile:
             spy = _py_spy(worker.pid, workdir / f"{queue}-py-spy.txt", seconds=max(10, n * SENDS / 40))
         meter.start()
+        asleep_rss_mib = memory_kib(worker.pid)["VmRSS"] / 1024
         with RssSampler(worker.pid) as rss:
             await wait_until(
                 lambda: tail.poll() >= SENDS * n, 900 + 60 * spread_minutes, "every message", every=0.25
@@ -205,6 +214,7 @@ async def measure(
             )
         except Exception as error:
             stored = {"input_encoding": None, "error": repr(error)[:300]}
+        breakdown = await _outbox_breakdown(db_url, due)
     offsets = {
         i: window.spread_offset(journey_id(policy_number(series, i), today + timedelta(days=30)))
         for i in range(n)
@@ -248,13 +258,15 @@ async def measure(
             ch: percentiles(late for m, late in zip(messages, lateness, strict=True) if m["channel"] == ch)
             for ch in sorted(channels)
         },
-        "where_the_time_goes_s": _outbox_breakdown(workdir / f"{queue}.db", due),
+        "where_the_time_goes_s": breakdown,
         "worker_log": {
             "database_is_locked": worker_log.count("database is locked"),
             "activities_failed_and_retried": worker_log.count("Completing activity as failed"),
         },
         "due_at": datetime.fromtimestamp(due, UTC).isoformat(),
         "cpu_during_drain": cpu,
+        "app_db": app_db,
+        "worker_rss_all_asleep_mib": round(asleep_rss_mib, 1),
         "worker_rss_peak_during_drain_mib": round(rss.peak_kib / 1024, 1),
         "correctness": {
             "messages": len(messages),
@@ -293,21 +305,29 @@ def _policy_index(message: dict[str, Any]) -> int:
     return int(recipient) - 10_000
 
 
-def _outbox_breakdown(path: Path, due: float) -> dict[str, Any]:
+async def _outbox_breakdown(db_url: str, due: float) -> dict[str, Any]:
     """From the outbox rows: when each send's activity claimed its row (relative to due: Temporal
     dispatch + the journey's earlier sends + waiting for an activity slot), and how long our activity
     took from claim to mark-sent (DB transactions, provider calls, the event loop's queue)."""
-    import sqlite3
+    from sqlalchemy import select
 
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT created_at, updated_at FROM outbox WHERE status = 'sent'").fetchall()
+    from renewals.db.database import as_utc
+    from renewals.db.tables import OutboxRow
 
-    def ts(value: str) -> float:
-        return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
-
+    db = Database(db_url)
+    try:
+        async with db.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(OutboxRow.created_at, OutboxRow.updated_at).where(OutboxRow.status == "sent")
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    claimed = [(as_utc(c).timestamp(), as_utc(u).timestamp()) for c, u in rows]
     return {
-        "claim_after_due": percentiles(ts(c) - due for c, _ in rows),
-        "claim_to_sent_in_activity": percentiles(ts(u) - ts(c) for c, u in rows),
+        "claim_after_due": percentiles(c - due for c, _ in claimed),
+        "claim_to_sent_in_activity": percentiles(u - c for c, u in claimed),
     }
 
 

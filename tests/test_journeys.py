@@ -8,6 +8,8 @@ window), −30 Sun 21.03 (09:00), −29 Mon 22.03 (08:00) … −18 Fri 02.04, �
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 
 from renewals.journey_api import EntryStatus
 from renewals.models import Channel
+from renewals.settings import get_settings
 from starter.simulate import parse_scenarios, simulate
 from tests.factories import policy, scenario, scenario_phone
 from tests.harness import INTAKE, journey_harness
@@ -97,9 +100,22 @@ SCENARIOS = [
 
 
 @pytest.fixture(scope="module")
-async def results() -> dict[str, dict[str, Any]]:
-    parsed = parse_scenarios({"scenarios": SCENARIOS}, datetime.now(UTC))
-    return {r["id"]: r for r in await simulate(parsed)}
+async def results() -> AsyncIterator[dict[str, dict[str, Any]]]:
+    """The rules' days and windows, sent at the window's opening: the morning spread (a stable
+    per-journey offset into the window, on by default; tests/test_sendwindow.py) is pinned to 0 here
+    so the times below read like the seed's table."""
+    before = os.environ.get("RENEWALS_WINDOW_SPREAD_MINUTES")
+    os.environ["RENEWALS_WINDOW_SPREAD_MINUTES"] = "0"
+    get_settings.cache_clear()
+    try:
+        parsed = parse_scenarios({"scenarios": SCENARIOS}, datetime.now(UTC))
+        yield {r["id"]: r for r in await simulate(parsed)}
+    finally:
+        if before is None:
+            os.environ.pop("RENEWALS_WINDOW_SPREAD_MINUTES", None)
+        else:
+            os.environ["RENEWALS_WINDOW_SPREAD_MINUTES"] = before
+        get_settings.cache_clear()
 
 
 def rows(result: dict[str, Any]) -> list[tuple[str, int, str, str, str, str | None]]:

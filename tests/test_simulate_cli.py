@@ -41,7 +41,8 @@ def test_cli_prints_the_documented_json(tmp_path: Path) -> None:
     )
     first = result["timeline"][0]
     assert set(first) == {"at", "day", "channel", "status", "reason", "template", "to", "text"}
-    assert first["at"].startswith("2027-03-21T09:00:00") and first["at"].endswith("+03:00")
+    # day −30, in the window's first hour (the default 60-minute morning spread)
+    assert first["at"].startswith("2027-03-21T09:") and first["at"].endswith("+03:00")
     assert first["text"].startswith("Иван Петрович, Ваш полис ОСАГО № TEST-s1 заканчивается 20.04.27.")
 
 

@@ -86,9 +86,7 @@ class SmtpSink:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         handler = _Handler(self.gateway)
-        self._server = await loop.create_server(
-            lambda: self._session(handler, loop), self.host, self.port
-        )
+        self._server = await loop.create_server(lambda: self._session(handler, loop), self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

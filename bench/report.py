@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.bare import SENDS
+
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a is not None and b else None
@@ -206,7 +208,7 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 add(
                     "one worker core sustains, journeys/s (sends/s)",
                     None,
-                    f"{1000 / per:.0f} ({3000 / per:.0f})",
+                    f"{1000 / per:.0f} ({1000 * SENDS / per:.0f})",
                     False,
                 )
         spread = burst.get("ours_spread") or {}

@@ -72,8 +72,11 @@ def _html_part(message: EmailMessage) -> str | None:
 class SmtpSink:
     """`await sink.start()` then `sink.port`; `await sink.stop()`."""
 
-    def __init__(self, gateway: Gateway, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, gateway: Gateway, host: str = "127.0.0.1", port: int = 0, idle_timeout: float = 300.0
+    ) -> None:
         self.gateway = gateway
+        self.idle_timeout = idle_timeout  # a session silent this long is closed, as relays do
         self.host = host
         self.port = port
         self.sessions = 0  # SMTP connections accepted (tests: the adapter reuses its sessions)
@@ -81,7 +84,7 @@ class SmtpSink:
 
     def _session(self, handler: _Handler, loop: asyncio.AbstractEventLoop) -> SMTP:
         self.sessions += 1
-        return SMTP(handler, hostname="gateway.local", loop=loop)
+        return SMTP(handler, hostname="gateway.local", loop=loop, timeout=self.idle_timeout)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -28,7 +28,7 @@ from renewals.activity_io import SendRequest, SuppressionRecord, dedup_key
 from renewals.db.database import Database
 from renewals.db.group_commit import GroupCommit
 from renewals.db.tables import OptOutRow, OutboxRow
-from renewals.db.upsert import insert_ignoring_conflict, insert_new_rows
+from renewals.db.upsert import insert_ignoring_conflict
 
 OPTED_OUT = "OptedOut"
 MARK_PATIENCE = 20.0  # seconds `mark` keeps trying (the send activity's start-to-close is 30 s)
@@ -111,9 +111,9 @@ class Outbox:
         inserted = set(
             (
                 await connection.execute(
-                    insert_new_rows(self.db.dialect, OutboxRow, list(rows.values()), ["dedup_key"]).returning(
-                        OutboxRow.dedup_key
-                    )
+                    insert_ignoring_conflict(
+                        self.db.dialect, OutboxRow, list(rows.values()), ["dedup_key"]
+                    ).returning(OutboxRow.dedup_key)
                 )
             ).scalars()
         )

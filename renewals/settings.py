@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     window_non_working_end: time = time(20, 0)
     # Each journey's sends due at a window's opening go out at a stable offset into its first N minutes,
     # so a morning's wake-ups never queue. Size it: N ≥ wake-ups at one opening / (0.8 × the worker
-    # fleet's drain rate, journeys/s) / 60 (docs/performance.md); 60 covers ≈ 70,000 at one worker's 20/s.
+    # fleet's drain rate, journeys/s) / 60 (docs/performance.md); 60 covers ≈ 57,000 at one worker's 20/s.
     window_spread_minutes: int = 60
 
     # Observability (issue 15; renewals/observability, docs/observability.md): the worker's Prometheus

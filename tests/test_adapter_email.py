@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -196,3 +197,30 @@ async def test_without_reuse_each_message_has_its_own_session(sink: SmtpSink) ->
     for i in range(3):
         await smtp.send(email_request(touchpoint=f"d-{i}-email"))
     assert sink.sessions == 3
+
+
+async def test_a_session_reaches_its_message_cap_and_a_new_one_opens(sink: SmtpSink) -> None:
+    smtp = provider(sink, messages_per_session=2)
+    for i in range(3):
+        await smtp.send(email_request(touchpoint=f"d-{i}-email"))
+    assert sink.sessions == 2
+    assert len(sink.gateway.log.records("email")) == 3
+
+
+async def test_a_session_the_relay_closed_while_idle_is_not_reused() -> None:
+    sink = SmtpSink(Gateway(), idle_timeout=0.2)  # the relay drops sessions silent for 0.2 s
+    await sink.start()
+    try:
+        smtp = provider(sink)
+        await smtp.send(email_request(touchpoint="d-1-email"))
+        idle = smtp._idle[0].smtp
+        for _ in range(100):  # until the relay's close reaches the client (at most 5 s)
+            if not idle.is_connected:
+                break
+            await asyncio.sleep(0.05)
+        assert not idle.is_connected
+        await smtp.send(email_request(touchpoint="d-2-email"))  # no error: a new session, not the dead one
+        assert sink.sessions == 2
+        assert [r.repeat for r in sink.gateway.log.records("email")] == [False, False]
+    finally:
+        await sink.stop()

@@ -8,8 +8,6 @@ window), −30 Sun 21.03 (09:00), −29 Mon 22.03 (08:00) … −18 Fri 02.04, �
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -100,22 +98,17 @@ SCENARIOS = [
 
 
 @pytest.fixture(scope="module")
-async def results() -> AsyncIterator[dict[str, dict[str, Any]]]:
+async def results() -> dict[str, dict[str, Any]]:
     """The rules' days and windows, sent at the window's opening: the morning spread (a stable
     per-journey offset into the window, on by default; tests/test_sendwindow.py) is pinned to 0 here
     so the times below read like the seed's table."""
-    before = os.environ.get("RENEWALS_WINDOW_SPREAD_MINUTES")
-    os.environ["RENEWALS_WINDOW_SPREAD_MINUTES"] = "0"
-    get_settings.cache_clear()
-    try:
-        parsed = parse_scenarios({"scenarios": SCENARIOS}, datetime.now(UTC))
-        yield {r["id"]: r for r in await simulate(parsed)}
-    finally:
-        if before is None:
-            os.environ.pop("RENEWALS_WINDOW_SPREAD_MINUTES", None)
-        else:
-            os.environ["RENEWALS_WINDOW_SPREAD_MINUTES"] = before
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RENEWALS_WINDOW_SPREAD_MINUTES", "0")
         get_settings.cache_clear()
+        parsed = parse_scenarios({"scenarios": SCENARIOS}, datetime.now(UTC))
+        ran = {r["id"]: r for r in await simulate(parsed)}
+    get_settings.cache_clear()  # the environment is restored: so are the settings
+    return ran
 
 
 def rows(result: dict[str, Any]) -> list[tuple[str, int, str, str, str, str | None]]:

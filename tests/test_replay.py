@@ -9,6 +9,7 @@ tests/record_history.py). The check can fail: a workflow changed without a patch
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
+from temporalio.converter import default as default_converter
 from temporalio.worker import Replayer
 
 from renewals.encryption import UnknownKey, data_converter
@@ -107,3 +109,26 @@ async def test_a_history_written_before_encryption_still_replays_through_the_cod
     stored = _history(HISTORIES / "RenewalJourney.json")
     clear = await reencrypted(stored, TEST_KEYRING, None)
     assert await _replay(RenewalJourney, clear) is None
+
+
+async def test_a_journey_upserts_its_stage_only_when_it_changes(tmp_path: Path) -> None:
+    """Today's code (patch `stage-upserts-on-change`): in the 45-day renewal-centre journey no stage
+    upsert repeats the stage the attribute holds, where the history recorded before the patch wrote
+    it on every touchpoint's "next" too. (The start and a policy update upsert every attribute, the
+    stage among them: those are not stage upserts and are left out.)"""
+    from tests.record_history import record_renewal_journey
+
+    def stages(history: WorkflowHistory) -> list[str]:
+        written = []
+        for event in history.events:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            if set(fields) == {"JourneyStage"}:  # a stage upsert (publish), not all attributes
+                written.append(default_converter().payload_converter.from_payload(fields["JourneyStage"]))
+        return written
+
+    now = stages(await record_renewal_journey(tmp_path))
+    assert now and all(a != b for a, b in pairwise(now)), now
+    before = stages(_history(HISTORIES / "RenewalJourney.stage-upserts-on-change.json"))
+    assert any(a == b for a, b in pairwise(before))  # what the patch removed
+    # the same stages in the same order, less the start's `scheduled` (now written with every attribute)
+    assert before[0] == "scheduled" and list(dict.fromkeys(before))[1:] == list(dict.fromkeys(now))

@@ -48,7 +48,7 @@ class JourneyRecord:
     def replace_policy(self, policy: Policy) -> None:
         self.policy = policy
         self.tz = zone(policy.client.timezone)
-        workflow.upsert_search_attributes(self.search_attributes())
+        self.upsert_all()
 
     # ---- time in the client's zone -------------------------------------------------------------
 
@@ -162,10 +162,13 @@ class JourneyRecord:
             lines.append(f"**Next** {self.next.touchpoint} at {local:%d.%m.%Y %H:%M %Z}")
         workflow.set_current_details("\n\n".join(lines))
 
-    def search_attributes(self) -> list[SearchAttributeUpdate[Any]]:
-        """Every attribute, the stage included (the caller upserts them: the stage is then shown)."""
-        policy = self.policy
+    def upsert_all(self) -> None:
+        """Every search attribute, the stage included (the journey's start, a policy update)."""
+        workflow.upsert_search_attributes(self.search_attributes())
         self._stage_shown = self.stage
+
+    def search_attributes(self) -> list[SearchAttributeUpdate[Any]]:
+        policy = self.policy
         expires_at = datetime.combine(policy.expires_on, time(0), tzinfo=self.tz)
         return [
             sa.POLICY_NUMBER.value_set(policy.number),

@@ -147,14 +147,12 @@ class EmailProvider(SingleProvider):
         try:
             session = await self._session()
             await session.smtp.send_message(message)
-        except aiosmtplib.SMTPException as exc:
+        except BaseException as exc:
             self._discard(session)
-            raise classify_smtp_error(self.name, exc) from None
-        except OSError as exc:  # DNS failure, refused connection before aiosmtplib wraps it
-            self._discard(session)
-            raise ProviderUnavailable(f"{self.name}: {type(exc).__name__}", provider=self.name) from None
-        except BaseException:
-            self._discard(session)
+            if isinstance(exc, aiosmtplib.SMTPException):
+                raise classify_smtp_error(self.name, exc) from None
+            if isinstance(exc, OSError):  # DNS failure, refused connection before aiosmtplib wraps it
+                raise ProviderUnavailable(f"{self.name}: {type(exc).__name__}", provider=self.name) from None
             raise
         await self._release(session)
         return str(message["Message-ID"])

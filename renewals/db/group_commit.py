@@ -56,13 +56,15 @@ class GroupCommit(Generic[Item, Result]):
             try:
                 async with self._engine.begin() as connection:
                     results = await self._work(connection, [item for item, _ in batch])
-            except BaseException as error:  # handed to every caller of the batch
+            except Exception as error:  # the batch's transaction failed: each of its callers sees it
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(error if isinstance(error, Exception) else RuntimeError(error))
-                if not isinstance(error, Exception):
-                    raise
+                        future.set_exception(error)
                 continue
+            except BaseException:  # the writer itself is cancelled (its event loop ends): so are they
+                for _, future in batch:
+                    future.cancel()
+                raise
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)

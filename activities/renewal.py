@@ -39,7 +39,7 @@ from renewals.db.upsert import insert_ignoring_conflict
 from renewals.delivery import ChannelPauses, OptOuts
 from renewals.journey_api import TERMINAL_STAGES, RobotOutcome
 from renewals.models import Channel
-from renewals.outbox import OPTED_OUT, Outbox, OutboxState
+from renewals.outbox import OPTED_OUT, Outbox, OutboxState, SettledSend
 from renewals.privacy import mask_address, scrub_exception
 from renewals.sendwindow import zone
 
@@ -115,13 +115,13 @@ class JourneyActivities:
         log.info("sent %s to %s", request.dedup_key, mask_address(request.channel.value, request.recipient))
         return _receipt(delivery.provider, delivery.message_id, delivery.outcome)
 
-    async def _suppress(self, key: str, opted_out: str) -> ApplicationError:
+    async def _suppress(self, key: str, opted_out: str) -> SettledSend:
         await self.outbox.mark(key, "suppressed", reason=f"{OPTED_OUT}: {opted_out}")
-        return ApplicationError(opted_out, type=OPTED_OUT, non_retryable=True)
+        return SettledSend(opted_out, type=OPTED_OUT, status="suppressed")
 
     async def _failed(
         self, key: str, channel: Channel, recipient: str, error: PermanentSendError
-    ) -> ApplicationError:
+    ) -> SettledSend:
         await self.outbox.mark(key, "failed", reason=f"{error.error_type}: {error.message}")
         log.warning(
             "send %s to %s failed permanently: %s",
@@ -129,7 +129,7 @@ class JourneyActivities:
             mask_address(channel.value, recipient),
             error.error_type,
         )
-        return ApplicationError(error.message, type=error.error_type, non_retryable=True)
+        return SettledSend(error.message, type=error.error_type, status="failed")
 
     async def _check_paused(self, channel: Channel) -> None:
         """A paused channel makes the send wait, not fail."""
@@ -247,9 +247,12 @@ def _outcome_of(reason: str | None) -> RobotOutcome | None:
 
 
 def _raise_if_settled(state: OutboxState) -> None:
-    """A row that already failed or was suppressed answers every retry the same way."""
+    """A row that already failed or was suppressed answers every retry the same way; one this claim
+    created suppressed (the address had opted out) is settled by this attempt."""
     if state.status in ("failed", "suppressed"):
         error_type, _, message = (state.reason or "SendFailed: ").partition(": ")
+        if state.new:
+            raise SettledSend(message, type=error_type, status=state.status)
         raise ApplicationError(message, type=error_type, non_retryable=True)
 
 

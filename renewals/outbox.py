@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from temporalio.exceptions import ApplicationError
 
 from renewals.activity_io import SendRequest, SuppressionRecord, dedup_key
 from renewals.db.database import Database
@@ -46,6 +47,17 @@ _MARK = (
 )
 
 
+class SettledSend(ApplicationError):
+    """A send that failed for good and, on this very attempt, settled its row as `status` ("failed":
+    the provider refused it; "suppressed": the recipient opted out). The metrics count a settled send
+    from this error itself: reading the row back after the activity raised cost a query per failure
+    and let a scrape see the row settled before its count."""
+
+    def __init__(self, message: str, *, type: str, status: str) -> None:
+        super().__init__(message, type=type, non_retryable=True)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class OutboxState:
     status: str
@@ -57,6 +69,8 @@ class OutboxState:
     # A resumed row's recipient is on the opt-out list (the reason), not yet marked: the caller first
     # asks the provider whether the earlier attempt went out (see activities.renewal.send).
     opted_out: str | None = None
+    # This claim created the row (a fresh row for an opted-out address is created `suppressed`).
+    new: bool = False
 
 
 class Outbox:
@@ -136,7 +150,7 @@ class Outbox:
             dedup, row = request.dedup_key, rows[request.dedup_key]
             if dedup in first:
                 first.discard(dedup)
-                states.append(OutboxState(row["status"], row["reason"], None, None))
+                states.append(OutboxState(row["status"], row["reason"], None, None, new=True))
                 continue
             old = before.get(dedup)
             status, reason = (old.status, old.reason) if old else (row["status"], row["reason"])

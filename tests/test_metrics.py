@@ -6,7 +6,8 @@ them, and the metrics scraped from a real Prometheus endpoint of an SDK runtime.
 did — sent, failed for good, suppressed by the journey itself (no address, the journey finished, a
 robot call past its hours), settled by the send activity or by `record_suppressed` afterwards — each
 outbox row is one count, with its channel, template and result. A second journey fails its SMS for
-good (the recording channel refuses the number), so the failure path is in it too.
+good (the recording channel refuses the number), so the failure path is in it too; a third's e-mail
+is on the do-not-contact list, so its e-mails are suppressed by the send activity's own claim.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from worker import build_worker
 from workflows.renewal import RenewalJourney
 
 REFUSED = "+79160000002"
+UNSUBSCRIBED = "gone@example.org"
 
 
 class RefusingOne(RecordingMessages):
@@ -79,6 +81,13 @@ async def test_send_counters_equal_the_outbox_over_whole_journeys(tmp_path: Path
         interceptors = telemetry.interceptors(channels)
         centre = policy("KASKO", renewal_centre=True)  # e-mail, VK, SMS, robot calls, operator
         base = policy("OSAGO", number="ХХХ 0000000002", client={"phone": REFUSED})  # base SMS, refused
+        listed = policy(  # its e-mail listed: that channel suppressed, the journey goes on
+            "KASKO",
+            number="ХХХ 0000000003",
+            renewal_centre=True,
+            client={"phone": "+79160000003", "email": UNSUBSCRIBED, "vk_id": "3003"},
+        )
+        await activities.opt_outs.add([UNSUBSCRIBED], "unsubscribed", None, source="register")
         async with build_worker(
             env.client, TASK_QUEUE, activities, fail_fast=True, interceptors=interceptors
         ):
@@ -91,7 +100,7 @@ async def test_send_counters_equal_the_outbox_over_whole_journeys(tmp_path: Path
                     id=journey_id(p.number, p.expires_on),
                     task_queue=TASK_QUEUE,
                 )
-                for p in (centre, base)
+                for p in (centre, base, listed)
             ]
             for handle in handles:
                 await handle.result()
@@ -105,11 +114,15 @@ async def test_send_counters_equal_the_outbox_over_whole_journeys(tmp_path: Path
 
     in_outbox = Counter((channel, status, template) for channel, status, template in rows)
     counted: Counter[tuple[str, str, str]] = Counter()
+    opted_out = 0
     for labels, value in scrape(address):
         counted[(labels["channel"], labels["result"], labels["template"])] += int(value)
+        if labels["error_class"] == "OptedOut":
+            opted_out += int(value)
     print(f"\noutbox {dict(in_outbox)}")
     assert counted == in_outbox
-    assert {status for _, status, _ in in_outbox} >= {"sent", "failed"}
+    assert {status for _, status, _ in in_outbox} >= {"sent", "failed", "suppressed"}
+    assert opted_out == 2  # its −30 and −17 e-mails: settled by the claim, counted from the error
     assert sum(in_outbox.values()) >= 5
 
 

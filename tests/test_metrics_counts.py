@@ -190,12 +190,14 @@ async def test_send_counters_equal_the_gateway_log_and_the_outbox(stack: Stack) 
         )
 
         async def gauges_drained() -> dict[str, list[tuple[dict[str, str], float]]]:
-            for _ in range(100):  # the gauges are read every 0.5 s; the counters are already final
+            for _ in range(100):  # the gauges are read every 0.5 s; a count follows its row's commit
                 samples = scrape((await http.get(stack.metrics)).text)
-                if total(samples, "renewals_outbox_pending_rows") == 0 and samples.get("renewals_journeys"):
+                drained = total(samples, "renewals_outbox_pending_rows") == 0
+                counted = total(samples, "renewals_sends_total") >= expected_rows
+                if drained and counted and samples.get("renewals_journeys"):
                     return samples
                 await asyncio.sleep(0.2)
-            raise AssertionError("the outbox gauge never showed the drained backlog")
+            raise AssertionError("the metrics never showed the drained backlog with every send counted")
 
         samples = await gauges_drained()
 

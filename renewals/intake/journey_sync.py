@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 
 from renewals.db.database import Database
 from renewals.db.tables_ops import JourneySyncRow
+from renewals.db.upsert import upsert
 from renewals.intake.portfolio_store import StoredPolicy, policies_expiring
 from renewals.intake.start_plan import StartPlan
 from renewals.journey_api import EventType, JourneyEvent
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 START_CONCURRENCY = 100  # policies in flight in `renewals start` (and `renewals import`'s sync)
+SAVE_CHUNK = 1000  # journey_sync rows per statement (4 parameters each: under SQLite's limit)
 
 
 class Sync(StrEnum):
@@ -72,16 +74,19 @@ async def _sync_row(db: Database, workflow_id: str) -> JourneySyncRow | None:
         return await session.get(JourneySyncRow, workflow_id)
 
 
-async def _save_sync(db: Database, workflow_id: str, policy: Policy, cancelled: bool) -> None:
+def _sync_values(policy: Policy, cancelled: bool, at: datetime) -> dict[str, Any]:
+    return {
+        "journey_id": journey_id(policy.number, policy.expires_on),
+        "policy_hash": policy_hash(policy),
+        "cancelled_signalled": cancelled,
+        "synced_at": at,
+    }
+
+
+async def _save_sync(db: Database, policy: Policy, cancelled: bool) -> None:
     async with db.session() as session, session.begin():
-        await session.merge(
-            JourneySyncRow(
-                journey_id=workflow_id,
-                policy_hash=policy_hash(policy),
-                cancelled_signalled=cancelled,
-                synced_at=datetime.now(UTC),
-            )
-        )
+        values = _sync_values(policy, cancelled, datetime.now(UTC))
+        await session.execute(upsert(db.dialect, JourneySyncRow, values, ["journey_id"]))
 
 
 async def sync_journey(
@@ -102,7 +107,7 @@ async def sync_journey(
         if known is not None and known.cancelled_signalled:
             return Sync.UNCHANGED, ""
         await send_event(client, workflow_id, JourneyEvent(type=EventType.POLICY_CANCELLED, source="intake"))
-        await _save_sync(db, workflow_id, policy, cancelled=True)
+        await _save_sync(db, policy, cancelled=True)
         return Sync.CANCELLED, ""
     if known is not None and known.policy_hash == policy_hash(policy):
         return Sync.UNCHANGED, ""
@@ -112,7 +117,7 @@ async def sync_journey(
         reason = str(getattr(error.cause, "message", None) or error.cause or error)
         log.warning("journey %s refused the policy update: %s", workflow_id, reason)
         return Sync.REFUSED, reason
-    await _save_sync(db, workflow_id, policy, cancelled=False)
+    await _save_sync(db, policy, cancelled=False)
     return Sync.UPDATED, ""
 
 
@@ -201,20 +206,16 @@ async def start_or_sync(
 
 
 async def save_started(db: Database, policies: Sequence[Policy]) -> None:
-    """Record what each newly started journey was given, in one transaction."""
+    """Record what each newly started journey was given, in one transaction of multi-row upserts
+    (an ORM merge per journey read each row first: 10,000 starts spent seconds here)."""
     if not policies:
         return
     now = datetime.now(UTC)
+    rows = [_sync_values(policy, False, now) for policy in policies]
     async with db.session() as session, session.begin():
-        for policy in policies:
-            await session.merge(
-                JourneySyncRow(
-                    journey_id=journey_id(policy.number, policy.expires_on),
-                    policy_hash=policy_hash(policy),
-                    cancelled_signalled=False,
-                    synced_at=now,
-                )
-            )
+        for first in range(0, len(rows), SAVE_CHUNK):
+            chunk = rows[first : first + SAVE_CHUNK]
+            await session.execute(upsert(db.dialect, JourneySyncRow, chunk, ["journey_id"]))
 
 
 async def _sync_rows(db: Database, workflow_ids: Sequence[str]) -> dict[str, JourneySyncRow]:

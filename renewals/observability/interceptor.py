@@ -6,9 +6,10 @@ Sends are counted once per outbox row that settles, so `renewals_sends_total` eq
 
 * `send` that returns: sent (with the provider that took it) — unless a retry found the row already
   settled (a worker that died after marking it): that one was counted, or is in the outbox already;
-* `send` that fails for good and has settled its row (a permanent refusal → failed; an opted-out
-  recipient → suppressed): counted with the error class. One that fails for good with the row still
-  pending (today's calling hours over) is settled, and counted, by the journey's `record_suppressed`;
+* `send` that fails for good having settled its row on this attempt (`SettledSend`: a permanent
+  refusal → failed; an opted-out recipient → suppressed): counted with the error class, from the
+  error itself. One that fails for good with the row still pending (today's calling hours over) is
+  settled, and counted, by the journey's `record_suppressed`;
 * `record_suppressed` that settles a row (none, or pending, before it): suppressed or failed, with the
   class of its reason; one that repeats an already settled row (a permanent send failure's audit)
   counts nothing.
@@ -47,6 +48,7 @@ from renewals.observability.journeys import JourneyCounting
 from renewals.observability.labels import NONE, bounded, error_class, reason_class
 from renewals.observability.logs import log_fields
 from renewals.observability.metrics import AppMetrics
+from renewals.outbox import SettledSend
 from renewals.templates import TEMPLATES
 
 SETTLED = frozenset({"sent", "failed", "suppressed"})
@@ -58,7 +60,7 @@ SLA_CLOCKS = ("calculation", "issuance", "urgent_reaction")
 
 class ObservingInterceptor(Interceptor):
     """`db` is the application database the activities write (the outbox, operator tasks): read only
-    on a retry or a failure, never on a first attempt that succeeds. `provider_of(channel)` names the
+    on a retry and by `record_suppressed`, never on a send's first attempt. `provider_of(channel)` names the
     provider configured for a channel (the label of a failed send, which no provider took)."""
 
     def __init__(self, metrics: AppMetrics, db: Database, provider_of: ProviderOf) -> None:
@@ -128,16 +130,14 @@ class _ObservedActivity(ActivityInboundInterceptor):
         self.metrics.adjust_in_flight(channel, 1)
         try:
             receipt = await self.next.execute_activity(input)
+        except SettledSend as settled:  # this attempt settled the row for good: counted from the error
+            status = settled.status
+            provider = self.owner.provider_of(request.channel) if status == "failed" else NONE
+            self._settled(request.channel, request.template, status, provider, error_class(settled.type))
+            raise
         except ApplicationError as error:
             if not error.non_retryable:
                 self._attempt_error(channel, error.type)
-            else:
-                status = await self.owner.outbox_status(request.dedup_key)
-                if status in ("failed", "suppressed"):
-                    provider = self.owner.provider_of(request.channel) if status == "failed" else NONE
-                    self._settled(
-                        request.channel, request.template, status, provider, error_class(error.type)
-                    )
             raise
         except Exception as error:  # an unexpected error: the activity retries it
             self._attempt_error(channel, type(error).__name__)

@@ -71,7 +71,7 @@ class JourneyActivities:
 
         A row found pending (`resumed`: a retry, or a crashed worker's send) may already be at the
         provider, so: the request goes out flagged `resumed` (SMSC then asks its status query first,
-        VK skips the permission check and relies on `random_id`); and if the recipient opted out
+        VK relies on `random_id`); and if the recipient opted out
         meanwhile, the provider is asked first (`find`) — what it has is recorded as sent, not
         suppressed; a provider that cannot tell (VK, e-mail, the robot) has it suppressed.
         """

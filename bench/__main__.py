@@ -65,7 +65,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--lead",
         type=float,
         default=None,
-        help="seconds from intake start to the touchpoint's due moment (default 10 + 5 × the import time)",
+        help="seconds from intake start to the touchpoint's due moment (default 10 + 5 × the import time "
+        "+ N / 50, time for N journeys' first workflow tasks)",
     )
     parser.add_argument(
         "--bare-sequential",

@@ -161,6 +161,12 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "yes" if not o.get("intake_overran_due") else "NO",
                 False,
             )
+            add(
+                "journeys asleep at the due moment (visibility: a lower bound)",
+                None,
+                o.get("asleep_at_due"),
+                False,
+            )
         add("drain, journeys (workflows)/s", b.get("drain_workflows_per_s"), o.get("drain_journeys_per_s"))
         add("drain, sends (activities)/s", b.get("drain_activities_per_s"), o.get("drain_messages_per_s"))
         add("drain duration, s", b.get("drain_seconds"), o.get("drain_seconds"))
@@ -218,6 +224,12 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"(sized at {spread.get('spread_load', '—')} of the drain)",
                 None,
                 f"intake {spread['intake_rate_per_s']}/s",
+                False,
+            )
+            add(
+                "spread: journeys asleep at the opening (visibility: a lower bound)",
+                None,
+                f"{spread.get('asleep_at_due', '—')} of {spread['n']:,}",
                 False,
             )
             add(

@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     # Provider rate limits, sends per second across all workers (None: unlimited).
     sms_per_second: float | None = None
     email_per_second: float | None = None
-    vk_per_second: float | None = 10.0  # VK allows 20 requests/s; a send makes two (permission + send)
+    vk_per_second: float | None = 20.0  # VK allows 20 requests/s per community; a send is one request
     robot_per_second: float | None = None
 
     # Send window in the client's local time (weekdays / weekends and public holidays).

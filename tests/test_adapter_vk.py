@@ -1,4 +1,4 @@
-"""VK community messages adapter: permission check, deterministic random_id, every error class."""
+"""VK community messages adapter: one call per send, deterministic random_id, every error class."""
 
 from __future__ import annotations
 
@@ -27,20 +27,8 @@ def vk_error(code: int, msg: str = "error") -> httpx.Response:
     return httpx.Response(200, json={"error": {"error_code": code, "error_msg": msg, "request_params": []}})
 
 
-def provider(handler: object, clock: object = None) -> VkProvider:
-    if clock is None:
-        return VkProvider(CONFIG, client=mock_client(handler))
-    return VkProvider(CONFIG, client=mock_client(handler), clock=clock)  # type: ignore[arg-type]
-
-
-def recording(calls: list[str], allowed: int = 1) -> object:
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path.rsplit("/", 1)[1])
-        if request.url.path.endswith("isMessagesFromGroupAllowed"):
-            return httpx.Response(200, json={"response": {"is_allowed": allowed}})
-        return httpx.Response(200, json={"response": 4242})
-
-    return handler
+def provider(handler: object) -> VkProvider:
+    return VkProvider(CONFIG, client=mock_client(handler))
 
 
 def test_random_id_is_a_stable_positive_int32() -> None:
@@ -49,56 +37,23 @@ def test_random_id_is_a_stable_positive_int32() -> None:
     assert all(0 < vk_random_id(f"k{i}") < 2**31 for i in range(500))
 
 
-async def test_checks_permission_then_sends_with_random_id() -> None:
+@pytest.mark.parametrize("resumed", [False, True])
+async def test_one_call_sends_with_random_id_resumed_or_not(resumed: bool) -> None:
+    """No permission check first (it doubled the calls: VK's send refuses a forbidding user itself),
+    and a resumed send is the very same call: VK drops the repeated random_id."""
     calls: list[tuple[str, dict[str, str]]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        params = dict(parse_qsl(request.content.decode()))
-        calls.append((request.url.path.rsplit("/", 1)[1], params))
-        if request.url.path.endswith("isMessagesFromGroupAllowed"):
-            return httpx.Response(200, json={"response": {"is_allowed": 1}})
+        calls.append((request.url.path.rsplit("/", 1)[1], dict(parse_qsl(request.content.decode()))))
         return httpx.Response(200, json={"response": 4242})
 
-    request = vk_request()
+    request = vk_request().model_copy(update={"resumed": resumed})
     assert await provider(handler).send(request) == "4242"
-    assert [name for name, _ in calls] == ["messages.isMessagesFromGroupAllowed", "messages.send"]
-    allowed, sent = calls[0][1], calls[1][1]
-    assert allowed["group_id"] == "777" and allowed["user_id"] == USER
-    assert sent["random_id"] == str(vk_random_id(request.dedup_key)) and sent["message"] == request.text
+    assert [name for name, _ in calls] == ["messages.send"]
+    sent = calls[0][1]
+    assert sent["user_id"] == USER and sent["message"] == request.text
+    assert sent["random_id"] == str(vk_random_id(request.dedup_key))
     assert sent["access_token"] == "tok" and sent["v"] == "5.199"
-
-
-async def test_resumed_send_skips_the_permission_check_and_relies_on_random_id() -> None:
-    """An earlier attempt may have delivered: no pre-check may call that 'not allowed'."""
-    calls: list[str] = []
-    assert await provider(recording(calls, allowed=0)).send(vk_request().model_copy(update={"resumed": True}))
-    assert calls == ["messages.send"]
-
-
-async def test_permission_is_cached_per_user_for_a_short_while() -> None:
-    calls: list[str] = []
-    now = [1000.0]
-    vk = provider(recording(calls), clock=lambda: now[0])
-    await vk.send(vk_request())
-    await vk.send(vk_request(touchpoint="d-5-vk"))
-    await vk.send(vk_request(recipient="999", touchpoint="d-5-vk"))  # another user: asked
-    assert calls.count("messages.isMessagesFromGroupAllowed") == 2 and calls.count("messages.send") == 3
-    now[0] += CONFIG.allowed_cache_seconds + 1
-    await vk.send(vk_request(touchpoint="d-4-vk"))
-    assert calls.count("messages.isMessagesFromGroupAllowed") == 3
-
-
-async def test_not_allowed_by_recipient_stops_before_sending() -> None:
-    paths: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        paths.append(request.url.path)
-        return httpx.Response(200, json={"response": {"is_allowed": 0}})
-
-    with pytest.raises(PermanentSendError) as caught:
-        await provider(handler).send(vk_request())
-    assert caught.value.error_type == "NotAllowedByRecipient"
-    assert len(paths) == 1
 
 
 async def test_non_numeric_recipient_is_permanent() -> None:
@@ -127,21 +82,11 @@ async def test_non_numeric_recipient_is_permanent() -> None:
 async def test_error_codes_on_send(
     code: int, kind: type[Exception], error_type: str, retry_after: float | None
 ) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("isMessagesFromGroupAllowed"):
-            return httpx.Response(200, json={"response": {"is_allowed": 1}})
-        return vk_error(code)
-
     with pytest.raises(kind) as caught:
-        await provider(handler).send(vk_request())
+        await provider(lambda r: vk_error(code)).send(vk_request())
     assert getattr(caught.value, "error_type", None) == error_type
     if retry_after is not None:
         assert getattr(caught.value, "retry_after", None) == retry_after
-
-
-async def test_error_on_permission_check_is_classified() -> None:
-    with pytest.raises(ChannelPaused):
-        await provider(lambda r: vk_error(5, "User authorization failed")).send(vk_request())
 
 
 @pytest.mark.parametrize(
@@ -159,8 +104,6 @@ async def test_malformed_answers_are_transient(response: httpx.Response, kind: t
 
 async def test_read_timeout_may_have_been_accepted() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("isMessagesFromGroupAllowed"):
-            return httpx.Response(200, json={"response": {"is_allowed": 1}})
         raise httpx.ReadTimeout("slow")
 
     with pytest.raises(ProviderUnavailable) as caught:
@@ -187,10 +130,11 @@ async def test_gateway_dedups_on_random_id() -> None:
     assert sorted(messages_per_key(r.model_dump() for r in records).values()) == [1, 1]
 
 
-async def test_gateway_resumed_send_to_a_user_who_now_forbids_messages_is_refused_by_vk() -> None:
+@pytest.mark.parametrize("resumed", [False, True])
+async def test_gateway_a_user_who_forbids_messages_is_refused_by_vk_itself(resumed: bool) -> None:
     gateway = Gateway(GatewayConfig(faults=FaultConfig(blocked_recipients=[USER])))
     with pytest.raises(PermanentSendError) as caught:
-        await gateway_vk(gateway).send(vk_request().model_copy(update={"resumed": True}))
+        await gateway_vk(gateway).send(vk_request().model_copy(update={"resumed": resumed}))
     assert caught.value.error_type == "NotAllowedByRecipient"
     assert [(r.endpoint, r.outcome) for r in gateway.requests.records("vk")] == [("send", "rejected:901")]
 

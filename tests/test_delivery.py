@@ -392,9 +392,8 @@ async def test_a_resumed_vk_send_relies_on_random_id_and_an_opted_out_one_is_sup
         first = a.gateway.log.records("vk")[0].provider_id
         assert (await a.send(request)).provider_message_id == first  # VK dropped the repeat
         assert [(r.endpoint, r.outcome) for r in a.gateway.requests.records("vk")] == [
-            ("allowed", "allowed"),
             ("send", "accepted"),
-            ("send", "repeat"),  # no permission check on the resumed attempt
+            ("send", "repeat"),  # the resumed attempt: VK dropped the same random_id
         ]
         other = send_request(channel=Channel.VK, recipient="456", touchpoint="d-30-vk", journey_id="j-2")
         await a.acts.outbox.claim(other)

@@ -82,12 +82,8 @@ async def test_every_request_is_logged_and_the_admin_api_shows_repeats() -> None
         requests = (await admin.get("/admin/requests", params={"channel": "sms"})).json()
         assert [r["outcome"] for r in requests] == ["accepted", "repeat", "rejected:7"]
         assert requests[2]["recipient"] == "79031112233"
-        allowed = (await admin.get("/admin/requests", params={"channel": "vk", "recipient": "123"})).json()
-        assert [(r["endpoint"], r["outcome"]) for r in allowed] == [
-            ("allowed", "allowed"),
-            ("send", "accepted"),
-            ("send", "repeat"),  # the cached permission spared the second check
-        ]
+        vk = (await admin.get("/admin/requests", params={"channel": "vk", "recipient": "123"})).json()
+        assert [(r["endpoint"], r["outcome"]) for r in vk] == [("send", "accepted"), ("send", "repeat")]
 
 
 async def test_admin_api() -> None:

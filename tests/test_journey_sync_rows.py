@@ -16,9 +16,7 @@ from tests.factories import policy
 
 
 def _policies(n: int, phone: str = "+79161234567") -> list[Policy]:
-    return [
-        policy("KASKO", number=f"7100K/001/{i:06d}/26", client={"phone": phone}) for i in range(n)
-    ]
+    return [policy("KASKO", number=f"7100K/001/{i:06d}/26", client={"phone": phone}) for i in range(n)]
 
 
 async def test_thousands_of_started_journeys_are_recorded_and_a_restart_overwrites(any_db: Database) -> None:

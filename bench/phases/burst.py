@@ -48,6 +48,9 @@ AGENT = {
     "rate_ifl": 0.5,
 }
 # Zones tried in order: the first whose local time leaves the whole run inside one calendar day.
+# Journeys' first workflow tasks the in-memory dev server completes a second while intake runs (measured
+# 55–66/s on 2 cores): the lead gives N journeys N / this to fall asleep before their touchpoint.
+FIRST_TASKS_PER_S = 50
 ZONES = ("Europe/Moscow", "Asia/Vladivostok", "Europe/Kaliningrad", "Asia/Yekaterinburg", "Asia/Kamchatka")
 
 
@@ -168,9 +171,10 @@ async def measure(
             if report.rejected_rows:
                 raise RuntimeError(f"intake rejected {report.rejected_rows} rows: {report.rejections[:3]}")
             if lead is None:
-                # Every journey must be asleep before its touchpoint is due: `renewals start` runs at
-                # > 57 starts/s even on the SQLite server here (1,000: 17.5 s of a 21 s lead).
-                lead = 10 + 5 * import_seconds + n / 100
+                # Every journey must be asleep (its first workflow task run) before its touchpoint
+                # is due, as a real portfolio's journeys are, started weeks ahead: the dev server
+                # runs ≈ 55–66 first tasks/s here while intake goes on (FIRST_TASKS_PER_S).
+                lead = 10 + 5 * import_seconds + n / FIRST_TASKS_PER_S
             due_local = (datetime.now(tz) + timedelta(seconds=lead)).replace(microsecond=0)
             window = _window_opening_at(due_local.time(), spread_minutes)
             due = due_local.timestamp()
@@ -183,6 +187,10 @@ async def measure(
         overran = time.time() > due
         tail = LogTail(gateway.log)  # the gateway is this run's own: every line is one of ours
         spy = None
+        await asyncio.sleep(max(0.0, due - time.time() - 2))
+        # Asleep = its first workflow task has run (visibility lags a little: a lower bound).
+        asleep = f"TaskQueue = '{queue}' AND JourneyStage = 'scheduled'"
+        asleep_at_due = (await server.client.count_workflows(asleep)).count
         await asyncio.sleep(max(0.0, due - time.time() - 0.2))
         meter = CpuMeter(
             {
@@ -247,6 +255,7 @@ async def measure(
         "intake_rate_per_s": round(n / (import_seconds + start_seconds), 1),
         "start_outcomes": dict(summary.counts),
         "intake_overran_due": overran,
+        "asleep_at_due": asleep_at_due,
         "lead_seconds": round(lead, 1),
         "drain_seconds": round(drain, 2),
         "first_send_after_due_s": round(min(lateness), 3),

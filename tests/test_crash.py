@@ -162,13 +162,14 @@ async def test_sigkill_mid_burst_loses_nothing_and_duplicates_nothing(
     client: Client = dev_server.client
     started = clock.monotonic()
     worker = worker_process(env, tmp_path / "worker-1.log")
-    policies = portfolio(datetime.now(zone("Europe/Moscow")))
-    await asyncio.gather(*(start_journey(client, p, QUEUE, ALL_DAY) for p in policies))
     expected = 3 * JOURNEYS
-
-    await wait_until(lambda: len(log_lines(log)) >= expected // 3, 600, "a third of the burst")
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=30)
+    try:
+        policies = portfolio(datetime.now(zone("Europe/Moscow")))
+        await asyncio.gather(*(start_journey(client, p, QUEUE, ALL_DAY) for p in policies))
+        await wait_until(lambda: len(log_lines(log)) >= expected // 3, 600, "a third of the burst")
+    finally:  # the crash itself; and on a failed wait, no worker left running after the test
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
     killed_at = len(log_lines(log))
     restarted = worker_process(env, tmp_path / "worker-2.log")
     try:

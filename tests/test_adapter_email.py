@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from email import message_from_bytes, policy
+from email.header import decode_header, make_header
+from email.message import EmailMessage
+from email.utils import parseaddr
 
 import aiosmtplib
 import pytest
@@ -15,6 +19,7 @@ from renewals.activity_io import SendRequest
 from renewals.channels.base import PermanentSendError
 from renewals.channels.email import EmailConfig, EmailProvider, classify_smtp_error, html_body, message_id_for
 from renewals.channels.errors import ChannelPaused, ProviderUnavailable, RateLimited
+from renewals.channels.mime import Rendered
 from renewals.models import Channel
 from tests.test_gateway_helpers import send_request
 
@@ -53,17 +58,61 @@ def provider(sink: SmtpSink, **extra: object) -> EmailProvider:
     return EmailProvider(config)
 
 
+def parsed(rendered: Rendered) -> EmailMessage:
+    """The wire bytes read back by the standard library with its strict policy (any defect raises)."""
+    message = message_from_bytes(rendered.data, policy=policy.strict)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
 def test_message_shape() -> None:
     config = EmailConfig(host="h", sender_address="renewals@alfa.example", sender_name="Альфа")
-    message = EmailProvider(config).build(email_request())
+    rendered = EmailProvider(config).build(email_request())
+    message = parsed(rendered)
     assert message["Message-ID"] == message_id_for(email_request().dedup_key, "alfa.example")
+    assert rendered.message_id == message["Message-ID"] and rendered.recipient == EMAIL
     assert message["Subject"] == "Продление" and message["To"] == EMAIL
-    assert message.get_content_type() == "multipart/alternative"
+    assert message["From"] == "Альфа <renewals@alfa.example>" and message["Date"] is not None
+    assert message.get_content_type() == "multipart/alternative" and not message.defects
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None and plain.get_content() == email_request().text
     html = message.get_body(preferencelist=("html",))
     assert html is not None
     content = html.get_content()
+    assert content == html_body(email_request().text)
     assert "Полис &lt;истекает&gt; &amp; скоро." in content and "<a " not in content
-    assert email_request().dedup_key not in str(message)  # the key (a policy number) stays out
+    assert email_request().dedup_key.encode() not in rendered.data  # the key (a policy number) stays out
+    assert b"\r\n" in rendered.data and b"\n" not in rendered.data.replace(b"\r\n", b"")  # CRLF only
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "Alfa Insurance",
+        'Alfa "Renewals", Moscow',
+        "Альфа Страхование — Центр Возобновления Московского региона и области",
+    ],
+)
+def test_headers_survive_any_sender_name_and_a_long_subject(name: str) -> None:
+    """Quoted ASCII, long Cyrillic (folded encoded words) and no name all read back exactly."""
+    subject = "Продление полиса КАСКО: срок действия вашего полиса истекает через тридцать дней"
+    config = EmailConfig(host="h", sender_address="renewals@alfa.example", sender_name=name)
+    request = email_request().model_copy(update={"subject": subject})
+    rendered = EmailProvider(config).build(request)
+    message = parsed(rendered)
+    assert message["Subject"] == subject
+    # Decoded as RFC 2047 says (the space between adjacent encoded words is not text; the standard
+    # library's structured-header parser keeps it, so it is not the judge here).
+    raw_from = message_from_bytes(rendered.data, policy=policy.compat32)["From"]
+    assert parseaddr(str(make_header(decode_header(raw_from)))) == (name, "renewals@alfa.example")
+    assert all(len(line) <= 78 for line in rendered.data.split(b"\r\n"))
+    assert not rendered.needs_smtputf8
+
+
+def test_a_non_ascii_mailbox_asks_the_relay_for_smtputf8() -> None:
+    config = EmailConfig(host="h", sender_address="renewals@alfa.example")
+    assert EmailProvider(config).build(email_request(recipient="ivan@пример.рф")).needs_smtputf8
 
 
 def test_html_body_never_links() -> None:

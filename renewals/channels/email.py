@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
-from email.message import EmailMessage
 from email.utils import format_datetime
 
 import aiosmtplib
@@ -38,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from renewals.activity_io import SendRequest
 from renewals.channels.base import PermanentSendError, SingleProvider
 from renewals.channels.errors import ChannelPaused, ErrorType, ProviderUnavailable, RateLimited
+from renewals.channels.mime import Rendered, render
 from renewals.privacy import mask_address
 
 
@@ -128,25 +128,31 @@ class EmailProvider(SingleProvider):
         self._idle: list[_Session] = []  # open sessions waiting for the next message, newest last
         self._local_hostname = config.local_hostname
 
-    def build(self, request: SendRequest) -> EmailMessage:
+    def build(self, request: SendRequest) -> Rendered:
         """The message exactly as it goes out (tests and the audit inspect it)."""
         to = parse_address(request.recipient)
-        message = EmailMessage()
-        message["From"] = Address(display_name=self.config.sender_name, addr_spec=self.config.sender_address)
-        message["To"] = to
-        message["Subject"] = request.subject or self.config.default_subject
-        message["Message-ID"] = message_id_for(request.dedup_key, self._domain)
-        message["Date"] = format_datetime(datetime.now(UTC))
-        message.set_content(request.text)
-        message.add_alternative(html_body(request.text), subtype="html")
-        return message
+        return render(
+            sender_name=self.config.sender_name,
+            sender=self.config.sender_address,
+            recipient=to.addr_spec,
+            subject=request.subject or self.config.default_subject,
+            message_id=message_id_for(request.dedup_key, self._domain),
+            date=format_datetime(datetime.now(UTC)),
+            text=request.text,
+            html=html_body(request.text),
+        )
 
     async def send(self, request: SendRequest) -> str:
         message = self.build(request)
         session: _Session | None = None
         try:
             session = await self._session()
-            await session.smtp.send_message(message)
+            await session.smtp.sendmail(
+                message.sender,
+                [message.recipient],
+                message.data,
+                mail_options=["SMTPUTF8"] if message.needs_smtputf8 else None,
+            )
         except BaseException as exc:
             self._discard(session)
             if isinstance(exc, aiosmtplib.SMTPException):
@@ -155,7 +161,7 @@ class EmailProvider(SingleProvider):
                 raise ProviderUnavailable(f"{self.name}: {type(exc).__name__}", provider=self.name) from None
             raise
         await self._release(session)
-        return str(message["Message-ID"])
+        return message.message_id
 
     async def aclose(self) -> None:
         while self._idle:

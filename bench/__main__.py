@@ -48,7 +48,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="add the RSS phase up to 100,000 sleeping journeys (≈ 30 min here)",
+        help="add the RSS phase up to 125,000 sleeping journeys and a dev-server restart under them "
+        "(--memory-steps 1000,10000,100000,125000 --restart; ≈ 45 min here)",
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="the RSS phase runs on a persistent (SQLite file) dev server and ends with its restart: every "
+        "journey still running and asleep, a sample answering its status query",
     )
     parser.add_argument(
         "--simulate",
@@ -181,13 +188,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     on_server["ours_spread"]["spread_load"] = args.spread_load
                     print(f"  {json.dumps(_brief(on_server['ours_spread']))}", flush=True)
         result["bursts"][mode] = on_server
-    if args.full and not args.memory_steps:
-        args.memory_steps = "1000,10000,100000"
+    if args.full:
+        args.memory_steps = args.memory_steps or "1000,10000,100000,125000"
+        args.restart = True
     if "memory" not in skip and args.memory_steps:
         steps = [int(s) for s in args.memory_steps.split(",") if s.strip()]
-        print(f"[memory] worker RSS with {steps} sleeping journeys (in-memory server) …", flush=True)
-        async with dev_server("memory", workdir) as server:
-            result["memory"] = await memory.measure(server, sorted(steps), workdir)
+        mode = "sqlite" if args.restart else "memory"
+        db_file = workdir / "temporal-memory.db" if args.restart else None
+        print(f"[memory] worker RSS with {steps} sleeping journeys ({mode} server) …", flush=True)
+        async with dev_server(mode, workdir, db_file=db_file) as server:
+            result["memory"] = await memory.measure(server, sorted(steps), workdir, restart=db_file)
     if args.simulate:
         print(f"[simulate] 1 and {args.simulate} scenarios …", flush=True)
         result["simulate"] = simulate.measure(workdir, args.simulate)

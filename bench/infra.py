@@ -26,6 +26,7 @@ from renewals.encryption import Keyring, data_converter
 from renewals.temporal.runtime import cli_runtime
 from renewals.temporal.setup import ALL_KEYS
 from starter.binaries import find_binary
+from starter.stack import SQLITE_PRAGMAS
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -211,20 +212,31 @@ class Server:
 
 
 @asynccontextmanager
-async def dev_server(mode: str, workdir: Path) -> AsyncIterator[Server]:
-    """`mode`: "memory" (the dev server's default) or "sqlite" (`--db-filename`, on disk)."""
-    db_file = None
+async def dev_server(
+    mode: str,
+    workdir: Path,
+    db_file: Path | None = None,
+    port: int | None = None,
+    keyring: Keyring | None = None,
+) -> AsyncIterator[Server]:
+    """`mode`: "memory" (the dev server's default) or "sqlite" (`--db-filename`, on disk: `db_file`,
+    default a new file in `workdir`). A restart is a second `dev_server("sqlite", …)` on the first
+    one's file, port and keyring: the workers' clients reconnect to the same address, and the
+    journeys' payloads stay readable."""
+    db_name = None
     if mode == "sqlite":
-        db_file = str(workdir / f"temporal-{time.time_ns()}.db")
-    keyring = Keyring.generate("bench")
+        db_name = str(db_file or workdir / f"temporal-{time.time_ns()}.db")
+    keyring = keyring or Keyring.generate("bench")
     env = await WorkflowEnvironment.start_local(
+        port=port,
         dev_server_existing_path=find_binary("temporal"),
-        dev_server_database_filename=db_file,
+        dev_server_database_filename=db_name,
         search_attributes=list(ALL_KEYS),
         data_converter=data_converter(keyring),
         runtime=cli_runtime(),
         ui=False,
         dev_server_log_level="error",
+        dev_server_extra_args=list(SQLITE_PRAGMAS) if db_name else [],
     )
     try:
         address = env.client.service_client.config.target_host

@@ -78,6 +78,16 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": (flat is not None and flat <= 1.2 and last >= 100_000) or None,
             }
         )
+        restart = memory.get("restart")
+        if restart:
+            survived = restart["sleeping_before"]
+            rows.append(
+                {
+                    "target": f"{survived:,} sleeping journeys survive a dev-server restart (≈ 125k)",
+                    "value": "yes" if restart["survived"] else "no",
+                    "met": restart["survived"] if survived >= 100_000 else None,
+                }
+            )
     sim = result.get("simulate")
     if sim:
         per = sim.get("per_journey_s")
@@ -278,6 +288,27 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     "",
                     f"{_fmt(step['start_seconds'])} ({_fmt(step['start_rate_per_s'])}); "
                     f"{_fmt(step['all_asleep_after_s'])}",
+                    "",
+                )
+            )
+        restart = memory.get("restart")
+        if restart:
+            rows.append(
+                (
+                    f"dev-server restart under {restart['sleeping_before']:,} sleeping journeys: running / "
+                    f"asleep after it; sample answering its status query",
+                    "",
+                    f"{restart['running_after']:,} / {restart['asleep_after']:,}; "
+                    f"{restart['sample_scheduled']}/{restart['sample_queried']}",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    "  server back after s; the sample's queries s; its SQLite file MiB",
+                    "",
+                    f"{_fmt(restart['server_back_after_s'])}; {_fmt(restart['sample_query_s'])}; "
+                    f"{_fmt(restart['db_file_mib'])}",
                     "",
                 )
             )

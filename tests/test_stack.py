@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -54,6 +55,7 @@ class RunningStack:
     client: Client
     ui: str
     portfolio: list[Policy]
+    data: Path
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,9 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runni
     running = asyncio.create_task(run_stack(settings, data, ui_port))
     try:
         client = await wait_for_temporal(settings)
-        yield RunningStack(settings, client, f"http://127.0.0.1:{ui_port}", sample_portfolio(date.today()))
+        yield RunningStack(
+            settings, client, f"http://127.0.0.1:{ui_port}", sample_portfolio(date.today()), data
+        )
     finally:
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -102,6 +106,13 @@ async def listed(client: Client, query: str) -> list[WorkflowExecution]:
             return found
         await asyncio.sleep(0.1)
     return []
+
+
+async def test_the_dev_server_keeps_its_store_in_wal_mode(stack: RunningStack) -> None:
+    # starter.stack.SQLITE_PRAGMAS: the mode is a property of the file, so reading it back proves the
+    # server was started with the pragma (a rollback-journal store answers "delete").
+    with contextlib.closing(sqlite3.connect(stack.data / "temporal.db")) as store:
+        assert store.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 async def test_stack_leaves_a_browsable_ui_with_every_search_attribute(

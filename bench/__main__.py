@@ -183,7 +183,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     print(f"[{mode}] ours, {args.spread_n} due, spread over {minutes} min …", flush=True)
                     on_server["ours_spread"] = await _ours(
-                        args, server, workdir, mode, spread=minutes, n=args.spread_n, app_db=app_dbs[0]
+                        args,
+                        server,
+                        workdir,
+                        mode,
+                        spread=minutes,
+                        n=args.spread_n,
+                        app_db=app_dbs[0],
+                        first_tasks_per_s=on_server["ours"].get("first_tasks_per_s"),
                     )
                     on_server["ours_spread"]["spread_load"] = args.spread_load
                     print(f"  {json.dumps(_brief(on_server['ours_spread']))}", flush=True)
@@ -232,8 +239,10 @@ async def _ours(
     n: int | None = None,
     app_db: str = "sqlite",
     workers: int = 1,
+    first_tasks_per_s: float | None = None,
 ) -> dict[str, Any]:
-    """Our burst on `server`, through a gateway of its own; profiled only when asked, in memory, unspread."""
+    """Our burst on `server`, through a gateway of its own; profiled only when asked, in memory, unspread.
+    `first_tasks_per_s`: the rate an earlier burst measured, for this one's lead."""
     with gateway(workdir) as gw:
         return await burst.measure(
             server,
@@ -246,6 +255,7 @@ async def _ours(
             workers,
             spread_minutes=spread,
             app_db=app_db,
+            first_tasks_per_s=first_tasks_per_s,
         )
 
 

@@ -240,8 +240,8 @@ async def dev_server(
     )
     try:
         address = env.client.service_client.config.target_host
-        port = address.rsplit(":", 1)[1]
-        pids = [p for p in children_named(os.getpid(), "start-dev") if port in _cmdline(p)]
+        bound = address.rsplit(":", 1)[1]
+        pids = [p for p in children_named(os.getpid(), "start-dev") if bound in _cmdline(p)]
         plain = Client(env.client.service_client, namespace=env.client.namespace)
         yield Server(env, env.client, address, pids[0] if pids else None, mode, keyring, plain)
     finally:

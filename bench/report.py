@@ -126,7 +126,7 @@ def _ms_per_journey(part: dict[str, Any]) -> float | None:
     n = part.get("n") or part.get("workflows")
     if cpu is None or not seconds or not n:
         return None
-    return round(cpu / 100 * seconds / n * 1000, 1)
+    return round(float(cpu) / 100 * float(seconds) / float(n) * 1000, 1)
 
 
 def _fmt(value: Any) -> str:
@@ -175,6 +175,12 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "journeys asleep at the due moment (visibility: a lower bound)",
                 None,
                 o.get("asleep_at_due"),
+                False,
+            )
+            add(
+                "first workflow tasks/s while `renewals start` runs (the spread's lead counts on 0.7 of it)",
+                None,
+                o.get("first_tasks_per_s") or "not all asleep before the moment",
                 False,
             )
         add("drain, journeys (workflows)/s", b.get("drain_workflows_per_s"), o.get("drain_journeys_per_s"))
@@ -242,6 +248,7 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{spread.get('asleep_at_due', '—')} of {spread['n']:,}",
                 False,
             )
+            add("spread: its lead, s (intake start → the opening)", None, spread.get("lead_seconds"), False)
             add(
                 "spread: worker RSS with all asleep, MiB",
                 None,

@@ -34,17 +34,20 @@ def apply(variants: list[str]) -> None:
     journey_kwargs: dict[str, Any] = {}
     for variant in variants:
         if variant == "pool1":
-            original = database.create_async_engine
+            original = vars(database)["create_async_engine"]  # patched by name: not re-exported
 
             def one_connection(url: str, original: Any = original, **kwargs: Any) -> Any:
                 if url.startswith("sqlite"):
                     kwargs.update(pool_size=1, max_overflow=0, pool_timeout=120)
                 return original(url, **kwargs)
 
-            database.create_async_engine = one_connection  # type: ignore[assignment]
+            setattr(database, "create_async_engine", one_connection)  # noqa: B010
         elif variant == "deferred":
             # Database() registers the module's function when it is built: replace it before that.
-            database._begin_immediate = lambda connection: connection.exec_driver_sql("BEGIN")
+            def begin_deferred(connection: Any) -> None:
+                connection.exec_driver_sql("BEGIN")
+
+            setattr(database, "_begin_immediate", begin_deferred)  # noqa: B010
         elif variant.startswith("slots"):
             worker_kwargs["max_concurrent_activities"] = int(variant[5:])
         elif variant.startswith("cache"):
@@ -79,14 +82,14 @@ def apply(variants: list[str]) -> None:
         else:
             raise SystemExit(f"unknown variant {variant!r}")
     if worker_kwargs or journey_kwargs:
-        real = production.Worker
+        real = vars(production)["Worker"]  # worker.py's own name for temporalio's Worker
 
         def patched(client: Any, task_queue: str, **kwargs: Any) -> Any:
             channel_queue = kwargs.get("workflows") is None
             extra = worker_kwargs if channel_queue else journey_kwargs
             return real(client, task_queue=task_queue, **(kwargs | extra))
 
-        production.Worker = functools.wraps(real)(patched)  # type: ignore[misc]
+        setattr(production, "Worker", functools.wraps(real)(patched))  # noqa: B010
 
 
 async def _connect_without_codec(settings: Any) -> Any:

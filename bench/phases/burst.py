@@ -49,8 +49,11 @@ AGENT = {
 }
 # Zones tried in order: the first whose local time leaves the whole run inside one calendar day.
 # Journeys' first workflow tasks the in-memory dev server completes a second while intake runs (measured
-# 55–66/s on 2 cores): the lead gives N journeys N / this to fall asleep before their touchpoint.
+# 55–66/s on 2 cores): the lead gives N journeys N / this to fall asleep before their touchpoint, unless
+# the run measured its own rate (`first_tasks_per_s`, from an earlier burst: the machine's speed varies
+# by 2× from day to day, and a journey asleep after its moment measures intake, not the drain).
 FIRST_TASKS_PER_S = 50
+FIRST_TASKS_MARGIN = 0.7  # the share of a measured first-task rate the lead counts on
 ZONES = ("Europe/Moscow", "Asia/Vladivostok", "Europe/Kaliningrad", "Asia/Yekaterinburg", "Asia/Kamchatka")
 
 
@@ -125,6 +128,7 @@ async def measure(
     workers: int = 1,
     spread_minutes: int = 0,
     app_db: str = "sqlite",
+    first_tasks_per_s: float | None = None,
 ) -> dict[str, Any]:
     """Our burst. With `spread_minutes` the window spreads the morning's sends (each journey at its own
     offset, `SendWindow.spread_offset`), and each send's lateness is against its own journey's moment.
@@ -174,7 +178,8 @@ async def measure(
                 # Every journey must be asleep (its first workflow task run) before its touchpoint
                 # is due, as a real portfolio's journeys are, started weeks ahead: the dev server
                 # runs ≈ 55–66 first tasks/s here while intake goes on (FIRST_TASKS_PER_S).
-                lead = 10 + 5 * import_seconds + n / FIRST_TASKS_PER_S
+                rate = FIRST_TASKS_MARGIN * first_tasks_per_s if first_tasks_per_s else FIRST_TASKS_PER_S
+                lead = 10 + 5 * import_seconds + n / rate
             due_local = (datetime.now(tz) + timedelta(seconds=lead)).replace(microsecond=0)
             window = _window_opening_at(due_local.time(), spread_minutes)
             due = due_local.timestamp()
@@ -187,9 +192,15 @@ async def measure(
         overran = time.time() > due
         tail = LogTail(gateway.log)  # the gateway is this run's own: every line is one of ours
         spy = None
-        await asyncio.sleep(max(0.0, due - time.time() - 2))
-        # Asleep = its first workflow task has run (visibility lags a little: a lower bound).
+        # Asleep = its first workflow task has run (visibility lags a little: a lower bound). Counted
+        # each second until all are, which gives this machine's first-task rate for a later lead.
         asleep = f"TaskQueue = '{queue}' AND JourneyStage = 'scheduled'"
+        all_asleep_s = None
+        while time.time() < due - 2:
+            if (await server.client.count_workflows(asleep)).count >= started:
+                all_asleep_s = time.monotonic() - t1
+                break
+            await asyncio.sleep(max(0.0, min(1.0, due - 2 - time.time())))
         asleep_at_due = (await server.client.count_workflows(asleep)).count
         await asyncio.sleep(max(0.0, due - time.time() - 0.2))
         meter = CpuMeter(
@@ -257,6 +268,10 @@ async def measure(
         "intake_overran_due": overran,
         "asleep_at_due": asleep_at_due,
         "lead_seconds": round(lead, 1),
+        "lead_first_tasks_per_s": round(first_tasks_per_s, 1) if first_tasks_per_s else None,
+        # From `renewals start`'s first call to the last journey asleep: None if not before the moment.
+        "all_asleep_after_start_s": round(all_asleep_s, 1) if all_asleep_s else None,
+        "first_tasks_per_s": round(started / all_asleep_s, 1) if all_asleep_s else None,
         "drain_seconds": round(drain, 2),
         "first_send_after_due_s": round(min(lateness), 3),
         "drain_journeys_per_s": round(n / drain, 1),

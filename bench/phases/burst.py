@@ -25,7 +25,6 @@ from bench.infra import (
     RssSampler,
     Server,
     app_database,
-    free_port,
     memory_kib,
     process,
     pydantic_client,
@@ -158,10 +157,7 @@ async def measure(
         extra = []
         for index in range(2, workers + 1):  # more worker processes on the same queues (`--workers`)
             extra_log = workdir / f"{queue}-worker{index}.log"
-            own_ports = env | {  # each process its own metrics and health endpoints, as on N hosts
-                "RENEWALS_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
-                "RENEWALS_WORKER_HEALTH_ADDRESS": f"127.0.0.1:{free_port()}",
-            }
+            own_ports = worker_env(server, queue, db_url, gateway)  # its own metrics and health ports
             extra.append(stack.enter_context(process(command, extra_log, own_ports)))
         worker = stack.enter_context(process(command, log, env))
         await wait_for_text(log, "worker serving", worker, 120)

@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from bench.infra import Gateway, Server
+from bench.infra import Gateway, Server, free_port
 
 START_CONCURRENCY = 100  # in-flight StartWorkflowExecution calls
 
@@ -51,6 +51,9 @@ def worker_env(server: Server, queue: str, db_url: str, gateway: Gateway | None)
         # The bench measures our code and Temporal, not VK's contractual 20 requests/s (see report).
         "RENEWALS_VK_PER_SECOND": "100000",
         "RENEWALS_ENCRYPTION_KEYS": json.dumps(server.keyring.to_lines()),  # the bench client's keys
+        # Ports of its own, as on a host of its own: a second bench or a worker already running keeps its.
+        "RENEWALS_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "RENEWALS_WORKER_HEALTH_ADDRESS": f"127.0.0.1:{free_port()}",
     }
     if gateway:
         env |= {"RENEWALS_GATEWAY_URL": gateway.url, "RENEWALS_GATEWAY_SMTP_PORT": str(gateway.smtp_port)}

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from temporalio.client import Client
+
 from bench.infra import RssSampler, Server, dev_server, memory_kib, process, wait_for_text, wait_until
 from bench.phases.common import START_CONCURRENCY, at_least, bounded, worker_env
 from renewals.models import Policy
@@ -115,12 +117,7 @@ async def measure(
 
 
 async def _restart(server: Server, db_file: Path, workdir: Path, queue: str, sleeping: int) -> dict[str, Any]:
-    """Stop the dev server, start it again on the same file and port, and check that every journey is
-    still running and asleep, and that a random sample answers its status query: for a journey outside
-    the worker's cache that is a replay of its history as the restarted server serves it."""
-    from renewals.journey_api import Stage
-    from workflows.renewal import RenewalJourney
-
+    """Stop the dev server, start it again on the same file and port, and check the journeys (`survivors`)."""
     port = int(server.address.rsplit(":", 1)[1])
     t0 = time.monotonic()
     await server.env.shutdown()
@@ -128,38 +125,47 @@ async def _restart(server: Server, db_file: Path, workdir: Path, queue: str, sle
     old_gone = server.pid is None or not _alive(server.pid)
     async with dev_server("sqlite", workdir, db_file=db_file, port=port, keyring=server.keyring) as again:
         up_seconds = time.monotonic() - t0
-        client = again.client
-        on_queue = f"TaskQueue = '{queue}'"
-        running = (await client.count_workflows(f"{on_queue} AND ExecutionStatus = 'Running'")).count
-        asleep = (await client.count_workflows(f"{on_queue} AND JourneyStage = 'scheduled'")).count
-        ids = [
-            execution.id
-            async for execution in client.list_workflows(f"TaskQueue = '{queue}'", limit=sleeping)
-        ]
-        sample = random.Random(14).sample(ids, min(RESTART_SAMPLE, len(ids)))
-        q0 = time.monotonic()
-        stages = await asyncio.gather(
-            *(client.get_workflow_handle(wid).query(RenewalJourney.status) for wid in sample)
-        )
-        query_seconds = time.monotonic() - q0
-        answered = sum(1 for status in stages if status.stage == Stage.SCHEDULED)
-    result = {
+        result = await survivors(again.client, queue, sleeping)
+    result |= {
+        "old_server_gone": old_gone,
+        "servers": [server.pid, again.pid],
+        "survived": old_gone and result["survived"],
+        "server_stop_s": round(down_seconds, 1),
+        "server_back_after_s": round(up_seconds, 1),
+        "db_file_mib": round(db_file.stat().st_size / 2**20, 1),
+    }
+    print(f"  restart: {result}", flush=True)
+    return result
+
+
+async def survivors(client: Client, queue: str, sleeping: int) -> dict[str, Any]:
+    """Whether every one of `sleeping` journeys on `queue` is still running and asleep, and a random
+    sample answers its status query: for a journey outside the worker's cache that is a replay of its
+    history as the (restarted) server serves it."""
+    from renewals.journey_api import Stage
+    from workflows.renewal import RenewalJourney
+
+    on_queue = f"TaskQueue = '{queue}'"
+    running = (await client.count_workflows(f"{on_queue} AND ExecutionStatus = 'Running'")).count
+    asleep = (await client.count_workflows(f"{on_queue} AND JourneyStage = 'scheduled'")).count
+    ids = [execution.id async for execution in client.list_workflows(on_queue, limit=sleeping)]
+    sample = random.Random(14).sample(ids, min(RESTART_SAMPLE, len(ids)))
+    q0 = time.monotonic()
+    stages = await asyncio.gather(
+        *(client.get_workflow_handle(wid).query(RenewalJourney.status) for wid in sample)
+    )
+    query_seconds = time.monotonic() - q0
+    answered = sum(1 for status in stages if status.stage == Stage.SCHEDULED)
+    return {
         "sleeping_before": sleeping,
         "running_after": running,
         "asleep_after": asleep,
         "listed_after": len(ids),
         "sample_queried": len(sample),
         "sample_scheduled": answered,
-        "old_server_gone": old_gone,
-        "servers": [server.pid, again.pid],
-        "survived": old_gone and running == asleep == len(ids) == sleeping and answered == len(sample),
-        "server_stop_s": round(down_seconds, 1),
-        "server_back_after_s": round(up_seconds, 1),
+        "survived": running == asleep == len(ids) == sleeping and answered == len(sample),
         "sample_query_s": round(query_seconds, 1),
-        "db_file_mib": round(db_file.stat().st_size / 2**20, 1),
     }
-    print(f"  restart: {result}", flush=True)
-    return result
 
 
 def _alive(pid: int) -> bool:

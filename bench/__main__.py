@@ -1,7 +1,7 @@
 """`python -m bench`: bare Temporal vs our journeys, on dev servers this run starts itself.
 
-Defaults take about 15 minutes on a 2-core machine (15 min 8–21 s on 2026-12-02); see
-docs/performance.md for every flag.
+Defaults take about 15 minutes on a 2-core machine (15 min 8–21 s on 2026-12-02; 19 min 20 s the same
+evening, with the machine at half speed); see docs/performance.md for every flag.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--full",
         action="store_true",
         help="add the RSS phase up to 125,000 sleeping journeys and a dev-server restart under them "
-        "(--memory-steps 1000,10000,100000,125000 --restart; ≈ 45 min here)",
+        "(--memory-steps 1000,10000,100000,125000 --restart; over 90 min here: 100,000 took 62)",
     )
     parser.add_argument(
         "--restart",

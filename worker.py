@@ -30,7 +30,7 @@ from renewals.settings import Settings, get_settings
 from renewals.temporal.connection import connect
 from workflows.intake import DailyIntake
 from workflows.renewal import RenewalJourney
-from workflows.runner import SANDBOXED_RUNNER, workflow_runner
+from workflows.runner import SANDBOXED_RUNNER, runs_inline, workflow_runner
 from workflows.sla import PartnerApplication
 
 __all__ = ["WORKFLOWS", "JourneyWorkers", "build_worker", "run_worker"]
@@ -81,7 +81,8 @@ def build_worker(
     forever, so a bug shows up as an error rather than a hang. `cache_size` caps the sticky cache of
     the journey worker and `channel_slots` the concurrent sends of each channel worker (defaults: the
     SDK's). `runner` is the sandbox by default (tests, replay); the production worker and
-    `renewals simulate` pass theirs (workflows/runner.py: unsandboxed unless RENEWALS_WORKFLOW_SANDBOX).
+    `renewals simulate` pass theirs (workflows/runner.py: unsandboxed unless RENEWALS_WORKFLOW_SANDBOX;
+    unsandboxed, activations run on the event loop).
     `interceptors` observe every worker (metrics and log fields: renewals/observability)."""
     all_activities = [*activities.all(), *extra_activities]
     main = Worker(
@@ -93,6 +94,7 @@ def build_worker(
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         max_cached_workflows=cache_size,
         interceptors=list(interceptors),
+        debug_mode=runs_inline(runner),  # activations on the event loop, not a thread: workflows/runner.py
     )
     senders = [
         Worker(

@@ -201,10 +201,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if "memory" not in skip and args.memory_steps:
         steps = [int(s) for s in args.memory_steps.split(",") if s.strip()]
         mode = "sqlite" if args.restart else "memory"
-        db_file = workdir / "temporal-memory.db" if args.restart else None
         print(f"[memory] worker RSS with {steps} sleeping journeys ({mode} server) …", flush=True)
-        async with dev_server(mode, workdir, db_file=db_file) as server:
-            result["memory"] = await memory.measure(server, sorted(steps), workdir, restart=db_file)
+        async with dev_server(mode, workdir) as server:
+            result["memory"] = await memory.measure(server, sorted(steps), workdir, restart=args.restart)
     if args.simulate:
         print(f"[simulate] 1 and {args.simulate} scenarios …", flush=True)
         result["simulate"] = simulate.measure(workdir, args.simulate)

@@ -209,6 +209,7 @@ class Server:
     mode: str
     keyring: Keyring
     plain: Client  # the default converter, for the bare-Temporal baseline
+    db_file: Path | None = None  # the SQLite file of a persistent ("sqlite") server: what a restart reopens
 
 
 @asynccontextmanager
@@ -223,9 +224,8 @@ async def dev_server(
     default a new file in `workdir`). A restart is a second `dev_server("sqlite", …)` on the first
     one's file, port and keyring: the workers' clients reconnect to the same address, and the
     journeys' payloads stay readable."""
-    db_name = None
-    if mode == "sqlite":
-        db_name = str(db_file or workdir / f"temporal-{time.time_ns()}.db")
+    db_path = db_file or workdir / f"temporal-{time.time_ns()}.db" if mode == "sqlite" else None
+    db_name = str(db_path) if db_path else None
     keyring = keyring or Keyring.generate("bench")
     env = await WorkflowEnvironment.start_local(
         port=port,
@@ -243,7 +243,7 @@ async def dev_server(
         bound = address.rsplit(":", 1)[1]
         pids = [p for p in children_named(os.getpid(), "start-dev") if bound in _cmdline(p)]
         plain = Client(env.client.service_client, namespace=env.client.namespace)
-        yield Server(env, env.client, address, pids[0] if pids else None, mode, keyring, plain)
+        yield Server(env, env.client, address, pids[0] if pids else None, mode, keyring, plain, db_path)
     finally:
         await env.shutdown()
 

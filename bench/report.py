@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.bare import SENDS
+from bench.phases.burst import FIRST_TASKS_MARGIN
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -178,7 +179,8 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 False,
             )
             add(
-                "first workflow tasks/s while `renewals start` runs (the spread's lead counts on 0.7 of it)",
+                "first workflow tasks/s while `renewals start` runs "
+                f"(the spread's lead counts on {FIRST_TASKS_MARGIN} of it)",
                 None,
                 o.get("first_tasks_per_s") or "not all asleep before the moment",
                 False,

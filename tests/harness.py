@@ -3,7 +3,7 @@ by hand: start it at a chosen moment, skip time, signal, update, query."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import WorkflowRunner
 
 from activities.renewal import JourneyActivities
 from renewals.channels.base import Channels
@@ -25,6 +26,7 @@ from starter.binaries import find_binary
 from tests.keys import TEST_CONVERTER
 from worker import build_worker
 from workflows.renewal import RenewalJourney
+from workflows.runner import SANDBOXED_RUNNER
 
 TASK_QUEUE = "test-journeys"
 MSK = zone("Europe/Moscow")
@@ -73,8 +75,14 @@ class Harness:
 
 @asynccontextmanager
 async def journey_harness(
-    tmp_path: Path, channels: Channels | None = None, db: Database | None = None
+    tmp_path: Path,
+    channels: Channels | None = None,
+    db: Database | None = None,
+    runner: WorkflowRunner = SANDBOXED_RUNNER,
+    workflows: Sequence[type] = (),
 ) -> AsyncIterator[Harness]:
+    """The journey worker (sandboxed, as every test's, unless `runner` says otherwise), with
+    `workflows` registered besides the production ones."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=TEST_CONVERTER,
@@ -85,7 +93,7 @@ async def journey_harness(
         await database.migrate()
         await register_search_attributes(env.client)
         activities = JourneyActivities(database, channels or recording_channels(database))
-        async with build_worker(env.client, TASK_QUEUE, activities, fail_fast=True):
+        async with build_worker(env.client, TASK_QUEUE, activities, workflows, fail_fast=True, runner=runner):
             yield Harness(env, database)
     finally:
         if own_db:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import event
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -242,3 +243,23 @@ def test_no_destination_means_the_log_only(caplog: pytest.LogCaptureFixture) -> 
     assert alerts.raise_alert(alert) is True
     assert alerts.raise_alert(alert) is False, "the same pause is alerted once"
     assert [r.getMessage() for r in caplog.records] == ["ALERT channel sms paused (InsufficientFunds)"]
+
+
+async def test_sends_that_find_the_pauses_stale_at_once_read_them_once(sqlite_db: Database) -> None:
+    """Sixty sends at once, the cache cold: one read of the table, and every send sees its pause."""
+    now = datetime(2027, 4, 14, 9, 0, tzinfo=UTC)
+    await ChannelPauses(sqlite_db).pause_channel(Channel.SMS, "InsufficientFunds: no funds", now)
+    reads: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *_: object) -> None:
+        if "FROM channel_pauses" in statement:
+            reads.append(statement)
+
+    pauses = ChannelPauses(sqlite_db)
+    event.listen(sqlite_db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        found = await asyncio.gather(*(pauses.paused(Channel.SMS, now) for _ in range(60)))
+    finally:
+        event.remove(sqlite_db.engine.sync_engine, "before_cursor_execute", count)
+    assert len(reads) == 1
+    assert all(row is not None and row.reason.startswith("InsufficientFunds") for row in found)

@@ -8,6 +8,13 @@ drain was 8.6 journeys/s; without it, 18.5/s with the same cache. The sandbox is
 net for non-determinism, and every workflow test and the replay test run under it, so the code a
 worker runs unsandboxed is the code the sandbox has checked. The pure libraries the domain uses
 inside workflows (calendar, phones, models) are passed through: loaded once, not per run.
+
+Unsandboxed, activations also run on the worker's event loop rather than in the SDK's thread pool
+(`runs_inline`): the hop to a thread and back for every activation (a pool submit, a wake-up of the
+loop through its self-pipe, the GIL passed twice) was ≈ 7 % of the worker's main thread in the
+burst's profile and ≈ 7 % of `renewals simulate`'s wall time (docs/performance.md, fifth round).
+What that gives up is the SDK's deadlock detector (an activation that blocks for 2 s fails its task),
+which the sandboxed tests keep: a workflow that blocks is caught there, as non-determinism is.
 """
 
 from __future__ import annotations
@@ -21,6 +28,13 @@ SANDBOXED_RUNNER = SandboxedWorkflowRunner(
     )
 )
 UNSANDBOXED_RUNNER = UnsandboxedWorkflowRunner()
+
+
+def runs_inline(runner: WorkflowRunner) -> bool:
+    """Whether a worker with this runner runs activations on its event loop (the SDK's `debug_mode`,
+    which does nothing else for an unsandboxed runner than that, drop the 2 s deadlock timeout and
+    install a `breakpoint()` hook for workflow code): only without the sandbox."""
+    return isinstance(runner, UnsandboxedWorkflowRunner)
 
 
 def workflow_runner(sandboxed: bool) -> WorkflowRunner:

@@ -56,6 +56,15 @@ FIRST_TASKS_MARGIN = 0.7  # the share of a measured first-task rate the lead cou
 ZONES = ("Europe/Moscow", "Asia/Vladivostok", "Europe/Kaliningrad", "Asia/Yekaterinburg", "Asia/Kamchatka")
 
 
+def lead_seconds(n: int, import_seconds: float, first_tasks_per_s: float | None = None) -> float:
+    """From intake to the touchpoint's due moment. Every journey must be asleep (its first workflow
+    task run) before its touchpoint is due, as a real portfolio's journeys are, started weeks ahead:
+    10 s, five times the import, and N at FIRST_TASKS_MARGIN of the first-task rate an earlier burst
+    measured (FIRST_TASKS_PER_S when none did)."""
+    rate = FIRST_TASKS_MARGIN * first_tasks_per_s if first_tasks_per_s else FIRST_TASKS_PER_S
+    return 10 + 5 * import_seconds + n / rate
+
+
 def pick_zone(minutes_needed: float) -> ZoneInfo:
     """A client time zone where now + `minutes_needed` is still the same local day (so day −30 stays
     today), with at least a minute's margin after local midnight."""
@@ -171,11 +180,7 @@ async def measure(
             if report.rejected_rows:
                 raise RuntimeError(f"intake rejected {report.rejected_rows} rows: {report.rejections[:3]}")
             if lead is None:
-                # Every journey must be asleep (its first workflow task run) before its touchpoint
-                # is due, as a real portfolio's journeys are, started weeks ahead: the dev server
-                # runs ≈ 55–66 first tasks/s here while intake goes on (FIRST_TASKS_PER_S).
-                rate = FIRST_TASKS_MARGIN * first_tasks_per_s if first_tasks_per_s else FIRST_TASKS_PER_S
-                lead = 10 + 5 * import_seconds + n / rate
+                lead = lead_seconds(n, import_seconds, first_tasks_per_s)
             due_local = (datetime.now(tz) + timedelta(seconds=lead)).replace(microsecond=0)
             window = _window_opening_at(due_local.time(), spread_minutes)
             due = due_local.timestamp()

@@ -51,11 +51,9 @@ def sleeping_policy(i: int, expires_on: date) -> Policy:
 RESTART_SAMPLE = 200  # journeys queried after the restart: each a workflow task on the restarted server
 
 
-async def measure(
-    server: Server, steps: list[int], workdir: Path, restart: Path | None = None
-) -> dict[str, Any]:
-    """`restart`: the dev server's database file (`server` is persistent, on it); after the last step the
-    server is stopped and started again on that file and port while the worker keeps running."""
+async def measure(server: Server, steps: list[int], workdir: Path, restart: bool = False) -> dict[str, Any]:
+    """`restart` (`server` persistent, on its SQLite file): after the last step the server is stopped
+    and started again on that file and port while the worker keeps running."""
     from renewals.temporal.journeys import start_journey
 
     client = server.client
@@ -103,7 +101,7 @@ async def measure(
                 f"(peak {rss.peak_kib / 1024:.0f}), took {settled_seconds:.0f} s",
                 flush=True,
             )
-        restarted = await _restart(server, restart, workdir, queue, done) if restart else None
+        restarted = await _restart(server, workdir, queue, done) if restart else None
         peak = memory_kib(worker.pid)["VmHWM"]
     rss_values = [r["rss_mib"] for r in results]
     return {
@@ -116,8 +114,11 @@ async def measure(
     }
 
 
-async def _restart(server: Server, db_file: Path, workdir: Path, queue: str, sleeping: int) -> dict[str, Any]:
+async def _restart(server: Server, workdir: Path, queue: str, sleeping: int) -> dict[str, Any]:
     """Stop the dev server, start it again on the same file and port, and check the journeys (`survivors`)."""
+    db_file = server.db_file
+    if db_file is None:
+        raise ValueError("a restart needs a persistent dev server (mode 'sqlite')")
     port = int(server.address.rsplit(":", 1)[1])
     t0 = time.monotonic()
     await server.env.shutdown()

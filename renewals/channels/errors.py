@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import httpx
 
 from renewals.channels.base import PermanentSendError
+from renewals.channels.http_client import http_client
 from renewals.phones import InvalidPhone, to_e164
 from renewals.privacy import mask_phone
 
@@ -198,4 +199,4 @@ def api_client(config: HttpApiConfig, client: httpx.AsyncClient | None) -> tuple
     """The HTTP client an adapter talks through (a test's, or one with the config's timeouts), and
     the API's base URL without a trailing slash."""
     timeout = httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds)
-    return client or httpx.AsyncClient(timeout=timeout), config.base_url.rstrip("/")
+    return client or http_client(timeout), config.base_url.rstrip("/")

@@ -35,6 +35,7 @@ from temporalio.exceptions import ApplicationError
 
 from renewals.activity_io import SendReceipt, SendRequest
 from renewals.channels.errors import ProviderUnavailable, RateLimited, retry_after_seconds, transport_error
+from renewals.channels.http_client import http_client
 from renewals.db.database import Database
 from renewals.db.tables import OutboxRow
 from renewals.db.upsert import insert_ignoring_conflict
@@ -104,7 +105,7 @@ class PartnerCabinet:
 
     def __init__(self, config: PartnerCabinetConfig, client: httpx.AsyncClient | None = None) -> None:
         self.config = config
-        self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(config.timeout_seconds))
+        self.client = client or http_client(httpx.Timeout(config.timeout_seconds))
 
     async def post(self, key: str, payload: dict[str, object]) -> str:
         body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()

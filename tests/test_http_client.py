@@ -9,7 +9,10 @@ from contextlib import asynccontextmanager
 
 import httpcore
 import httpx
+import pytest
+from httpcore._utils import is_socket_readable
 
+from renewals.channels import http_client as http_client_module
 from renewals.channels.http_client import SocketKeepingBackend, TidyConnectionPool, http_client
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
@@ -84,3 +87,25 @@ async def test_idle_connections_beyond_the_keepalive_limit_are_closed_and_the_re
         assert len(pool.connections) == 2 and all(c.is_idle() for c in pool.connections)
         await asyncio.gather(*(client.get(url) for _ in range(2)))
     assert sorted(served) == [1, 1, 1, 2, 2]  # the two kept served the next two requests
+
+
+async def test_a_request_polls_the_connection_it_takes_not_every_idle_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With 20 idle connections, a request asks one of them whether the server closed it (plus, at
+    most once a second, a sweep of all), where httpcore asked all 20 at each of a request's two tidies."""
+    polls: list[object] = []
+
+    def counted(sock: object) -> bool:
+        polls.append(sock)
+        return is_socket_readable(sock)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(http_client_module, "is_socket_readable", counted)
+    async with server() as (url, served), http_client(httpx.Timeout(5)) as client:
+        await asyncio.gather(*(client.get(url) for _ in range(20)))  # twenty connections, all idle after
+        assert len(client._transport._pool.connections) == 20  # type: ignore[attr-defined]
+        polls.clear()
+        for _ in range(10):
+            assert (await client.get(url)).text == "ok"
+    assert len(polls) <= 10 + 2 * 20, len(polls)  # one a request, and room for two sweeps
+    assert len(served) == 20

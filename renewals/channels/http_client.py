@@ -1,5 +1,5 @@
-"""The HTTP client the providers' adapters send through: httpx, with two costs of httpcore's
-connection pool (1.0.9) taken out. Both scale with the pool, and a channel worker keeps 20
+"""The HTTP client the providers' adapters send through: httpx, with three costs of httpcore's
+connection pool (1.0.9) taken out. All scale with the pool, and a channel worker keeps 20
 connections to its provider busy (20 sends at once), so they were paid 20 times a request:
 
 - Whenever a request is queued or a response closed, the pool tidies itself: for each idle
@@ -7,27 +7,33 @@ connections to its provider busy (20 sends at once), so they were paid 20 times 
   connections])`, which counts every connection, idle or not (the length of a list of booleans).
   With 20 connections that is 400 calls a tidy, two tidies a request: `TidyConnectionPool` counts
   once per tidy, and counts the idle ones (which is what `max_keepalive_connections` means).
-- The same tidy asks every idle connection whether the server has closed it, and each answer went
-  through anyio's `extra(raw_socket)`, which builds the stream's whole attribute table — a
-  `getpeername()` system call included — to hand back one socket (3.6 % of the worker's main thread
-  in the burst's profile). `SocketKeepingStream` looks its socket up once, when the connection is
-  made, and answers with one `poll`, as httpcore does.
+- The same tidy asked every idle connection whether the server has closed it (a `poll` each, ≈ 40
+  a request). Now the connection a request is about to take is asked (a closed one is closed and the
+  next one asked), and all of them at most once a `SWEEP_SECONDS`, so a connection the server closed
+  is never used and does not linger.
+- Each of those answers went through anyio's `extra(raw_socket)`, which builds the stream's whole
+  attribute table — a `getpeername()` system call included — to hand back one socket (3.6 % of the
+  worker's main thread in the burst's profile). `SocketKeepingStream` looks its socket up once, when
+  the connection is made.
 
-Measured with 20 requests in flight against a local server (one process, client and server):
-≈ 1.6 ms of CPU a request with plain httpx, ≈ 0.6 ms with this client (docs/performance.md, fifth
-round). Everything else is httpx and httpcore, unchanged; tests/test_http_client.py pins the
-behaviour (reuse, a server-closed connection not reused, surplus idle connections closed).
+`python -m bench.http_client_cost` measures CPU per request against plain httpx (docs/performance.md,
+fifth round). Everything else is httpx and httpcore, unchanged; tests/test_http_client.py pins the
+behaviour (reuse, a server-closed connection not reused, surplus idle connections closed, one poll a
+request).
 """
 
 from __future__ import annotations
 
 import socket
+import time
 import typing
 
 import httpcore
 import httpx
 from httpcore._async.interfaces import AsyncConnectionInterface
 from httpcore._utils import is_socket_readable
+
+SWEEP_SECONDS = 1.0  # how often every idle connection is asked whether the server has closed it
 
 
 class SocketKeepingStream(httpcore.AsyncNetworkStream):
@@ -92,16 +98,24 @@ class SocketKeepingBackend(httpcore.AsyncNetworkBackend):
 
 
 class TidyConnectionPool(httpcore.AsyncConnectionPool):
-    """httpcore's pool with its tidy-up done in one pass over the connections (see the module's
-    docstring); the assignment of queued requests below it is httpcore's, unchanged."""
+    """httpcore's pool with its tidy-up done in one pass over the connections, and the readability
+    `poll` of idle connections (has the server closed it?) done for the one a request is about to
+    take, with a sweep of all of them at most once a `SWEEP_SECONDS` (see the module's docstring).
+    The assignment of queued requests is httpcore's otherwise."""
+
+    _swept_until: float = 0.0
 
     def _assign_requests_to_connections(self) -> list[AsyncConnectionInterface]:
         closing: list[AsyncConnectionInterface] = []
+        now = time.monotonic()
+        sweep = now >= self._swept_until
+        if sweep:
+            self._swept_until = now + SWEEP_SECONDS
         idle = sum(1 for connection in self._connections if connection.is_idle())
         for connection in list(self._connections):
             if connection.is_closed():
                 self._connections.remove(connection)
-            elif connection.has_expired() or (
+            elif ((sweep or not connection.is_idle()) and connection.has_expired()) or (
                 connection.is_idle() and idle > self._max_keepalive_connections
             ):
                 idle -= connection.is_idle()
@@ -110,9 +124,7 @@ class TidyConnectionPool(httpcore.AsyncConnectionPool):
 
         for pool_request in [request for request in self._requests if request.is_queued()]:
             origin = pool_request.request.url.origin
-            available = next(
-                (c for c in self._connections if c.can_handle_request(origin) and c.is_available()), None
-            )
+            available = self._available(origin, closing)
             if available is not None:
                 pool_request.assign_to_connection(available)
                 continue
@@ -126,6 +138,20 @@ class TidyConnectionPool(httpcore.AsyncConnectionPool):
             self._connections.append(connection)
             pool_request.assign_to_connection(connection)
         return closing
+
+    def _available(
+        self, origin: httpcore.Origin, closing: list[AsyncConnectionInterface]
+    ) -> AsyncConnectionInterface | None:
+        """The first connection that can take a request to `origin` now; an idle one the server has
+        closed (or whose keep-alive ran out) is closed instead and the next one looked at."""
+        for connection in list(self._connections):
+            if connection.can_handle_request(origin) and connection.is_available():
+                if connection.is_idle() and connection.has_expired():
+                    self._connections.remove(connection)
+                    closing.append(connection)
+                    continue
+                return connection
+        return None
 
 
 def http_client(timeout: httpx.Timeout) -> httpx.AsyncClient:

@@ -224,7 +224,7 @@ async def dev_server(
     default a new file in `workdir`). A restart is a second `dev_server("sqlite", …)` on the first
     one's file, port and keyring: the workers' clients reconnect to the same address, and the
     journeys' payloads stay readable."""
-    db_path = db_file or workdir / f"temporal-{time.time_ns()}.db" if mode == "sqlite" else None
+    db_path = (db_file or workdir / f"temporal-{time.time_ns()}.db") if mode == "sqlite" else None
     db_name = str(db_path) if db_path else None
     keyring = keyring or Keyring.generate("bench")
     env = await WorkflowEnvironment.start_local(

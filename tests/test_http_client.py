@@ -82,8 +82,7 @@ async def test_idle_connections_beyond_the_keepalive_limit_are_closed_and_the_re
     async with server() as (url, served), http_client(httpx.Timeout(5)) as client:
         pool = client._transport._pool  # type: ignore[attr-defined]
         pool._max_keepalive_connections = 2
-        slow = [asyncio.create_task(client.get(url)) for _ in range(5)]  # five connections at once
-        await asyncio.gather(*slow)
+        await asyncio.gather(*(client.get(url) for _ in range(5)))  # five connections at once
         assert len(pool.connections) == 2 and all(c.is_idle() for c in pool.connections)
         await asyncio.gather(*(client.get(url) for _ in range(2)))
     assert sorted(served) == [1, 1, 1, 2, 2]  # the two kept served the next two requests

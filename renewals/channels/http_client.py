@@ -160,6 +160,6 @@ def http_client(timeout: httpx.Timeout) -> httpx.AsyncClient:
     client = httpx.AsyncClient(timeout=timeout)
     pool = getattr(getattr(client, "_transport", None), "_pool", None)
     if type(pool) is httpcore.AsyncConnectionPool:  # not a proxy's pool: those are httpx's as ever
-        pool.__class__ = TidyConnectionPool  # same state, the one method above replaced
+        pool.__class__ = TidyConnectionPool  # same state, the assignment above replaced
         pool._network_backend = SocketKeepingBackend(pool._network_backend)
     return client

@@ -86,7 +86,14 @@ def codec_server(
         list(ui_origins or [settings.ui_origin]),
         local_ui=dev,
     )
-    config = uvicorn.Config(app, host=host, port=port or settings.codec_server_port, log_level=log_level)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port or settings.codec_server_port,
+        log_level=log_level,
+        # Embedded, its lines go through the host process's handler; alone, through uvicorn's own.
+        log_config=None if embedded else uvicorn.config.LOGGING_CONFIG,
+    )
     if not embedded:
         return uvicorn.Server(config)
 

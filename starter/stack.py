@@ -328,9 +328,12 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
                 host=settings.webhooks_host,
                 port=settings.webhooks_port,
                 log_level="warning",
+                log_config=None,  # uvicorn's lines go through our handler (masked), not its own
             )
         )
-        running = asyncio.gather(worker.run(), webhooks.serve())
+        working = asyncio.create_task(worker.run())
+        serving = asyncio.create_task(webhooks.serve())
+        running = asyncio.gather(working, serving)
         health = settings.worker_health_address
         try:
             async with telemetry.serving(
@@ -351,9 +354,15 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
                     f"\nHealth: {', '.join(ready)} (and /health/live)"
                     "\nWorker running; Ctrl-C stops the stack.\n"
                 )
-                await running
+                await asyncio.shield(running)  # cancelled, the stack stops them below, in order
         finally:
+            # Cancelling uvicorn's serve() would leave its socket listening: ask it to stop.
+            webhooks.should_exit = True
+            working.cancel()
+            await asyncio.wait([working, serving], timeout=10)
             running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running  # retrieves what stopped them; the caller has its own error already
     finally:
         await db.dispose()
         if codec is not None and codec_serving is not None:

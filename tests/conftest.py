@@ -90,6 +90,9 @@ async def database_at(kind: str, tmp_path: Path, revision: str) -> AsyncIterator
             await admin.dispose()
 
 
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
 @pytest.fixture(autouse=True)
 def _logging_as_it_was() -> Iterator[None]:
     """The worker, the stack and the webhook service configure logging for the whole process
@@ -100,7 +103,12 @@ def _logging_as_it_was() -> Iterator[None]:
     quiet = {
         name: logging.getLogger(name).level for name in ("httpx", "httpcore", "uvicorn", "uvicorn.error")
     }
+    # uvicorn's default log config gives its loggers handlers on the sys.stderr of the moment: in a
+    # test with capsys, a stream that is closed once the test ends.
+    uvicorns = {name: list(logging.getLogger(name).handlers) for name in UVICORN_LOGGERS}
     yield
+    for name, kept in uvicorns.items():
+        logging.getLogger(name).handlers[:] = kept
     for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)

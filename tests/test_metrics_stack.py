@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import socket
 from pathlib import Path
 
 import httpx
@@ -71,6 +73,12 @@ async def test_the_stack_serves_metrics_and_health(
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+    # What the stack started, it stopped: a webhook service left listening in this process would
+    # take the next tests' requests to a Temporal that is gone (and log into their captured output).
+    for port in (settings.webhooks_port, settings.codec_server_port):
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    assert logging.getLogger("uvicorn.error").handlers == []  # uvicorn's lines go through ours
 
 
 def _names(text: str) -> set[str]:

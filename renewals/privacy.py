@@ -66,14 +66,21 @@ def redact(text: str, *values: str | None) -> str:
     with spaces or dashes), an e-mail, a VK id, a name, a message text (line by line: a quote of it
     may be escaped, `'…\\n…'`)."""
     lines = {line.strip() for v in values if v for line in v.splitlines()}
+    # Every log line of a send is redacted against its recipient and each line of its text, and
+    # mostly quotes none of them: a substring test on the folded text (and on its digits) skips the
+    # values that cannot match before a pattern is compiled for them. Both tests can only say yes
+    # more often than the pattern does (casefold folds at least what IGNORECASE equates; a phone's
+    # separators are gone from the digits), never less.
+    folded, digits = text.casefold(), _NOT_DIGITS.sub("", text)
     for value in sorted({line for line in lines if line}, key=len, reverse=True):
-        pattern = _phone_pattern(value)
-        if pattern is not None:
-            text = _substitute(pattern, mask_phone(value), text)
-        elif "@" in value:
-            text = _substitute(_literal(value), mask_email(value), text)
-        elif len(value) >= 3:  # shorter values would mask ordinary words and numbers
-            text = _substitute(_literal(value), mask_text(value), text)
+        national = _phone_digits(value)
+        if national is not None:
+            if national in digits:
+                text = _substitute(_phone_pattern(national), mask_phone(value), text)
+        # shorter values would mask ordinary words and numbers
+        elif (len(value) >= 3 or "@" in value) and value.casefold() in folded:
+            masked = mask_email(value) if "@" in value else mask_text(value)
+            text = _substitute(_literal(value), masked, text)
     return text
 
 
@@ -96,15 +103,17 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _phone_pattern(value: str) -> re.Pattern[str] | None:
-    """A phone's ten national digits with any separators between them and any trunk prefix
-    (+7, 7, 8) before; None for a value that is not a phone (letters, an e-mail, too few digits)."""
+def _phone_digits(value: str) -> str | None:
+    """A phone's ten national digits; None for a value that is not a phone (letters, an e-mail,
+    too few digits)."""
     if not re.fullmatch(r"[\d\s()+\-]+", value):
         return None
     digits = _NOT_DIGITS.sub("", value)
-    if len(digits) < 10:
-        return None
-    national = digits[-10:]
+    return digits[-10:] if len(digits) >= 10 else None
+
+
+def _phone_pattern(national: str) -> re.Pattern[str]:
+    """The ten national digits with any separators between them and any trunk prefix (+7, 7, 8) before."""
     return re.compile(r"(?:\+?[78][\s()\-]*)?" + r"[\s()\-]*".join(national))
 
 

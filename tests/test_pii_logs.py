@@ -116,6 +116,23 @@ def test_redact_masks_a_phone_in_any_spelling_and_leaves_other_numbers(spelling:
     assert redact(text, PHONE, VK_ID) == f"error 7: {MASKED_PHONE} refused; message 79031112233 id 4512"
 
 
+@pytest.mark.parametrize(
+    ("known", "quoted"),
+    [
+        ("Иванов Иван", "ИВАНОВ иван"),  # Cyrillic in another case
+        (EMAIL, EMAIL.upper()),
+        ("Strasse 5", "ſtrasse 5"),  # IGNORECASE equates the long s with s: so does the quick test
+        ("Kelvin 7", "\u212aelvin 7"),  # the Kelvin sign and K
+    ],
+)
+def test_redact_skips_only_values_the_text_cannot_hold(known: str, quoted: str) -> None:
+    """`redact` tests the folded text before it compiles a value's pattern: every spelling the
+    case-insensitive pattern masks must get past that test."""
+    text = f"provider said: {quoted} refused"
+    assert quoted not in redact(text, known)
+    assert redact("provider said: nothing of theirs", known) == "provider said: nothing of theirs"
+
+
 def test_scrub_exception_masks_the_whole_chain() -> None:
     try:
         try:

@@ -108,7 +108,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--spread-minutes",
         type=int,
         default=None,
-        help="the spread phase's window spread (default: sized from the unspread burst's drain rate, "
+        help="the spread phase's window spread (default: sized from the slowest one-worker burst's drain, "
         "spread-n / (spread-load × drain), the rule docs/performance.md gives operators)",
     )
     parser.add_argument(
@@ -178,8 +178,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         )
                         print(f"  {json.dumps(_brief(on_server[name]))}", flush=True)
                 if args.spread_n and not result["bursts"]:
+                    drain, first_tasks = slowest(on_server, "drain_journeys_per_s", "first_tasks_per_s")
                     minutes = args.spread_minutes or sized_spread_minutes(
-                        args.spread_n, on_server["ours"]["drain_journeys_per_s"], args.spread_load
+                        args.spread_n, drain, args.spread_load
                     )
                     print(f"[{mode}] ours, {args.spread_n} due, spread over {minutes} min …", flush=True)
                     on_server["ours_spread"] = await _ours(
@@ -190,9 +191,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         spread=minutes,
                         n=args.spread_n,
                         app_db=app_dbs[0],
-                        first_tasks_per_s=on_server["ours"].get("first_tasks_per_s"),
+                        first_tasks_per_s=first_tasks,
                     )
                     on_server["ours_spread"]["spread_load"] = args.spread_load
+                    on_server["ours_spread"]["sized_from_drain_journeys_per_s"] = drain
                     print(f"  {json.dumps(_brief(on_server['ours_spread']))}", flush=True)
         result["bursts"][mode] = on_server
     if args.full:
@@ -221,6 +223,16 @@ def burst_name(app_db: str, workers: int, app_dbs: list[str]) -> str:
     `ours_<app db>` and `_w<workers>`."""
     name = "ours" if app_db == app_dbs[0] else f"ours_{app_db}"
     return name if workers == 1 else f"{name}_w{workers}"
+
+
+def slowest(on_server: dict[str, Any], *keys: str) -> tuple[Any, ...]:
+    """For each key, the lowest rate of our one-worker bursts on this server (any app database).
+    The machine's speed changes between bursts minutes apart: the spread and its lead are sized
+    from the slowest rate it showed, not from whichever burst ran first (a figure sized from a
+    fast first burst queued 175 journeys at the opening when the machine slowed down)."""
+    bursts = [part for name, part in on_server.items() if name.startswith("ours") and "_w" not in name]
+    rates = [[part[key] for part in bursts if part.get(key)] for key in keys]
+    return tuple(min(found) if found else None for found in rates)
 
 
 def sized_spread_minutes(due: int, drain_per_s: float, load: float) -> int:

@@ -239,7 +239,8 @@ def figure_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         if spread:
             add(
                 f"spread: {spread['n']:,} due at one opening, spread over {spread['spread_minutes']} min "
-                f"(sized at {spread.get('spread_load', '—')} of the drain)",
+                f"(sized at {spread.get('spread_load', '—')} of the slowest drain, "
+                f"{spread.get('sized_from_drain_journeys_per_s', '—')} journeys/s)",
                 None,
                 f"intake {spread['intake_rate_per_s']}/s",
                 False,

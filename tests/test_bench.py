@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench.__main__ import sized_spread_minutes
+from bench.__main__ import sized_spread_minutes, slowest
 from bench.phases.burst import FIRST_TASKS_MARGIN, FIRST_TASKS_PER_S, lead_seconds
 from bench.phases.common import percentiles
 from bench.report import render_markdown, targets
@@ -30,6 +30,17 @@ def test_the_spread_is_sized_at_a_share_of_the_drain() -> None:
     assert sized_spread_minutes(10_000, 30.0, 0.5) == 12  # 10,000 / 15 per s = 667 s
     assert sized_spread_minutes(10_000, 30.0, 0.8) == 7
     assert sized_spread_minutes(1_000, 1_000.0, 0.8) == 1  # never under a minute
+
+
+def test_the_spread_is_sized_from_the_slowest_one_worker_burst() -> None:
+    on_server = {
+        "baseline": {"drain_journeys_per_s": 1.0},  # bare Temporal: not ours
+        "ours": {"drain_journeys_per_s": 30.0, "first_tasks_per_s": 60.0},
+        "ours_postgresql": {"drain_journeys_per_s": 24.0, "first_tasks_per_s": 62.0},
+        "ours_postgresql_w2": {"drain_journeys_per_s": 10.0, "first_tasks_per_s": 20.0},  # two workers
+    }
+    assert slowest(on_server, "drain_journeys_per_s", "first_tasks_per_s") == (24.0, 60.0)
+    assert slowest({"ours": {"drain_journeys_per_s": 30.0}}, "first_tasks_per_s") == (None,)
 
 
 def test_percentiles_pick_observed_values() -> None:

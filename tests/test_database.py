@@ -81,11 +81,16 @@ async def test_suppression_record_settles_a_pending_row_but_never_a_sent_one(any
 async def test_recording_channel_accepts_each_dedup_key_once(any_db: Database) -> None:
     recording = RecordingMessages(any_db)
     first = await recording.send(_request())
-    second = await recording.send(_request())
-    assert first == second
+    retried = _request().model_copy(update={"text": "a retry's text is not what was sent"})
+    second = await recording.send(retried)
+    other = await recording.send(_request("d-5-sms"))
+    assert first == second != other
     async with any_db.session() as session:
-        count = (await session.execute(select(func.count()).select_from(SandboxMessageRow))).scalar_one()
-    assert count == 1
+        rows = (await session.scalars(select(SandboxMessageRow).order_by(SandboxMessageRow.id))).all()
+    assert [(f"recorded-{r.id}", r.text) for r in rows] == [
+        (first, "Иван Петрович, …"),  # the first attempt's record stands
+        (other, "Иван Петрович, …"),
+    ]
 
 
 @pytest.mark.parametrize("channel", [Channel.SMS, Channel.ROBOT_CALL])

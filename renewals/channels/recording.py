@@ -40,13 +40,15 @@ class MessageRecord:
             "text": request.text,
             "accepted_at": datetime.now(UTC),
         }
-        async with self.db.session() as session, session.begin():
-            await session.execute(
-                insert_ignoring_conflict(self.db.dialect, SandboxMessageRow, values, ["dedup_key"])
-            )
-            return (
-                await session.execute(select(SandboxMessageRow.id).where(SandboxMessageRow.dedup_key == key))
-            ).scalar_one()
+        # One Core statement for a first send (no ORM session: every simulated send comes here);
+        # a retry's insert returns nothing, and the row the first attempt recorded is read instead.
+        insert = insert_ignoring_conflict(self.db.dialect, SandboxMessageRow, values, ["dedup_key"])
+        async with self.db.engine.begin() as connection:
+            new = (await connection.execute(insert.returning(SandboxMessageRow.id))).scalar()
+            if new is not None:
+                return int(new)
+            kept = select(SandboxMessageRow.id).where(SandboxMessageRow.dedup_key == key)
+            return int((await connection.execute(kept)).scalar_one())
 
 
 def _refuse_invalid_address(request: SendRequest) -> None:

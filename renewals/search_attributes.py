@@ -4,15 +4,9 @@ journeys (`JourneyStage = "operator" AND RenewalCentre = "msk"`) and partner app
 
 from __future__ import annotations
 
-from datetime import datetime, time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from temporalio.common import SearchAttributeKey, SearchAttributePair
-
-if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
-    from renewals.models import Policy
+from temporalio.common import SearchAttributeKey
 
 # RenewalJourney
 POLICY_NUMBER = SearchAttributeKey.for_keyword("PolicyNumber")
@@ -40,22 +34,6 @@ JOURNEY: tuple[SearchAttributeKey[Any], ...] = (
 )
 SLA: tuple[SearchAttributeKey[Any], ...] = (SLA_STATUS, SLA_PARTNER, SLA_URGENT, SLA_BREACHED)
 ALL: tuple[SearchAttributeKey[Any], ...] = (*JOURNEY, *SLA)
-
-
-def journey_attributes(policy: Policy, stage: str, tz: ZoneInfo) -> list[SearchAttributePair[Any]]:
-    """A journey's search attributes: `start_journey` gives them to the start request, and the
-    journey upserts them only when its start did not carry them (an older starter, a child
-    workflow) or the policy changed. Given at the start, they cost the server no upsert event and
-    no visibility update in each journey's first workflow task. `tz`: the client's zone, in which
-    the last day of cover begins."""
-    return [
-        SearchAttributePair(POLICY_NUMBER, policy.number),
-        SearchAttributePair(PRODUCT, policy.product.value),
-        SearchAttributePair(AGENT_ID, policy.agent.id),
-        SearchAttributePair(RENEWAL_CENTRE, policy.regional_centre.id if policy.regional_centre else ""),
-        SearchAttributePair(EXPIRES_ON, datetime.combine(policy.expires_on, time(0), tzinfo=tz)),
-        SearchAttributePair(JOURNEY_STAGE, stage),
-    ]
 
 
 def cli_flags() -> list[str]:

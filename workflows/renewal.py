@@ -224,7 +224,7 @@ class RenewalJourney:
         record = self._record
         start_day = record.local_today()
         expires_on = self._policy.expires_on
-        record.upsert_at_start()
+        record.upsert_all()
         record.publish()
         if start_day > expires_on:
             record.finish(Stage.LAPSED, "started after the last day of cover")

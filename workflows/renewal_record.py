@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair
+from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from renewals import search_attributes as sa
@@ -162,20 +162,19 @@ class JourneyRecord:
             lines.append(f"**Next** {self.next.touchpoint} at {local:%d.%m.%Y %H:%M %Z}")
         workflow.set_current_details("\n\n".join(lines))
 
-    def upsert_at_start(self) -> None:
-        """Every search attribute, unless the start request carried them all (`start_journey` does):
-        then the first workflow task has no upsert to send. Deterministic: at the first task the
-        workflow's attributes are its start event's, and a journey started without them (before
-        `start_journey` gave them, or as a child workflow) upserts them as it always did."""
-        current = workflow.info().typed_search_attributes
-        if any(current.get(pair.key) != pair.value for pair in self._attributes()):
-            self.upsert_all()
-        self._stage_shown = self.stage
-
     def upsert_all(self) -> None:
-        """Every search attribute, the stage included (a policy update: always, as before)."""
-        workflow.upsert_search_attributes([pair.key.value_set(pair.value) for pair in self._attributes()])
+        """Every search attribute, the stage included (the journey's start, a policy update)."""
+        workflow.upsert_search_attributes(self.search_attributes())
         self._stage_shown = self.stage
 
-    def _attributes(self) -> list[SearchAttributePair[Any]]:
-        return sa.journey_attributes(self.policy, self.stage.value, self.tz)
+    def search_attributes(self) -> list[SearchAttributeUpdate[Any]]:
+        policy = self.policy
+        expires_at = datetime.combine(policy.expires_on, time(0), tzinfo=self.tz)
+        return [
+            sa.POLICY_NUMBER.value_set(policy.number),
+            sa.PRODUCT.value_set(policy.product.value),
+            sa.AGENT_ID.value_set(policy.agent.id),
+            sa.RENEWAL_CENTRE.value_set(policy.regional_centre.id if policy.regional_centre else ""),
+            sa.EXPIRES_ON.value_set(expires_at),
+            sa.JOURNEY_STAGE.value_set(self.stage.value),
+        ]

@@ -22,7 +22,7 @@ import phonenumbers
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from renewals import journey_api as api
@@ -37,7 +37,7 @@ from renewals.journey_api import (
 )
 from renewals.models import Policy
 from renewals.rules import segment_of
-from renewals.sendwindow import SendWindow, zone
+from renewals.sendwindow import SendWindow
 from renewals.templates import PRODUCT_NAMES, format_date
 
 
@@ -87,9 +87,6 @@ async def start_journey(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=summary(policy),
         static_details=details(policy),
-        search_attributes=TypedSearchAttributes(
-            sa.journey_attributes(policy, api.Stage.SCHEDULED.value, zone(policy.client.timezone))
-        ),
     )
 
 

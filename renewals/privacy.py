@@ -69,16 +69,16 @@ def redact(text: str, *values: str | None) -> str:
     # Every log line of a send is redacted against its recipient and each line of its text, and
     # mostly quotes none of them: a substring test on the folded text (and on its digits) skips the
     # values that cannot match before a pattern is compiled for them. Both tests can only say yes
-    # more often than the pattern does (casefold folds at least what IGNORECASE equates; a phone's
+    # more often than the pattern does (`_fold` folds at least what IGNORECASE equates; a phone's
     # separators are gone from the digits), never less.
-    folded, digits = text.casefold(), _NOT_DIGITS.sub("", text)
+    folded, digits = _fold(text), _NOT_DIGITS.sub("", text)
     for value in sorted({line for line in lines if line}, key=len, reverse=True):
         national = _phone_digits(value)
         if national is not None:
             if national in digits:
                 text = _substitute(_phone_pattern(national), mask_phone(value), text)
         # shorter values would mask ordinary words and numbers
-        elif (len(value) >= 3 or "@" in value) and value.casefold() in folded:
+        elif (len(value) >= 3 or "@" in value) and _fold(value) in folded:
             masked = mask_email(value) if "@" in value else mask_text(value)
             text = _substitute(_literal(value), masked, text)
     return text
@@ -115,6 +115,16 @@ def _phone_digits(value: str) -> str | None:
 def _phone_pattern(national: str) -> re.Pattern[str]:
     """The ten national digits with any separators between them and any trunk prefix (+7, 7, 8) before."""
     return re.compile(r"(?:\+?[78][\s()\-]*)?" + r"[\s()\-]*".join(national))
+
+
+# IGNORECASE equates the dotted capital I and the dotless i with i; casefold() does not.
+_IGNORECASE_EXTRAS = str.maketrans({"\u0130": "i", "\u0131": "i"})
+
+
+def _fold(text: str) -> str:
+    """Per character, at least what `re.IGNORECASE` equates folds to one string (tests/test_pii_logs.py
+    checks every code point)."""
+    return text.translate(_IGNORECASE_EXTRAS).casefold()
 
 
 def _literal(value: str) -> re.Pattern[str]:

@@ -105,10 +105,14 @@ def _logging_as_it_was() -> Iterator[None]:
     }
     # uvicorn's default log config gives its loggers handlers on the sys.stderr of the moment: in a
     # test with capsys, a stream that is closed once the test ends.
-    uvicorns = {name: list(logging.getLogger(name).handlers) for name in UVICORN_LOGGERS}
+    uvicorns = {
+        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
+        for name in UVICORN_LOGGERS
+    }
     yield
-    for name, kept in uvicorns.items():
+    for name, (kept, propagate) in uvicorns.items():
         logging.getLogger(name).handlers[:] = kept
+        logging.getLogger(name).propagate = propagate
     for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)

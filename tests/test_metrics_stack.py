@@ -37,6 +37,7 @@ async def test_the_stack_serves_metrics_and_health(
         metrics_poll_seconds=0.5,
     )
     hooks = f"http://127.0.0.1:{settings.webhooks_port}"
+    uvicorn_before = (list(logging.getLogger("uvicorn").handlers), logging.getLogger("uvicorn").propagate)
     running = asyncio.create_task(run_stack(settings, tmp_path, free_port()))
     printed = ""
     try:
@@ -78,7 +79,8 @@ async def test_the_stack_serves_metrics_and_health(
     for port in (settings.webhooks_port, settings.codec_server_port):
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    assert logging.getLogger("uvicorn.error").handlers == []  # uvicorn's lines go through ours
+    uvicorn = logging.getLogger("uvicorn")  # uvicorn's lines go through ours: no config of its own
+    assert (uvicorn.handlers, uvicorn.propagate) == uvicorn_before
 
 
 def _names(text: str) -> set[str]:

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import warnings
 from collections.abc import Iterable
 from datetime import date
@@ -123,6 +124,8 @@ def test_redact_masks_a_phone_in_any_spelling_and_leaves_other_numbers(spelling:
         (EMAIL, EMAIL.upper()),
         ("Strasse 5", "ſtrasse 5"),  # IGNORECASE equates the long s with s: so does the quick test
         ("Kelvin 7", "\u212aelvin 7"),  # the Kelvin sign and K
+        ("Ivan Petrov", "\u0130VAN PETROV"),  # the dotted capital I, which casefold() makes "i̇"
+        ("Ivan Petrov", "\u0131van petrov"),  # the dotless i
     ],
 )
 def test_redact_skips_only_values_the_text_cannot_hold(known: str, quoted: str) -> None:
@@ -131,6 +134,23 @@ def test_redact_skips_only_values_the_text_cannot_hold(known: str, quoted: str) 
     text = f"provider said: {quoted} refused"
     assert quoted not in redact(text, known)
     assert redact("provider said: nothing of theirs", known) == "provider said: nothing of theirs"
+
+
+def test_the_quick_test_folds_together_every_pair_of_characters_ignorecase_equates() -> None:
+    """Over every code point: two characters the IGNORECASE pattern equates fold to one string."""
+    from re._casefix import _EXTRA_CASES  # type: ignore[import-not-found]
+
+    from renewals.privacy import _fold
+
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        others = {char.lower(), char.upper(), char.casefold()}
+        others |= {chr(x) for x in _EXTRA_CASES.get(ord(char.lower()[0]), ())}
+        for other in others:
+            if len(other) == 1 and other != char and re.fullmatch(re.escape(char), other, re.I):
+                assert _fold(char) == _fold(other), (hex(code), hex(ord(other)))
 
 
 def test_scrub_exception_masks_the_whole_chain() -> None:

@@ -85,7 +85,11 @@ def health_server(address: str, client: Client, db: Database, alive: Callable[[]
 
     host, _, port = address.rpartition(":")
     config = uvicorn.Config(
-        health_app(client, db, alive), host=host or "127.0.0.1", port=int(port), log_level="warning"
+        health_app(client, db, alive),
+        host=host or "127.0.0.1",
+        port=int(port),
+        log_level="warning",
+        log_config=None,  # its lines go through the process's handler (masked), not uvicorn's own
     )
     server = uvicorn.Server(config)
     return server

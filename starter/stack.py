@@ -354,7 +354,7 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
                     f"\nHealth: {', '.join(ready)} (and /health/live)"
                     "\nWorker running; Ctrl-C stops the stack.\n"
                 )
-                await asyncio.shield(running)  # cancelled, the stack stops them below, in order
+                await asyncio.shield(running)  # cancelled, the finally below stops both
         finally:
             # Cancelling uvicorn's serve() would leave its socket listening: ask it to stop.
             webhooks.should_exit = True

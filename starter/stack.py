@@ -356,18 +356,16 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
                 )
                 await asyncio.shield(running)  # cancelled, the finally below stops both
         finally:
-            # Cancelling uvicorn's serve() would leave its socket listening: ask it to stop.
-            webhooks.should_exit = True
             working.cancel()
-            await asyncio.wait([working, serving], timeout=10)
+            await _stop_serving(webhooks, serving)
+            await asyncio.wait([working], timeout=10)
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await running  # retrieves what stopped them; the caller has its own error already
     finally:
         await db.dispose()
         if codec is not None and codec_serving is not None:
-            codec.should_exit = True  # a graceful stop: it closes its socket
-            await asyncio.wait([codec_serving], timeout=10)  # never raises: the processes get stopped
+            await _stop_serving(codec, codec_serving)
         for process in processes:
             process.terminate()
         for process in processes:
@@ -376,6 +374,13 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
             except subprocess.TimeoutExpired:  # e.g. the gateway still retrying callbacks: enough
                 process.kill()
                 process.wait()
+
+
+async def _stop_serving(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
+    """A graceful stop: cancelling uvicorn's serve() would leave its socket listening in this
+    process. Never raises (what the stack started after it still gets stopped)."""
+    server.should_exit = True
+    await asyncio.wait([serving], timeout=10)
 
 
 async def _until_ready_or_failed(running: asyncio.Future[Any], urls: list[str]) -> None:

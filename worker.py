@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import Interceptor, Worker, WorkflowRunner
+from temporalio.worker import Interceptor, PollerBehaviorSimpleMaximum, Worker, WorkflowRunner
 
 from activities.intake import IntakeActivities
 from activities.renewal import JourneyActivities
@@ -62,6 +62,14 @@ class JourneyWorkers:
         await asyncio.gather(*(worker.run() for worker in self.workers))
 
 
+# Concurrent workflow-task polls of the journey worker (the SDK's default is 5). The SDK gives the normal
+# queue a fifth of them and the sticky queue the rest: at 5 that is one poll on the normal queue, where
+# every new journey's first task waits (and, after a worker restart, every task), so a morning's intake
+# ran its first tasks one round trip at a time. 10 gives two and eight (docs/performance.md, seventh
+# round: bursts of 1,000 on two cores, first tasks during intake 46–51 → 62–66 a second).
+WORKFLOW_TASK_POLLS = 10
+
+
 def build_worker(
     client: Client,
     task_queue: str,
@@ -93,6 +101,7 @@ def build_worker(
         workflow_runner=runner,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         max_cached_workflows=cache_size,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_TASK_POLLS),
         interceptors=list(interceptors),
         debug_mode=runs_inline(runner),  # activations on the event loop, not a thread: workflows/runner.py
     )

@@ -11,6 +11,11 @@ Variants:
 - `nocheck`: the SMSC adapter sends without its `/sys/status.php` pre-check (one HTTP call less per SMS).
 - `quiet`: logging at WARNING (no INFO line per send).
 - `cacheN` (e.g. `cache200`): the journey worker keeps at most N workflows in its sticky cache.
+- `wfpollsN` (e.g. `wfpolls5`, the SDK's default): at most N concurrent workflow-task polls on the
+  journey worker instead of `worker.WORKFLOW_TASK_POLLS` (`nonsticky_to_sticky_poll_ratio` 0.2 gives
+  a fifth of them to the normal queue, where new journeys' first tasks wait).
+- `ratioX` (e.g. `ratio1`): the journey worker's `nonsticky_to_sticky_poll_ratio`.
+- `wfautoscale`: the journey worker's workflow-task pollers autoscale (`PollerBehaviorAutoscaling`).
 - `passthrough`: the workflows package passed through the sandbox (imported once, not per run).
 - `unsandboxed`: the journey worker runs workflows without the sandbox (as `renewals simulate` does).
 - `nocodec`: the worker's client uses the plain pydantic converter (`data_converter(None)`): payloads go
@@ -52,6 +57,16 @@ def apply(variants: list[str]) -> None:
             worker_kwargs["max_concurrent_activities"] = int(variant[5:])
         elif variant.startswith("cache"):
             journey_kwargs["max_cached_workflows"] = int(variant[5:])
+        elif variant.startswith("wfpolls"):
+            from temporalio.worker import PollerBehaviorSimpleMaximum
+
+            journey_kwargs["workflow_task_poller_behavior"] = PollerBehaviorSimpleMaximum(int(variant[7:]))
+        elif variant.startswith("ratio"):
+            journey_kwargs["nonsticky_to_sticky_poll_ratio"] = float(variant[5:])
+        elif variant == "wfautoscale":
+            from temporalio.worker import PollerBehaviorAutoscaling
+
+            journey_kwargs["workflow_task_poller_behavior"] = PollerBehaviorAutoscaling()
         elif variant == "passthrough":
             from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 from temporalio import workflow
-from temporalio.worker import WorkflowRunner
+from temporalio.worker import PollerBehaviorSimpleMaximum, WorkflowRunner
 
+from activities.renewal import JourneyActivities
+from renewals.channels.factory import recording_channels
 from tests.harness import TASK_QUEUE, journey_harness
+from worker import build_worker
 from workflows.runner import SANDBOXED_RUNNER, UNSANDBOXED_RUNNER, runs_inline
 
 
@@ -39,3 +42,15 @@ async def test_activations_run_on_the_event_loop_only_without_the_sandbox(
         )
     loop_thread = threading.current_thread().name
     assert (thread == loop_thread) is inline, (thread, loop_thread)
+
+
+async def test_the_journey_worker_polls_the_normal_queue_more_than_once_at_a_time(tmp_path: Path) -> None:
+    """New journeys' first tasks wait on the normal queue: with the SDK's default of five polls it
+    gets one (a fifth), and a morning's intake runs its first tasks one round trip at a time."""
+    async with journey_harness(tmp_path) as harness:
+        activities = JourneyActivities(harness.db, recording_channels(harness.db))
+        journey_worker = build_worker(harness.env.client, "polls", activities).workers[0]
+        config = journey_worker.config()
+    polls = config["workflow_task_poller_behavior"]
+    assert isinstance(polls, PollerBehaviorSimpleMaximum)
+    assert polls.maximum * config["nonsticky_to_sticky_poll_ratio"] >= 2, (polls, config)

@@ -177,11 +177,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             args, server, workdir, mode, app_db=app_db, workers=workers
                         )
                         print(f"  {json.dumps(_brief(on_server[name]))}", flush=True)
-                if args.spread_n and not result["bursts"]:
-                    drain, first_tasks = slowest(on_server, "drain_journeys_per_s", "first_tasks_per_s")
-                    minutes = args.spread_minutes or sized_spread_minutes(
-                        args.spread_n, drain, args.spread_load
-                    )
+                drain, first_tasks = slowest(on_server, "drain_journeys_per_s", "first_tasks_per_s")
+                minutes = args.spread_minutes or sized_spread_minutes(args.spread_n, drain, args.spread_load)
+                if args.spread_n and not result["bursts"] and minutes is None:
+                    result["spread_skipped"] = NO_DRAIN_TO_SIZE
+                    print(f"[{mode}] spread skipped: {NO_DRAIN_TO_SIZE}", flush=True)
+                elif args.spread_n and not result["bursts"] and minutes is not None:
                     print(f"[{mode}] ours, {args.spread_n} due, spread over {minutes} min …", flush=True)
                     on_server["ours_spread"] = await _ours(
                         args,
@@ -235,9 +236,15 @@ def slowest(on_server: dict[str, Any], *keys: str) -> tuple[Any, ...]:
     return tuple(min(found) if found else None for found in rates)
 
 
-def sized_spread_minutes(due: int, drain_per_s: float, load: float) -> int:
+NO_DRAIN_TO_SIZE = "no one-worker burst of ours measured a drain to size it from (give --spread-minutes)"
+
+
+def sized_spread_minutes(due: int, drain_per_s: float | None, load: float) -> int | None:
     """The smallest spread that keeps the wake-ups below `load` × the measured drain rate: the
-    sizing rule an operator applies to RENEWALS_WINDOW_SPREAD_MINUTES (docs/performance.md)."""
+    sizing rule an operator applies to RENEWALS_WINDOW_SPREAD_MINUTES (docs/performance.md).
+    None when no burst measured a drain (none drained): there is nothing to size from."""
+    if not drain_per_s or not due:
+        return None
     return math.ceil(due / (load * drain_per_s) / 60)
 
 

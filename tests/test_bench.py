@@ -30,6 +30,7 @@ def test_the_spread_is_sized_at_a_share_of_the_drain() -> None:
     assert sized_spread_minutes(10_000, 30.0, 0.5) == 12  # 10,000 / 15 per s = 667 s
     assert sized_spread_minutes(10_000, 30.0, 0.8) == 7
     assert sized_spread_minutes(1_000, 1_000.0, 0.8) == 1  # never under a minute
+    assert sized_spread_minutes(10_000, None, 0.8) is None  # no burst drained: nothing to size from
 
 
 def test_the_spread_is_sized_from_the_slowest_one_worker_burst() -> None:

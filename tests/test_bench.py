@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench.__main__ import sized_spread_minutes, slowest
+from bench.__main__ import OPERATOR_SPREAD_LOAD, parse, sized_spread_minutes, slowest
 from bench.phases.burst import FIRST_TASKS_MARGIN, FIRST_TASKS_PER_S, lead_seconds
 from bench.phases.common import percentiles
 from bench.report import render_markdown, targets
@@ -31,6 +31,11 @@ def test_the_spread_is_sized_at_a_share_of_the_drain() -> None:
     assert sized_spread_minutes(10_000, 30.0, 0.8) == 7
     assert sized_spread_minutes(1_000, 1_000.0, 0.8) == 1  # never under a minute
     assert sized_spread_minutes(10_000, None, 0.8) is None  # no burst drained: nothing to size from
+
+
+def test_the_bench_sizes_its_spread_by_the_operators_rule() -> None:
+    # 0.8 of a warm burst's drain queued the spread's cold wake-ups; the bench measures the rule it gives.
+    assert parse([]).spread_load == OPERATOR_SPREAD_LOAD == 0.5
 
 
 def test_the_spread_is_sized_from_the_slowest_one_worker_burst() -> None:

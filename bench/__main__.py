@@ -27,8 +27,8 @@ DEFAULT_OUT = ROOT / "bench" / "results"
 
 # The share of the measured burst drain an operator's spread may use (docs/performance.md, "Sizing a
 # deployment"). The bench sizes its spread by the same rule: at 0.8 the spread's cold wake-ups (journeys
-# outside the sticky cache replay) queued in three runs of four (p99 25 s, 30.9 s, 457 s; once 4.4 s),
-# so a p99 measured there held only while the machine happened to keep up.
+# outside the sticky cache replay) queued in five default runs of six (p99 23.8–457 s; once 4.4 s), so a
+# p99 measured there held only while the machine happened to keep up.
 OPERATOR_SPREAD_LOAD = 0.5
 
 

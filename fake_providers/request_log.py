@@ -49,7 +49,7 @@ class RequestRecord(BaseModel):
 
     seq: int
     channel: str
-    endpoint: str  # send | status | allowed | rcpt | data | call
+    endpoint: str  # send | status | rcpt | data | call
     key: str | None  # the dedup key when the request carries one
     recipient: str
     outcome: str  # accepted | repeat | hang | stall | error | rate_limit | rejected:<code> | …

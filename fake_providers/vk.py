@@ -1,7 +1,7 @@
-"""The fake VK community-messages API: `messages.isMessagesFromGroupAllowed` and `messages.send`,
-answering VK's `{"response": …}` / `{"error": …}` JSON; a repeated `random_id` is dropped, as VK does.
-With `callback_format="native"` each new message is reported as VK's Callback API does, by a
-`message_reply` event to `vk_webhook_url`."""
+"""The fake VK community-messages API: `messages.send`, the only method our adapter calls (VK's own
+refusal, error 901, is the permission check), answering VK's `{"response": …}` / `{"error": …}` JSON;
+a repeated `random_id` is dropped, as VK does. With `callback_format="native"` each new message is
+reported as VK's Callback API does, by a `message_reply` event to `vk_webhook_url`."""
 
 from __future__ import annotations
 
@@ -35,21 +35,6 @@ async def _open(request: Request, gw: Gateway) -> tuple[dict[str, str], Fault, t
     if fault is Fault.RATE_LIMIT:
         return p, fault, ("rate_limit", _error(6, "Too many requests per second", p))
     return p, fault, None
-
-
-@router.post("/method/messages.isMessagesFromGroupAllowed")
-async def vk_allowed(request: Request, gw: GatewayDep) -> Response:
-    p, fault, refused = await _open(request, gw)
-    user_id = p.get("user_id", "")
-    exchange = Exchange(gw, "vk", "allowed", None, user_id)
-    if refused is not None:
-        return exchange.answer(*refused)
-    if fault is Fault.STALL:
-        return await exchange.stall()
-    blocked = gw.faults.blocked(user_id)
-    return exchange.answer(
-        "refused" if blocked else "allowed", JSONResponse({"response": {"is_allowed": 0 if blocked else 1}})
-    )
 
 
 @router.post("/method/messages.send")

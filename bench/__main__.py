@@ -62,7 +62,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--memory-steps",
         default="",
         help="sleeping-journey counts for the RSS phase (cumulative; default none: the bursts record the "
-        "RSS with 1,000 and 10,000 journeys asleep; --full: 1000,10000,100000)",
+        "RSS with 1,000 and 10,000 journeys asleep; --full: 1000,10000,100000,125000)",
     )
     parser.add_argument(
         "--full",

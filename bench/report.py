@@ -10,9 +10,9 @@ from rich.table import Table
 from bench.bare import SENDS
 from bench.phases.burst import FIRST_TASKS_MARGIN
 
-WHOLE_RUN_TARGET_S = (
-    15 * 60
-)  # issue 14: `python -m bench` with no flags fits 15 minutes on the 2-core machine
+# Issue 14: `python -m bench` with no flags fits 15 minutes on the 2-core machine.
+WHOLE_RUN_TARGET_S = 15 * 60
+MIB_IN_MB = 2**20 / 10**6  # the steps record RSS in MiB; the target is in MB
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -75,12 +75,21 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                 _target(rows, f"{mode}, {name}: every message exactly once", ok, ok)
     memory = result.get("memory")
     if memory and memory["steps"]:
-        peak = max(s["rss_peak_in_step_mib"] for s in memory["steps"])
+        # In MB (10^6 bytes) as the issue states the target; the steps record MiB.
+        asleep_mb = round(max(s["rss_mib"] for s in memory["steps"]) * MIB_IN_MB, 1)
+        peak_mb = round(max(s["rss_peak_in_step_mib"] for s in memory["steps"]) * MIB_IN_MB, 1)
         rows.append(
             {
-                "target": "worker RSS ≤ 300 MB while journeys sleep",
-                "value": peak,
-                "met": peak * 1.048576 <= 300,
+                "target": "worker RSS ≤ 300 MB with the journeys asleep, MB",
+                "value": asleep_mb,
+                "met": asleep_mb <= 300,
+            }
+        )
+        rows.append(
+            {
+                "target": "worker RSS ≤ 300 MB at its peak while they are started, MB",
+                "value": peak_mb,
+                "met": peak_mb <= 300,
             }
         )
         flat = memory["flat_ratio_last_to_first"]

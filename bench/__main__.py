@@ -68,7 +68,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--full",
         action="store_true",
         help="add the RSS phase up to 125,000 sleeping journeys and a dev-server restart under them "
-        "(--memory-steps 1000,10000,100000,125000 --restart; over 90 min here: 100,000 took 62)",
+        "(--memory-steps 1000,10000,100000,125000 --restart; 53 min on 2 cores on 2026-12-04)",
     )
     parser.add_argument(
         "--restart",

@@ -95,10 +95,10 @@ def test_a_lost_or_repeated_message_fails_its_burst() -> None:
 
 
 def test_memory_targets_judge_asleep_and_peak_rss_in_megabytes_and_need_100k_for_flat_and_restart() -> None:
-    def memory(peak_mib: float, last: int, survived: bool) -> dict[str, Any]:
+    def memory(peak_mib: float, last: int, survived: bool, asleep_mib: float = 272.0) -> dict[str, Any]:
         steps = [
             {"sleeping": 1000, "rss_mib": 241.0, "rss_peak_in_step_mib": 250.0},
-            {"sleeping": last, "rss_mib": 272.0, "rss_peak_in_step_mib": peak_mib},
+            {"sleeping": last, "rss_mib": asleep_mib, "rss_peak_in_step_mib": peak_mib},
         ]
         restart = {"sleeping_before": last, "survived": survived}
         return {"memory": {"steps": steps, "flat_ratio_last_to_first": 1.13, "restart": restart}}
@@ -108,7 +108,10 @@ def test_memory_targets_judge_asleep_and_peak_rss_in_megabytes_and_need_100k_for
     assert rows["worker RSS ≤ 300 MB at its peak while they are started, MB"] == (302.0, False)
     assert rows["worker RSS flat from 1k to 100,000 (last/first ≤ 1.2)"] == (1.13, True)
     assert rows["100,000 sleeping journeys survive a dev-server restart (≈ 125k)"] == ("yes", True)
+    swollen = _met(targets(memory(290.0, 100_000, True, asleep_mib=287.0)))  # 287 MiB = 300.9 MB asleep
+    assert swollen["worker RSS ≤ 300 MB with the journeys asleep, MB"] == (300.9, False)
     small = _met(targets(memory(280.0, 10_000, True)))  # 280 MiB = 294 MB; 10k proves neither
+    assert small["worker RSS ≤ 300 MB with the journeys asleep, MB"] == (285.2, True)
     assert small["worker RSS ≤ 300 MB at its peak while they are started, MB"] == (293.6, True)
     assert small["worker RSS flat from 1k to 10,000 (last/first ≤ 1.2)"] == (1.13, None)
     assert small["10,000 sleeping journeys survive a dev-server restart (≈ 125k)"] == ("yes", None)

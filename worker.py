@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -27,6 +28,7 @@ from renewals.observability.logs import configure_logging
 from renewals.observability.runtime import install_metrics_runtime
 from renewals.observability.telemetry import WorkerTelemetry
 from renewals.settings import Settings, get_settings
+from renewals.shutdown import run_until_stopped
 from renewals.temporal.connection import connect
 from workflows.intake import DailyIntake
 from workflows.renewal import RenewalJourney
@@ -59,7 +61,17 @@ class JourneyWorkers:
         await self._stack.aclose()
 
     async def run(self) -> None:
-        await asyncio.gather(*(worker.run() for worker in self.workers))
+        """Until cancelled (SIGINT or SIGTERM: renewals/shutdown.py) or one worker fails; then every
+        worker shuts down gracefully: it stops polling, lets the activities in hand finish for its
+        `graceful_shutdown_timeout`, cancels the rest and reports them. (Cancelling the SDK's own
+        `Worker.run()` returns without waiting for them; its docs ask for `shutdown()` instead.)"""
+        running = asyncio.gather(*(worker.run() for worker in self.workers))
+        try:
+            await asyncio.shield(running)
+        finally:
+            await asyncio.gather(*(worker.shutdown() for worker in self.workers))
+            with contextlib.suppress(BaseException):
+                await running  # retrieved; what stopped it is already on its way up
 
 
 # Concurrent workflow-task polls of the journey worker (the SDK's default is 5). The SDK gives the normal
@@ -82,6 +94,7 @@ def build_worker(
     channel_slots: int = 100,
     runner: WorkflowRunner = SANDBOXED_RUNNER,
     interceptors: Sequence[Interceptor] = (),
+    shutdown_grace: timedelta = timedelta(0),
 ) -> JourneyWorkers:
     """Workers for journeys: `task_queue` for workflows and bookkeeping activities, plus one queue
     per sending channel limited to `rates[channel]` activities a second (None: unlimited).
@@ -91,7 +104,9 @@ def build_worker(
     SDK's). `runner` is the sandbox by default (tests, replay); the production worker and
     `renewals simulate` pass theirs (workflows/runner.py: unsandboxed unless RENEWALS_WORKFLOW_SANDBOX;
     unsandboxed, activations run on the event loop).
-    `interceptors` observe every worker (metrics and log fields: renewals/observability)."""
+    `interceptors` observe every worker (metrics and log fields: renewals/observability).
+    `shutdown_grace`: how long a stopping worker lets the activities in hand finish before it cancels
+    them (tests stop at once; production: RENEWALS_WORKER_SHUTDOWN_GRACE_SECONDS)."""
     all_activities = [*activities.all(), *extra_activities]
     main = Worker(
         client,
@@ -104,6 +119,7 @@ def build_worker(
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_TASK_POLLS),
         interceptors=list(interceptors),
         debug_mode=runs_inline(runner),  # activations on the event loop, not a thread: workflows/runner.py
+        graceful_shutdown_timeout=shutdown_grace,
     )
     senders = [
         Worker(
@@ -113,6 +129,7 @@ def build_worker(
             max_task_queue_activities_per_second=(rates or {}).get(channel),
             max_concurrent_activities=channel_slots,
             interceptors=list(interceptors),
+            graceful_shutdown_timeout=shutdown_grace,
         )
         for channel in SEND_CHANNELS
     ]
@@ -146,6 +163,7 @@ def assemble_worker(
             ).all(),
         ],
         interceptors=telemetry.interceptors(channels),
+        shutdown_grace=timedelta(seconds=settings.worker_shutdown_grace_seconds),
     )
     return worker, telemetry
 
@@ -179,7 +197,7 @@ async def run_worker(settings: Settings | None = None) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)  # JSON lines unless on a terminal
-    asyncio.run(run_worker(settings))
+    run_until_stopped(run_worker(settings))  # SIGINT or SIGTERM: a graceful shutdown, exit 0
 
 
 if __name__ == "__main__":

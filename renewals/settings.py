@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     workflow_cache_size: int = 1000
     workflow_sandbox: bool = False
     channel_activity_slots: int = 20
+    # A stopping worker (SIGINT or SIGTERM, renewals/shutdown.py) lets the sends in hand finish for up
+    # to this long — one attempt's time-out (workflows/retries.py) — before it cancels them. A cancelled
+    # send is retried by another worker and never sent twice (the outbox), but one cut off mid-request
+    # leaves the provider unsure, and the retry waits its back-off. The supervisor must wait longer:
+    # systemd's TimeoutStopSec=60, `docker stop -t 45`, Kubernetes' terminationGracePeriodSeconds ≥ 45.
+    worker_shutdown_grace_seconds: float = 30
 
     # The application database: SQLite file by default, PostgreSQL in production.
     database_url: str = "sqlite+aiosqlite:///.data/renewals.db"

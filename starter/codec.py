@@ -10,10 +10,8 @@ only to a loopback address). `./run stack` runs the same in development mode.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
@@ -53,17 +51,16 @@ def codec_server(
     dev: bool = False,
     ui_origins: Sequence[str] | None = None,
     log_level: str = "info",
-    embedded: bool = False,
 ) -> uvicorn.Server:
     """The codec server for these settings, not yet serving; raises CodecServerRefused when it would
     decode for anyone (no token outside development, `dev` on a non-loopback address, no keys).
-
-    `embedded`: it runs inside another process (the stack), which stops it (`should_exit`) and owns
-    the signal handlers; otherwise uvicorn's own handle Ctrl-C."""
+    Its lines go through the process's log handler (renewals.observability.logs), and the process owns
+    the signals (renewals.shutdown): alone (`renewals codec-server`) or inside the stack."""
     import uvicorn
 
     from renewals.encryption import EncryptionCodec, Keyring
     from renewals.encryption.server import create_codec_app
+    from renewals.shutdown import embedded_server
 
     configured = settings.codec_server_token.get_secret_value() if settings.codec_server_token else ""
     if dev and not _is_loopback(host):
@@ -91,18 +88,9 @@ def codec_server(
         host=host,
         port=port or settings.codec_server_port,
         log_level=log_level,
-        # Embedded, its lines go through the host process's handler; alone, through uvicorn's own.
-        log_config=None if embedded else uvicorn.config.LOGGING_CONFIG,
+        log_config=None,
     )
-    if not embedded:
-        return uvicorn.Server(config)
-
-    class Embedded(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    return Embedded(config)
+    return embedded_server(config)
 
 
 def _is_loopback(host: str) -> bool:
@@ -115,9 +103,12 @@ def _is_loopback(host: str) -> bool:
 
 
 def _codec_server(args: argparse.Namespace) -> int:
+    from renewals.observability.logs import configure_logging
     from renewals.settings import get_settings
+    from renewals.shutdown import run_until_stopped, serve
 
     settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
     try:
         server = codec_server(settings, host=args.host, port=args.port, dev=args.dev)
     except CodecServerRefused as refused:
@@ -129,6 +120,5 @@ def _codec_server(args: argparse.Namespace) -> int:
         f"Codec server on http://{config.host}:{config.port}{mode}; UI origin {settings.ui_origin}\n"
         f"Point the UI at it: temporal server start-dev --ui-codec-endpoint http://{config.host}:{config.port}"
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve())
+    run_until_stopped(serve(server))  # Ctrl-C or SIGTERM: a graceful stop, exit 0
     return 0

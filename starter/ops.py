@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from renewals.settings import Settings
+from renewals.shutdown import run_until_stopped
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -36,6 +37,13 @@ OpsHandler = Callable[[argparse.Namespace, Settings, "Database"], Awaitable[int]
 def ops_command(parser: argparse.ArgumentParser, handler: OpsHandler) -> None:
     """Make `handler` the parser's command, run with the settings and the migrated database."""
     parser.set_defaults(handler=lambda args: asyncio.run(_run(args)), ops_handler=handler)
+
+
+def ops_service(parser: argparse.ArgumentParser, handler: OpsHandler) -> None:
+    """`ops_command` for a service (`renewals webhooks`): it runs until SIGINT or SIGTERM stops it,
+    gracefully and with exit status 0 (renewals.shutdown); a one-off command is interrupted by
+    Ctrl-C as usual."""
+    parser.set_defaults(handler=lambda args: run_until_stopped(_run(args)) or 0, ops_handler=handler)
 
 
 async def ops(argv: list[str], settings: Settings | None = None) -> int:

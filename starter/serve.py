@@ -32,7 +32,7 @@ def register_webhooks(commands: Commands) -> None:
     )
     webhooks.add_argument("--port", type=int, default=None)
     webhooks.add_argument("--host", default=None)
-    ops.ops_command(webhooks, _webhooks)
+    ops.ops_service(webhooks, _webhooks)
 
 
 def register_migrate(commands: Commands) -> None:
@@ -78,6 +78,7 @@ async def _webhooks(args: argparse.Namespace, settings: Settings, db: Database) 
     import uvicorn
 
     from renewals.observability.logs import configure_logging
+    from renewals.shutdown import embedded_server, serve
     from renewals.webhooks.app import create_app
 
     configure_logging(settings.log_format, settings.log_level)
@@ -92,6 +93,5 @@ async def _webhooks(args: argparse.Namespace, settings: Settings, db: Database) 
     port = args.port or settings.webhooks_port
     # log_config=None: uvicorn's lines go through our handler (structured, masked), not its own.
     config = uvicorn.Config(app, host=host, port=port, log_level="info", log_config=None)
-    server = uvicorn.Server(config)
-    await server.serve()
+    await serve(embedded_server(config))
     return 0

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -163,7 +162,7 @@ def stack_codec_server(settings: Settings, ui_port: int = UI_PORT) -> uvicorn.Se
         return None
     host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
     origins = dict.fromkeys([f"http://{host}:{ui_port}", f"http://localhost:{ui_port}", settings.ui_origin])
-    return codec_server(settings, dev=True, ui_origins=list(origins), log_level="warning", embedded=True)
+    return codec_server(settings, dev=True, ui_origins=list(origins), log_level="warning")
 
 
 def _webhooks_url(settings: Settings) -> str:
@@ -289,6 +288,7 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
 
     from renewals.db.database import Database
     from renewals.observability.runtime import install_metrics_runtime, metrics_url
+    from renewals.shutdown import embedded_server, serve
     from renewals.temporal.setup import ALL_KEYS, register_search_attributes
     from renewals.webhooks.app import create_app
     from worker import assemble_worker
@@ -314,7 +314,7 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
     codec_serving: asyncio.Task[None] | None = None
     try:
         if codec is not None:
-            codec_serving = asyncio.create_task(codec.serve())
+            codec_serving = asyncio.create_task(serve(codec))
         if settings.channels == "gateway":
             await wait_for_port(settings.gateway_url.split("://", 1)[-1].rstrip("/"))
         client = await wait_for_temporal(settings)
@@ -322,7 +322,7 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
         await db.migrate()
         await start_sample_journeys(client, db, settings)
         worker, telemetry = assemble_worker(settings, client, db, runtime)
-        webhooks = uvicorn.Server(
+        webhooks = embedded_server(
             uvicorn.Config(
                 create_app(db, client, hooks),
                 host=settings.webhooks_host,
@@ -332,7 +332,7 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
             )
         )
         working = asyncio.create_task(worker.run())
-        serving = asyncio.create_task(webhooks.serve())
+        serving = asyncio.create_task(serve(webhooks))
         running = asyncio.gather(working, serving)
         health = settings.worker_health_address
         try:
@@ -357,15 +357,16 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
                 await asyncio.shield(running)  # cancelled, the finally below stops both
         finally:
             working.cancel()
-            await _stop_serving(webhooks, serving)
-            await asyncio.wait([working], timeout=10)
+            await _stop(serving)
+            # the sends in hand finish first (worker.JourneyWorkers.run)
+            await asyncio.wait([working], timeout=settings.worker_shutdown_grace_seconds + 10)
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await running  # retrieves what stopped them; the caller has its own error already
     finally:
         await db.dispose()
-        if codec is not None and codec_serving is not None:
-            await _stop_serving(codec, codec_serving)
+        if codec_serving is not None:
+            await _stop(codec_serving)
         for process in processes:
             process.terminate()
         for process in processes:
@@ -376,11 +377,11 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
                 process.wait()
 
 
-async def _stop_serving(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
-    """A graceful stop: cancelling uvicorn's serve() would leave its socket listening in this
-    process. Never raises (what the stack started after it still gets stopped)."""
-    server.should_exit = True
-    await asyncio.wait([serving], timeout=10)
+async def _stop(serving: asyncio.Task[None]) -> None:
+    """A server's graceful stop (renewals.shutdown.serve, bounded); never raises, so what the stack
+    started after it still gets stopped."""
+    serving.cancel()
+    await asyncio.wait([serving])
 
 
 async def _until_ready_or_failed(running: asyncio.Future[Any], urls: list[str]) -> None:
@@ -398,19 +399,22 @@ def register(commands: Commands) -> None:
     stack = commands.add_parser(
         "stack", help="dev server + database + sample journeys + worker (Ctrl-C stops)"
     )
+    stack.add_argument(
+        "--ui-port", type=int, default=UI_PORT, help=f"the dev server's Web UI port (default {UI_PORT})"
+    )
     stack.set_defaults(handler=_stack)
 
 
 def _stack(args: argparse.Namespace) -> int:
-    main()
+    main(args.ui_port)
     return 0
 
 
-def main() -> None:
+def main(ui_port: int = UI_PORT) -> None:
     from renewals.observability.logs import configure_logging
+    from renewals.shutdown import run_until_stopped
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)  # a terminal gets text, a pipe JSON
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the dev server too
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_stack())
+    # Ctrl-C or `kill`: run_stack's finally stops what it started, the dev server too.
+    run_until_stopped(run_stack(ui_port=ui_port))

@@ -20,7 +20,9 @@ from renewals.channels.recording import DatabasePortal, RecordingMessages, Scrip
 from renewals.db.database import Database
 from renewals.journey_api import JourneyInput, JourneyStatus
 from renewals.models import Channel, Policy, journey_id
+from renewals.search_attributes import ALL
 from renewals.sendwindow import zone
+from renewals.temporal.runtime import cli_runtime
 from renewals.temporal.setup import register_search_attributes
 from starter.binaries import find_binary
 from tests.keys import TEST_CONVERTER
@@ -31,6 +33,19 @@ from workflows.runner import SANDBOXED_RUNNER
 TASK_QUEUE = "test-journeys"
 MSK = zone("Europe/Moscow")
 INTAKE = datetime(2027, 3, 1, 10, tzinfo=MSK)  # the default test policy ends Tue 20.04.27
+
+
+async def local_dev_server() -> WorkflowEnvironment:
+    """A real local Temporal (the `temporal` CLI's dev server, no UI) with every search attribute, the
+    tests' encrypting converter and a runtime of its own: what the tests of whole processes and
+    services run against (the journey tests use the time-skipping server). Shut it down after."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=find_binary("temporal"),
+        search_attributes=list(ALL),
+        data_converter=TEST_CONVERTER,
+        runtime=cli_runtime(),
+        ui=False,
+    )
 
 
 def msk(month: int, day: int, hour: int = 12, minute: int = 0) -> datetime:

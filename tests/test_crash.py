@@ -36,10 +36,7 @@ from renewals.models import Agent, Policy, Product, RegionalCentre
 from renewals.models import Client as PolicyClient
 from renewals.sendwindow import SendWindow, zone
 from renewals.temporal.journeys import start_journey
-from renewals.temporal.runtime import cli_runtime
-from renewals.temporal.setup import ALL_KEYS
-from starter.binaries import find_binary
-from tests.keys import TEST_CONVERTER
+from tests.harness import local_dev_server
 
 ROOT = Path(__file__).resolve().parent.parent
 JOURNEYS = int(os.environ.get("RENEWALS_CRASH_JOURNEYS", "2000"))
@@ -60,13 +57,7 @@ def free_port() -> int:
 
 @pytest.fixture
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        search_attributes=list(ALL_KEYS),
-        data_converter=TEST_CONVERTER,
-        runtime=cli_runtime(),
-        ui=False,
-    )
+    env = await local_dev_server()
     yield env
     await env.shutdown()
 

@@ -4,6 +4,7 @@
   `renewals`, which verify requires to exist), and a unit with a typo'd directive fails it: verify
   only warns about those, so any output counts as a failure.
 * Every name in the environment-file template is a real setting (a typo would be silently ignored).
+* systemd waits longer for a stopping worker than the worker lets its sends in hand finish.
 * The container image copies only what exists, and runs only commands `renewals` has.
 """
 
@@ -117,6 +118,19 @@ def test_every_name_in_the_environment_templates_is_a_setting() -> None:
     for unit in UNITS.glob("*.service"):  # the units' own Environment= lines too
         for name in re.findall(r"^Environment=(RENEWALS_[A-Z_]+)=", unit.read_text(), re.MULTILINE):
             assert name.removeprefix("RENEWALS_") in fields, f"{unit.name}: {name}"
+
+
+def test_systemd_waits_longer_for_a_stopping_worker_than_the_worker_waits_for_its_sends() -> None:
+    """Otherwise systemd SIGKILLs the worker while it lets the sends in hand finish."""
+    unit = (UNITS / "renewals-worker@.service").read_text()
+    [stop_seconds] = re.findall(r"^TimeoutStopSec=(\d+)$", unit, re.MULTILINE)
+    [grace] = re.findall(
+        r"^RENEWALS_WORKER_SHUTDOWN_GRACE_SECONDS=(\d+)$",
+        (DEPLOY / "renewals.env.example").read_text(),
+        re.MULTILINE,
+    )
+    assert float(grace) == Settings().worker_shutdown_grace_seconds
+    assert int(stop_seconds) >= float(grace) + 10, (stop_seconds, grace)
 
 
 def test_the_container_image_copies_what_exists_and_runs_real_commands() -> None:

@@ -31,12 +31,10 @@ from renewals.observability.gauges import DatabaseGauges
 from renewals.observability.health import health_app
 from renewals.observability.logs import JsonFormatter, configure_logging, log_fields, mask_personal
 from renewals.observability.status_page import render_status_page
-from renewals.temporal.runtime import cli_runtime
 from renewals.webhooks.app import create_app
 from renewals.webhooks.auth import sign
-from starter.binaries import find_binary
 from tests.browser import browser_or_skip, rendered_text
-from tests.keys import TEST_CONVERTER
+from tests.harness import local_dev_server
 from tests.test_crash import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,12 +43,7 @@ SECRETS = {"sms": "s3cret"}
 
 @pytest.fixture(scope="module")
 async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        data_converter=TEST_CONVERTER,
-        runtime=cli_runtime(),
-        ui=False,
-    )
+    env = await local_dev_server()
     yield env
     await env.shutdown()
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from renewals.db.database import Database
 from renewals.db.tables import PolicyRow
@@ -22,12 +21,9 @@ from renewals.intake.importer import BATCH, import_file
 from renewals.intake.journey_sync import start_due_journeys
 from renewals.intake.portfolio_store import load_policy
 from renewals.models import Policy, journey_id
-from renewals.search_attributes import ALL as SEARCH_ATTRIBUTES
 from renewals.sendwindow import SendWindow
-from renewals.temporal.runtime import cli_runtime
-from starter.binaries import find_binary
 from tests.factories import ChangeCollector
-from tests.keys import TEST_CONVERTER
+from tests.harness import local_dev_server
 
 TODAY = date.today()
 EXPIRES = TODAY + timedelta(days=40)
@@ -99,13 +95,7 @@ async def test_an_agent_or_centre_change_queues_their_clients_journeys(
 
 @pytest.fixture(scope="module")
 async def dev_server() -> AsyncIterator[Client]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        search_attributes=list(SEARCH_ATTRIBUTES),
-        data_converter=TEST_CONVERTER,
-        runtime=cli_runtime(),
-        ui=False,
-    )
+    env = await local_dev_server()
     try:
         yield env.client
     finally:

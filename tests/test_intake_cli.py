@@ -17,14 +17,11 @@ from renewals.channels.factory import recording_channels
 from renewals.db.database import Database
 from renewals.journey_api import JourneyStatus, Stage
 from renewals.models import journey_id
-from renewals.search_attributes import ALL
 from renewals.settings import Settings
 from renewals.temporal.connection import TemporalTimeout, connect
 from renewals.temporal.journeys import journey_status
-from renewals.temporal.runtime import cli_runtime
-from starter.binaries import find_binary
 from starter.ops import ops
-from tests.keys import TEST_CONVERTER
+from tests.harness import local_dev_server
 from worker import build_worker
 
 QUEUE = "intake-cli-test"
@@ -35,13 +32,7 @@ HEADER = ["kind", "number", "product", "expires_on", "renewal_centre", "cancelle
 
 @pytest.fixture(scope="module")
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        search_attributes=list(ALL),
-        data_converter=TEST_CONVERTER,
-        runtime=cli_runtime(),
-        ui=False,
-    )
+    env = await local_dev_server()
     yield env
     await env.shutdown()
 

@@ -24,13 +24,12 @@ from renewals.intake.portfolio_store import store_policy, upsert_policy
 from renewals.intake.schedule import SCHEDULE_ID, install_schedule
 from renewals.journey_api import JourneyStatus, Stage
 from renewals.models import Policy, journey_id
-from renewals.search_attributes import ALL
 from renewals.sendwindow import SendWindow, zone
-from renewals.temporal.runtime import cli_runtime
 from renewals.temporal.setup import register_search_attributes
 from starter.binaries import find_binary
 from starter.cli import main as cli_main
 from tests.factories import policy
+from tests.harness import local_dev_server
 from tests.keys import TEST_CONVERTER
 from worker import build_worker
 from workflows.intake import DailyIntake
@@ -119,13 +118,7 @@ async def test_daily_intake_starts_due_journeys_once_and_passes_changes_on(
 
 @pytest.fixture(scope="module")
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        search_attributes=list(ALL),
-        data_converter=TEST_CONVERTER,
-        runtime=cli_runtime(),
-        ui=False,
-    )
+    environment = await local_dev_server()
     yield environment
     await environment.shutdown()
 

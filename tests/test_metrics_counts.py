@@ -37,10 +37,7 @@ from renewals.models import Client as PolicyClient
 from renewals.observability.metrics import BY_NAME
 from renewals.sendwindow import zone
 from renewals.temporal.journeys import start_journey
-from renewals.temporal.runtime import cli_runtime
-from renewals.temporal.setup import ALL_KEYS
-from starter.binaries import find_binary
-from tests.keys import TEST_CONVERTER
+from tests.harness import local_dev_server
 from tests.test_crash import ALL_DAY, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,13 +79,7 @@ def policy(i: int, today: datetime) -> Policy:
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     tmp = tmp_path_factory.mktemp("metrics")
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        search_attributes=list(ALL_KEYS),
-        data_converter=TEST_CONVERTER,
-        runtime=cli_runtime(),
-        ui=False,
-    )
+    env = await local_dev_server()
     port, smtp_port, log = free_port(), free_port(), tmp / "gateway.jsonl"
     gateway = subprocess.Popen(
         [sys.executable, "-m", "fake_providers", "--port", str(port), "--smtp-port", str(smtp_port),

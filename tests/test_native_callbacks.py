@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import func, select, update
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from activities.renewal import JourneyActivities
 from fake_providers.app import create_app as create_gateway_app
@@ -39,17 +38,14 @@ from renewals.db.tables_ops import WebhookEventRow
 from renewals.delivery import OptOuts
 from renewals.intake.portfolio_store import upsert_policy
 from renewals.journey_api import JourneyStatus, RobotOutcome, Stage
-from renewals.search_attributes import ALL
 from renewals.sendwindow import SendWindow
 from renewals.temporal.journeys import journey_status, start_journey
-from renewals.temporal.runtime import cli_runtime
 from renewals.webhooks.app import MAX_BODY, create_app
 from renewals.webhooks.auth import sign
 from renewals.webhooks.native.config import NativeCallbacks
 from renewals.webhooks.native.routes import native_config
-from starter.binaries import find_binary
 from tests.factories import policy
-from tests.keys import TEST_CONVERTER
+from tests.harness import local_dev_server
 from tests.test_webhooks_props import FakeClient
 from worker import build_worker
 
@@ -126,13 +122,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        search_attributes=list(ALL),
-        data_converter=TEST_CONVERTER,
-        runtime=cli_runtime(),
-        ui=False,
-    )
+    env = await local_dev_server()
     path: Path = tmp_path_factory.mktemp("native")
     db = Database(f"sqlite+aiosqlite:///{path}/native.db")
     await db.migrate()

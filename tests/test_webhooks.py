@@ -16,7 +16,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from activities.renewal import JourneyActivities
 from renewals.channels.email import message_id_for
@@ -28,16 +27,13 @@ from renewals.db.tables_ops import WebhookEventRow
 from renewals.intake.portfolio_store import upsert_policy
 from renewals.journey_api import JourneyStatus, Stage
 from renewals.models import Policy
-from renewals.search_attributes import ALL
 from renewals.sendwindow import SendWindow
 from renewals.temporal.journeys import journey_status, start_journey
-from renewals.temporal.runtime import cli_runtime
 from renewals.webhooks.app import create_app
 from renewals.webhooks.auth import BEARER_SOURCES, sign
 from renewals.webhooks.payloads import CALLBACKS
-from starter.binaries import find_binary
 from tests.factories import policy
-from tests.keys import TEST_CONVERTER
+from tests.harness import local_dev_server
 from worker import build_worker
 
 QUEUE = "webhook-test"
@@ -95,13 +91,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=find_binary("temporal"),
-        search_attributes=list(ALL),
-        data_converter=TEST_CONVERTER,
-        runtime=cli_runtime(),
-        ui=False,
-    )
+    env = await local_dev_server()
     path: Path = tmp_path_factory.mktemp("webhooks")
     db = Database(f"sqlite+aiosqlite:///{path}/webhooks.db")
     await db.migrate()

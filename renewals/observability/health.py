@@ -83,6 +83,8 @@ def health_server(address: str, client: Client, db: Database, alive: Callable[[]
     """A uvicorn server for `health_app` on "host:port" (serve it with `await server.serve()`)."""
     import uvicorn
 
+    from renewals.shutdown import embedded_server
+
     host, _, port = address.rpartition(":")
     config = uvicorn.Config(
         health_app(client, db, alive),
@@ -91,5 +93,4 @@ def health_server(address: str, client: Client, db: Database, alive: Callable[[]
         log_level="warning",
         log_config=None,  # its lines go through the process's handler (masked), not uvicorn's own
     )
-    server = uvicorn.Server(config)
-    return server
+    return embedded_server(config)  # the worker process owns the signals (renewals.shutdown)

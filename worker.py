@@ -37,6 +37,9 @@ from workflows.sla import PartnerApplication
 
 __all__ = ["WORKFLOWS", "JourneyWorkers", "build_worker", "run_worker"]
 
+log = logging.getLogger(__name__)
+STOP_MARGIN_SECONDS = 15  # after the grace: cancelling what is left and reporting it to Temporal
+
 WORKFLOWS: list[type] = [RenewalJourney, PartnerApplication, DailyIntake]
 SEND_CHANNELS = (Channel.SMS, Channel.EMAIL, Channel.VK, Channel.ROBOT_CALL)
 
@@ -64,14 +67,25 @@ class JourneyWorkers:
         """Until cancelled (SIGINT or SIGTERM: renewals/shutdown.py) or one worker fails; then every
         worker shuts down gracefully: it stops polling, lets the activities in hand finish for its
         `graceful_shutdown_timeout`, cancels the rest and reports them. (Cancelling the SDK's own
-        `Worker.run()` returns without waiting for them; its docs ask for `shutdown()` instead.)"""
+        `Worker.run()` returned without waiting for them; its docs ask for `shutdown()` instead.)
+        The stop is bounded (`stop_seconds`): an activity that ignores its cancellation, or a stuck
+        shutdown in the SDK's core, is logged and left to the process's exit, not waited on forever."""
         running = asyncio.gather(*(worker.run() for worker in self.workers))
         try:
             await asyncio.shield(running)
         finally:
-            await asyncio.gather(*(worker.shutdown() for worker in self.workers))
+            stopping = asyncio.gather(*(worker.shutdown() for worker in self.workers))
+            try:
+                await asyncio.wait_for(stopping, self.stop_seconds())
+            except TimeoutError:
+                log.error("workers not shut down after %.0f s: leaving them", self.stop_seconds())
             with contextlib.suppress(BaseException):
-                await running  # retrieved; what stopped it is already on its way up
+                await asyncio.wait_for(running, 1)  # retrieved; what stopped it is already on its way
+
+    def stop_seconds(self) -> float:
+        """The longest grace of the workers, plus time to cancel and report what is left."""
+        graces = [worker.config().get("graceful_shutdown_timeout") or timedelta(0) for worker in self.workers]
+        return max(graces, default=timedelta(0)).total_seconds() + STOP_MARGIN_SECONDS
 
 
 # Concurrent workflow-task polls of the journey worker (the SDK's default is 5). The SDK gives the normal
@@ -190,7 +204,8 @@ async def run_worker(settings: Settings | None = None) -> None:
         ):
             await running
     finally:
-        running.cancel()
+        running.cancel()  # a no-op once it ended; on an error here, its own bounded stop
+        await asyncio.wait([running])
         await db.dispose()
 
 

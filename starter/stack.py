@@ -358,8 +358,7 @@ async def run_stack(settings: Settings | None = None, data: Path = DATA, ui_port
         finally:
             working.cancel()
             await _stop(serving)
-            # the sends in hand finish first (worker.JourneyWorkers.run)
-            await asyncio.wait([working], timeout=settings.worker_shutdown_grace_seconds + 10)
+            await asyncio.wait([working])  # the sends in hand finish first (bounded: JourneyWorkers.run)
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await running  # retrieves what stopped them; the caller has its own error already
@@ -388,11 +387,13 @@ async def _until_ready_or_failed(running: asyncio.Future[Any], urls: list[str]) 
     """Wait for readiness, unless the worker or the webhook service stops first (say, its port is
     taken): then its error, not a readiness timeout, is what the stack reports."""
     waiting: asyncio.Future[Any] = asyncio.ensure_future(wait_until_ready(urls))
-    await asyncio.wait([waiting, running], return_when=asyncio.FIRST_COMPLETED)
-    if running.done() and not waiting.done():
-        waiting.cancel()
-        running.result()  # raises what stopped it
-    await waiting
+    try:
+        await asyncio.wait([waiting, running], return_when=asyncio.FIRST_COMPLETED)
+        if running.done() and not waiting.done():
+            running.result()  # raises what stopped it
+        await waiting
+    finally:
+        waiting.cancel()  # stopped (a signal) or failed before it was ready: no poller left behind
 
 
 def register(commands: Commands) -> None:

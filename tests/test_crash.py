@@ -149,6 +149,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_duplicates_nothing(
         "RENEWALS_GATEWAY_URL": url,
         "RENEWALS_GATEWAY_SMTP_PORT": str(smtp_port),
         "RENEWALS_VK_PER_SECOND": "10000",
+        "RENEWALS_WORKER_SHUTDOWN_GRACE_SECONDS": "1",  # stopped within the test's 30 s, sends in hand or not
     }
     client: Client = dev_server.client
     started = clock.monotonic()

@@ -101,6 +101,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         "RENEWALS_METRICS_ADDRESS": metrics,
         "RENEWALS_WORKER_HEALTH_ADDRESS": health,
         "RENEWALS_METRICS_POLL_SECONDS": "0.5",
+        "RENEWALS_WORKER_SHUTDOWN_GRACE_SECONDS": "1",  # stopped within the fixture's 30 s
         "RENEWALS_LOG_FORMAT": "json",
     }
     worker_log = tmp / "worker.log"

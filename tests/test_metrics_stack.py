@@ -35,6 +35,7 @@ async def test_the_stack_serves_metrics_and_health(
         metrics_address=metrics,
         worker_health_address=health,
         metrics_poll_seconds=0.5,
+        worker_shutdown_grace_seconds=1,
     )
     hooks = f"http://127.0.0.1:{settings.webhooks_port}"
     uvicorn_before = (list(logging.getLogger("uvicorn").handlers), logging.getLogger("uvicorn").propagate)

@@ -22,16 +22,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+import worker as worker_module
 from activities.renewal import JourneyActivities
 from renewals.channels.factory import recording_channels
 from renewals.db.database import Database
@@ -40,7 +42,7 @@ from renewals.shutdown import _cancelled_by_signal
 from starter.stack import _listening
 from tests.harness import local_dev_server
 from tests.test_stack import free_port
-from worker import SEND_CHANNELS, build_worker
+from worker import SEND_CHANNELS, JourneyWorkers, build_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_WITHIN_SECONDS = 60
@@ -183,8 +185,10 @@ async def test_a_signal_shuts_the_worker_down_gracefully(
     stopped = run_then_signal(command, env, tmp_path, "worker serving", ports, signum)
     assert_stopped_cleanly(stopped, ports)
     assert f"{signum.name}: stopping" in stopped.output
-    # the SDK's graceful shutdown, of the journey worker and each channel's, with the production grace
+    # the SDK's graceful shutdown, of the journey worker and each channel's, with the production grace,
+    # asked for by Worker.shutdown() (a cancelled Worker.run() returns without waiting for the sends)
     assert stopped.output.count("Beginning worker shutdown, will wait 0:00:30") == 1 + len(SEND_CHANNELS)
+    assert "Worker cancelled, shutting down" not in stopped.output
 
 
 @SIGNALS
@@ -236,11 +240,13 @@ def test_a_signal_stops_the_whole_stack_and_what_it_started(tmp_path: Path, sign
 
 
 STEP_OUTCOMES: list[str] = []
+STEP_STARTED = asyncio.Event()
 
 
-@activity.defn(name="SignalTestSlowStep")
+@activity.defn
 async def slow_step() -> str:
     """A send whose provider call is under way when the worker is told to stop."""
+    STEP_STARTED.set()
     await activity.wait_for_worker_shutdown()
     try:
         await asyncio.sleep(0.5)  # the rest of the provider's answer
@@ -251,11 +257,41 @@ async def slow_step() -> str:
     return "sent"
 
 
-@workflow.defn(name="SignalTestJourney", sandboxed=False)
-class SlowJourney:
+@workflow.defn(name="SignalTestOneStep", sandboxed=False)
+class OneStep:
+    """Runs the one activity it is named, as a journey runs a send."""
+
     @workflow.run
-    async def run(self) -> str:
-        return str(await workflow.execute_activity(slow_step, start_to_close_timeout=timedelta(seconds=60)))
+    async def run(self, step: str) -> str:
+        return str(await workflow.execute_activity(step, start_to_close_timeout=timedelta(seconds=60)))
+
+
+@dataclass
+class Stepping:
+    workers: JourneyWorkers
+    running: asyncio.Task[None]
+    handle: WorkflowHandle[Any, Any]
+
+
+async def worker_running_one_step(
+    client: Client, db: Database, queue: str, step: Callable[[], Awaitable[str]], grace: timedelta
+) -> Stepping:
+    """The journey worker (as build_worker makes it, with `grace`) running, and a workflow whose one
+    activity is `step`."""
+    workers = build_worker(
+        client,
+        queue,
+        JourneyActivities(db, recording_channels(db)),
+        extra_workflows=[OneStep],
+        extra_activities=[step],
+        shutdown_grace=grace,
+    )
+    running = asyncio.create_task(workers.run())
+    name = step.__name__  # each step's activity name is its function's (activity.defn without a name)
+    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+        "SignalTestOneStep", name, id=queue, task_queue=queue
+    )
+    return Stepping(workers, running, handle)
 
 
 async def test_a_stopping_worker_lets_the_send_in_hand_finish(
@@ -263,29 +299,56 @@ async def test_a_stopping_worker_lets_the_send_in_hand_finish(
 ) -> None:
     """What SIGTERM does to `renewals worker` (its run cancelled), with the production grace: the
     activity under way finishes; with none (grace 0) it would be cut off."""
-    settings = Settings()
-    assert settings.worker_shutdown_grace_seconds >= 30  # one send attempt's time-out
+    grace = Settings().worker_shutdown_grace_seconds
+    assert grace >= 30  # one send attempt's time-out
     STEP_OUTCOMES.clear()
-    workers = build_worker(
-        dev_server.client,
-        "signal-grace",
-        JourneyActivities(sqlite_db, recording_channels(sqlite_db)),
-        extra_workflows=[SlowJourney],
-        extra_activities=[slow_step],
-        shutdown_grace=timedelta(seconds=settings.worker_shutdown_grace_seconds),
-    )
-    running = asyncio.create_task(workers.run())
-    handle = await dev_server.client.start_workflow(
-        SlowJourney.run, id="signal-grace", task_queue="signal-grace"
+    STEP_STARTED.clear()
+    run = await worker_running_one_step(
+        dev_server.client, sqlite_db, "signal-grace", slow_step, timedelta(seconds=grace)
     )
     try:
-        for _ in range(300):  # until the activity has started
-            if (await handle.describe()).raw_description.pending_activities:
-                break
-            await asyncio.sleep(0.1)
-        running.cancel()
+        await asyncio.wait_for(STEP_STARTED.wait(), 30)  # the send is under way
+        run.running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(running, 30)
+            await asyncio.wait_for(run.running, 30)
     finally:
-        await handle.terminate()
+        await run.handle.terminate()
     assert STEP_OUTCOMES == ["finished"]
+
+
+STUBBORN_RELEASE = asyncio.Event()
+STUBBORN_STARTED = asyncio.Event()
+
+
+@activity.defn
+async def stubborn_step() -> str:
+    """An activity that ignores its cancellation (a library swallowing CancelledError, say)."""
+    STUBBORN_STARTED.set()
+    while not STUBBORN_RELEASE.is_set():
+        with contextlib.suppress(asyncio.CancelledError):
+            await STUBBORN_RELEASE.wait()
+    return "late"
+
+
+async def test_a_stop_that_cannot_finish_gives_up_after_its_bound(
+    dev_server: WorkflowEnvironment, sqlite_db: Database, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The process must exit even so: a supervisor, or a person at a terminal, should not need
+    SIGKILL because one activity will not stop."""
+    monkeypatch.setattr(worker_module, "STOP_MARGIN_SECONDS", 1)
+    STUBBORN_STARTED.clear()
+    STUBBORN_RELEASE.clear()
+    run = await worker_running_one_step(
+        dev_server.client, sqlite_db, "signal-bound", stubborn_step, timedelta(seconds=1)
+    )
+    assert run.workers.stop_seconds() == 2
+    try:
+        await asyncio.wait_for(STUBBORN_STARTED.wait(), 30)
+        run.running.cancel()
+        done, _ = await asyncio.wait([run.running], timeout=20)
+        assert done == {run.running}, "the stop waited on the stubborn activity past its bound"
+        assert any("workers not shut down after 2 s" in m for m in caplog.messages)
+    finally:
+        STUBBORN_RELEASE.set()
+        await run.handle.terminate()

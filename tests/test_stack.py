@@ -71,6 +71,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runni
         metrics_address=f"127.0.0.1:{free_port()}",
         worker_health_address=f"127.0.0.1:{free_port()}",
         task_queue="stack-test",
+        worker_shutdown_grace_seconds=1,
     )
     ui_port = free_port()
     running = asyncio.create_task(run_stack(settings, data, ui_port))

@@ -54,6 +54,9 @@ def worker_env(server: Server, queue: str, db_url: str, gateway: Gateway | None)
         # Ports of its own, as on a host of its own: a second bench or a worker already running keeps its.
         "RENEWALS_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
         "RENEWALS_WORKER_HEALTH_ADDRESS": f"127.0.0.1:{free_port()}",
+        # Stopped between phases with sends possibly in hand: their retries are the next phase's noise
+        # either way, so no production grace of 30 s per worker.
+        "RENEWALS_WORKER_SHUTDOWN_GRACE_SECONDS": "1",
     }
     if gateway:
         env |= {"RENEWALS_GATEWAY_URL": gateway.url, "RENEWALS_GATEWAY_SMTP_PORT": str(gateway.smtp_port)}

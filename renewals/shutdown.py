@@ -44,11 +44,15 @@ def run_until_stopped(main: Coroutine[Any, Any, T]) -> T | None:
 async def _cancelled_by_signal(main: Coroutine[Any, Any, T]) -> T | None:
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(main)
+    # The signals that asked for the stop: not `task.cancelling()`, which also counts a time-out's
+    # cancellation inside main (asyncio.timeout) and would swallow a real signal arriving meanwhile.
+    signalled: list[signal.Signals] = []
 
     def stop(signum: signal.Signals) -> None:
-        if task.cancelling():
+        if signalled:
             log.warning("%s again: still stopping", signum.name)
             return
+        signalled.append(signum)
         log.info("%s: stopping", signum.name)
         task.cancel()
 
@@ -57,8 +61,8 @@ async def _cancelled_by_signal(main: Coroutine[Any, Any, T]) -> T | None:
     try:
         return await task
     except asyncio.CancelledError:
-        if not task.cancelled():
-            raise  # not our signal's doing
+        if not signalled:
+            raise  # not a signal's doing: a failure, which must not exit 0
         return None
     finally:
         for signum in STOP_SIGNALS:

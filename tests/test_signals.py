@@ -155,6 +155,16 @@ async def test_a_second_signal_while_stopping_is_logged_not_obeyed(caplog: pytes
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the loop's handlers are gone again
 
 
+async def test_a_cancellation_no_signal_asked_for_is_not_a_clean_stop() -> None:
+    """Exit 0 would tell systemd's Restart=on-failure that nothing went wrong."""
+
+    async def service() -> None:
+        raise asyncio.CancelledError  # e.g. a library's stray cancellation escaping
+
+    with pytest.raises(asyncio.CancelledError):
+        await _cancelled_by_signal(service())
+
+
 async def test_a_service_that_ends_by_itself_returns_its_result() -> None:
     async def service() -> int:
         return 3
